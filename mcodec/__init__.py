@@ -1,0 +1,46 @@
+"""mcodec: learned video compression with masked autoencoders.
+
+The Python API mirrors the command line. Attributes are imported on first use
+(PEP 562), so ``import mcodec`` stays cheap and pulls in neither torch nor
+compressai until coding starts.
+
+    open_video(path, ...)        -> VideoReader   (mcodec.codec.video_io)
+    open_writer(path, w, h, fps) -> VideoWriter   (mcodec.codec.video_io)
+    read_bitstream(path)         -> Bitstream     (mcodec.codec.bitstream)
+    inspect_bitstream(path)      -> dict          (what `mcodec info --json` prints)
+    encode(src, dst, ...)        -> EncodeSummary (mcodec.codec.codec)
+    decode(src, dst, ...)        -> DecodeSummary (mcodec.codec.codec)
+    run_bench(config)            -> BenchResult   (mcodec.eval.bench)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# name -> (module, attribute); resolved lazily by __getattr__.
+_API = {
+    "open_video": ("mcodec.codec.video_io", "open_video"),
+    "open_writer": ("mcodec.codec.video_io", "open_writer"),
+    "Frame": ("mcodec.codec.video_io", "Frame"),
+    "read_bitstream": ("mcodec.codec.bitstream", "read_bitstream"),
+    "inspect_bitstream": ("mcodec.codec.bitstream", "inspect"),
+    "encode": ("mcodec.codec.codec", "encode"),
+    "decode": ("mcodec.codec.codec", "decode"),
+    "run_bench": ("mcodec.eval.bench", "run_bench"),
+    "BenchConfig": ("mcodec.eval.bench", "BenchConfig"),
+    "McodecError": ("mcodec.errors", "McodecError"),
+    "BitstreamError": ("mcodec.errors", "BitstreamError"),
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _API[name]
+    except KeyError:
+        raise AttributeError(f"module 'mcodec' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,150 @@
+"""The ``mcodec`` command line: argument parsing and exit codes only.
+
+Exit codes: 0 success; 2 an error the user can fix (bad path, corrupt or
+foreign bitstream, unsupported input, bad option) — one line on stderr, no
+traceback; 1 an internal error (a bug: one line, plus the traceback when
+MCODEC_DEBUG=1); 130 interrupted by Ctrl-C. Work is delegated to the
+library; heavy modules (torch, compressai) are imported only by the commands
+that code video, so ``mcodec --help`` and ``mcodec info`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line usage found after parsing (exit 2)."""
+
+
+def _warn(message: str) -> None:
+    print(f"mcodec: warning: {message}", file=sys.stderr)
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == "-" or b == "-":
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_io_paths(src: str, dst: str, overwrite: bool) -> None:
+    """Refuse an output equal to the input, or an existing output without -y."""
+    if _same_file(src, dst):
+        raise UsageError(f"output {dst} is the input file; choose another name")
+    if dst != "-" and os.path.lexists(dst) and not overwrite:
+        raise UsageError(f"output exists: {dst} (use -y to overwrite)")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from mcodec.codec import bitstream
+
+    summary = bitstream.inspect(args.file)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(bitstream.format_summary(summary))
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mcodec.eval import bench
+
+    config = bench.BenchConfig(
+        clips=tuple(args.clips), codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()),
+        frames=args.frames, gop=args.gop, config=args.config, out=args.out,
+        quick=args.quick, vmaf=args.vmaf, quiet=args.quiet)
+    result = bench.run_bench(config)
+    print(f"report: {result.report_path}")
+    return EXIT_OK
+
+
+COMMANDS = {"info": cmd_info, "bench": cmd_bench}
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcodec",
+        description="Learned video compression with masked autoencoders.",
+        epilog="Exit codes: 0 ok, 2 user error, 1 internal error, 130 interrupted.")
+    from mcodec import __version__
+
+    parser.add_argument("--version", action="version", version=f"mcodec {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("info", help="describe an mcodec bitstream (.bin)",
+                       description="Print the header, units, sizes, model id and frame hashes "
+                                   "of an mcodec bitstream. Validates every CRC on the way.")
+    p.add_argument("file", help="mcodec bitstream, or - for stdin")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("bench", help="rate-distortion benchmark against ffmpeg codecs",
+                       description="Encode clips with each codec at several rate points, decode "
+                                   "the files, score every codec with the same metrics and "
+                                   "write results.json, results.csv, report.md and RD plots.")
+    p.add_argument("clips", nargs="*", help="video files or folders of them "
+                                            "(default with --quick: a small built-in cut)")
+    p.add_argument("--codecs", default="x264,x265,svtav1,aom,vvenc",
+                   help="comma-separated codec names (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    p.add_argument("--gop", type=int, default=32, help="key-frame interval (default 32)")
+    p.add_argument("--config", choices=("lowdelay", "randomaccess"), default="lowdelay",
+                   help="anchor configuration (default lowdelay)")
+    p.add_argument("--out", default="bench_out", help="output folder (default bench_out)")
+    p.add_argument("--quick", action="store_true", help="tiny run: few frames, two codecs")
+    p.add_argument("--vmaf", action="store_true", help="also compute VMAF (slow)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with `argv` (default sys.argv[1:]); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage, like every argparse tool
+    from mcodec.errors import McodecError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (McodecError, UsageError) as exc:
+        print(f"mcodec: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("mcodec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("MCODEC_DEBUG"):
+            traceback.print_exc()
+        print(f"mcodec: internal error: {type(exc).__name__}: {exc} "
+              "(set MCODEC_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
