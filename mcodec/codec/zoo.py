@@ -1,0 +1,98 @@
+"""The one table of mcodec models: stable ids, weight files and their SHA-256.
+
+A bitstream names the model it needs by id and by the SHA-256 of the weight
+file; a decoder refuses to decode with anything else. Weights are safetensors
+files shipped inside the package (no pickle), and their digest is checked
+before a single tensor is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mcodec.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One shipped model.
+
+    Attributes:
+        model_id: stable name written into streams (never reused for other weights).
+        filename: the safetensors file in ``mcodec/codec/weights/``.
+        sha256: hex digest of that file.
+        quality_levels: number of `--quality` levels (0 = smallest file).
+        description: one line for `--help` and the model card.
+    """
+
+    model_id: str
+    filename: str
+    sha256: str
+    quality_levels: int
+    description: str
+
+    @property
+    def digest(self) -> bytes:
+        return bytes.fromhex(self.sha256)
+
+
+# Append-only: a released id keeps its weights forever, so old streams stay decodable.
+MODELS: tuple[ModelEntry, ...] = ()
+
+DEFAULT_MODEL_ID = ""
+
+
+def get_model(model_id: str | None = None) -> ModelEntry:
+    """The entry for `model_id` (default: the default model). Raises ModelError."""
+    wanted = model_id or DEFAULT_MODEL_ID
+    for entry in MODELS:
+        if entry.model_id == wanted:
+            return entry
+    known = ", ".join(e.model_id for e in MODELS) or "none"
+    raise ModelError(f"unknown model {wanted!r} (known: {known})")
+
+
+def find_model(model_id: str, digest: bytes) -> ModelEntry:
+    """The entry a stream asks for by id and SHA-256. Raises ModelError naming both ids."""
+    for entry in MODELS:
+        if entry.digest == digest:
+            return entry
+    default = DEFAULT_MODEL_ID or "none"
+    raise ModelError(f"stream needs model {model_id!r} (sha256 {digest.hex()[:16]}...), which this "
+                     f"mcodec does not have (default model: {default!r})")
+
+
+def weights_file(entry: ModelEntry) -> Path:
+    """Path of the entry's weight file inside the installed package."""
+    return Path(str(resources.files("mcodec.codec") / "weights" / entry.filename))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_weights(entry: ModelEntry, path: Path | None = None) -> dict:
+    """Tensors of `entry` (torch state dict), after checking the file's SHA-256.
+
+    Raises:
+        ModelError: file missing, or its digest differs from the table.
+    """
+    path = path or weights_file(entry)
+    if not path.is_file():
+        raise ModelError(f"weights of model {entry.model_id!r} not found at {path}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise ModelError(f"weights of model {entry.model_id!r} are corrupted: sha256 {digest} "
+                         f"!= {entry.sha256} ({path})")
+    from safetensors.torch import load  # lazy: torch is heavy
+
+    return load(data)
