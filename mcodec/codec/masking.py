@@ -1,0 +1,191 @@
+"""Patch masks: random masks for training, coded mask maps and the encoder's RD choice.
+
+A mask is a bool array over the patch grid, True = masked: the patch is not coded
+and the decoder takes the (motion-compensated) prediction there, or lets the
+network fill it in. Patches are `patch` x `patch` luma pixels and the matching
+patch/2 x patch/2 chroma pixels of YUV 4:2:0 frames; the grid is
+(ceil(H / patch), ceil(W / patch)) and edge patches may be partial.
+
+* `random_mask` / `tube_mask`: MAE-style masks for training (exactly
+  round(ratio * N) patches, uniformly at random; VideoMAE's tube variant repeats
+  one mask over T frames).
+* `encode_mask` / `decode_mask`: the mask map coded with the adaptive binary
+  range coder (`mcodec.codec.rangecoder`), context = (left bit, top bit).
+* `patch_sse` and `choose_mask`: the encoder's rate-distortion decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mcodec.codec.rangecoder import RangeDecoder, RangeEncoder, models
+
+_MAX_PATCHES = 1 << 24          # sanity bound for decode_mask's shape
+
+
+def _n_masked(n: int, ratio: float) -> int:
+    """round(ratio * n) with halves rounded up (Python's round() would round to even)."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"mask ratio {ratio} outside [0, 1]")
+    return min(n, int(np.floor(ratio * n + 0.5)))
+
+
+def random_mask(shape_in_patches: tuple[int, int], ratio: float,
+                generator: np.random.Generator, batch: int | None = None) -> np.ndarray:
+    """MAE-style random mask: exactly round(ratio * N) of N = Hp * Wp patches masked.
+
+    Args:
+        shape_in_patches: (Hp, Wp).
+        ratio: fraction masked, in [0, 1].
+        generator: numpy Generator (the only source of randomness).
+        batch: when given, return `batch` independent masks.
+
+    Returns:
+        bool (Hp, Wp), or (batch, Hp, Wp) when `batch` is given; True = masked.
+    """
+    hp, wp = (int(s) for s in shape_in_patches)
+    if hp < 0 or wp < 0:
+        raise ValueError(f"shape_in_patches {shape_in_patches} must be non-negative")
+    n = hp * wp
+    k = _n_masked(n, ratio)
+    b = 1 if batch is None else int(batch)
+    # As in MAE: rank uniform noise, mask the k lowest (a uniform random k-subset).
+    noise = generator.random((b, n))                                     # (B, N)
+    ids = np.argsort(noise, axis=1)[:, :k]                               # (B, k)
+    mask = np.zeros((b, n), bool)
+    np.put_along_axis(mask, ids, True, axis=1)
+    mask = mask.reshape(b, hp, wp)                                       # (B, Hp, Wp)
+    return mask[0] if batch is None else mask
+
+
+def tube_mask(shape_in_patches: tuple[int, int], frames: int, ratio: float,
+              generator: np.random.Generator, batch: int | None = None) -> np.ndarray:
+    """VideoMAE tube mask: one random mask repeated over `frames` frames.
+
+    Returns bool (T, Hp, Wp), or (batch, T, Hp, Wp) when `batch` is given.
+    """
+    if frames < 1:
+        raise ValueError(f"frames {frames} must be >= 1")
+    m = random_mask(shape_in_patches, ratio, generator, batch=1 if batch is None else batch)
+    tubes = np.repeat(m[:, None], frames, axis=1)                        # (B, T, Hp, Wp)
+    return tubes[0] if batch is None else tubes
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """Entropy-code a bool (Hp, Wp) mask map (its shape is not included).
+
+    Raster order, one adaptive context per (left, top) neighbour pair (outside the
+    picture counts as False). All-False maps cost 0 bytes, all-True ones 1.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D (Hp, Wp), got shape {m.shape}")
+    bits = m.astype(bool).tolist()
+    hp, wp = m.shape
+    ctx = models(4)
+    enc = RangeEncoder()
+    for r in range(hp):
+        row, up = bits[r], bits[r - 1] if r else None
+        for c in range(wp):
+            k = (c > 0 and row[c - 1]) + 2 * (up is not None and up[c])
+            enc.encode_bit(row[c], ctx[k])
+    return enc.finish()
+
+
+def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """Inverse of `encode_mask` -> bool (Hp, Wp).
+
+    Raises BitstreamError when `data` is not a valid stream; work is bounded by
+    Hp * Wp binary decisions whatever the bytes.
+    """
+    hp, wp = (int(s) for s in shape)
+    if hp < 0 or wp < 0 or hp * wp > _MAX_PATCHES:
+        raise ValueError(f"mask shape {shape} out of range")
+    ctx = models(4)
+    dec = RangeDecoder(data)
+    bits = [[False] * wp for _ in range(hp)]
+    for r in range(hp):
+        row, up = bits[r], bits[r - 1] if r else None
+        for c in range(wp):
+            k = (c > 0 and row[c - 1]) + 2 * (up is not None and up[c])
+            row[c] = bool(dec.decode_bit(ctx[k]))
+    dec.finish()
+    return np.array(bits, dtype=bool).reshape(hp, wp)
+
+
+def plane_patch_sse(a: np.ndarray, b: np.ndarray, patch: int) -> np.ndarray:
+    """Per-patch sum of squared differences of two (H, W) planes.
+
+    Returns int64 (ceil(H / patch), ceil(W / patch)); partial edge patches sum
+    only their real pixels.
+    """
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"planes {a.shape} and {b.shape} must be equal 2-D shapes")
+    if patch < 1:
+        raise ValueError(f"patch {patch} must be >= 1")
+    h, w = a.shape
+    hp, wp = -(-h // patch), -(-w // patch)
+    d = a.astype(np.int64) - b.astype(np.int64)
+    # Zero padding to whole patches: partial edge patches sum only real pixels.
+    sq = np.zeros((hp * patch, wp * patch), np.int64)                    # (Hp*p, Wp*p)
+    sq[:h, :w] = d * d
+    return sq.reshape(hp, patch, wp, patch).sum(axis=(1, 3))
+
+
+def _planes(x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, u, v) of a Frame-like object (attributes y, u, v) or a 3-sequence."""
+    if hasattr(x, "y") and hasattr(x, "u") and hasattr(x, "v"):
+        return x.y, x.u, x.v
+    y, u, v = x
+    return y, u, v
+
+
+def patch_sse(a: Any, b: Any, patch: int,
+              chroma_weight: float | None = None) -> np.ndarray:
+    """Per-patch SSE over YUV 4:2:0: luma patch x patch plus both chroma patch/2 x patch/2.
+
+    Args:
+        a, b: frames (objects with y, u, v) or (y, u, v) tuples of uint8 planes.
+        patch: luma patch size (even).
+        chroma_weight: None -> plain sum Y + U + V as int64 (in squared 8-bit
+            sample units); a float w -> Y + w * (U + V) as float64.
+
+    Returns:
+        (ceil(H / patch), ceil(W / patch)) SSE per patch.
+    """
+    if patch < 2 or patch % 2:
+        raise ValueError(f"patch {patch} must be even and >= 2")
+    ay, au, av = _planes(a)
+    by, bu, bv = _planes(b)
+    sy = plane_patch_sse(ay, by, patch)
+    sc = plane_patch_sse(au, bu, patch // 2) + plane_patch_sse(av, bv, patch // 2)
+    if sc.shape != sy.shape:
+        raise ValueError(f"chroma planes {au.shape} do not match luma {ay.shape} for 4:2:0")
+    if chroma_weight is None:
+        return sy + sc
+    return sy + float(chroma_weight) * sc
+
+
+def choose_mask(d_mask: np.ndarray, d_code: np.ndarray, r_code: np.ndarray,
+                lam: float) -> np.ndarray:
+    """The encoder's per-patch rate-distortion decision.
+
+    Args:
+        d_mask: (Hp, Wp) distortion if the patch is masked (decoder uses the
+            prediction), e.g. `patch_sse(source, prediction, patch)`.
+        d_code: (Hp, Wp) distortion if the patch is coded, same units as d_mask.
+        r_code: (Hp, Wp) bits spent coding the patch.
+        lam: Lagrangian multiplier in distortion units per bit (for SSE on
+            8-bit samples: squared sample units per bit).
+
+    Returns:
+        bool (Hp, Wp), True = masked: D_mask <= D_code + lam * R_code (masking
+        costs no bits; the mask map's own few bits are shared by both choices
+        and ignored). Arrays broadcast.
+    """
+    if lam < 0:
+        raise ValueError(f"lambda {lam} must be >= 0")
+    dm = np.asarray(d_mask, dtype=np.float64)
+    return dm <= np.asarray(d_code, dtype=np.float64) + lam * np.asarray(r_code, dtype=np.float64)

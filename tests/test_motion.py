@@ -1,0 +1,304 @@
+"""Block motion: search finds true motion, compensation is the exact H.264-style
+integer interpolation, vector coding round-trips and is compact and robust."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcodec.codec.motion import (MotionField, blocks_shape, compensate, compensate_chroma,
+                                 compensate_luma, decode_motion, encode_motion, estimate_motion,
+                                 median_predictor)
+from mcodec.errors import BitstreamError
+
+TAPS = (1, -5, 20, 20, -5, 1)
+
+
+def _blur(x: np.ndarray, passes: int) -> np.ndarray:
+    """Repeated 3x3 box blur with wrap-around (keeps np.roll shifts exact)."""
+    for _ in range(passes):
+        x = sum(np.roll(x, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
+    return x
+
+
+def textured(h: int, w: int, seed: int = 0, smooth: int = 2) -> np.ndarray:
+    """Real-looking test luma (h, w) uint8: a smooth random field, fine texture and sharp edges."""
+    rng = np.random.default_rng(seed)
+    x = _blur(rng.normal(0, 1, (h, w)), 8) * 400 + _blur(rng.normal(0, 1, (h, w)), smooth) * 60
+    for _ in range(6):                                  # rectangles give sharp edges
+        r, c = rng.integers(0, h), rng.integers(0, w)
+        x[r:r + rng.integers(4, 40), c:c + rng.integers(4, 40)] += rng.normal(0, 40)
+    return np.clip(x + 128, 0, 255).astype(np.uint8)
+
+
+def chroma_of(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = y.shape
+    rng = np.random.default_rng(seed)
+    return tuple(rng.integers(0, 256, ((h + 1) // 2, (w + 1) // 2), dtype=np.uint8) for _ in range(2))
+
+
+# --------------------------------------------------------------------------- reference interpolation
+
+def ref_luma_sample(ref: np.ndarray, qy: int, qx: int) -> int:
+    """H.264 luma sample at quarter position (qy, qx) of the edge-extended `ref`,
+    written straight from the standard's letter table (8.4.2.2.1 / 8.4.2.2.2)."""
+    hh, ww = ref.shape
+
+    def F(y: int, x: int) -> int:
+        return int(ref[min(max(y, 0), hh - 1), min(max(x, 0), ww - 1)])
+
+    def clip(v: int) -> int:
+        return min(max(v, 0), 255)
+
+    def b1(y: int, x: int) -> int:                  # unrounded, at (y, x + 1/2)
+        return sum(t * F(y, x - 2 + k) for k, t in enumerate(TAPS))
+
+    def h1(y: int, x: int) -> int:                  # unrounded, at (y + 1/2, x)
+        return sum(t * F(y - 2 + k, x) for k, t in enumerate(TAPS))
+
+    def b(y: int, x: int) -> int:
+        return clip((b1(y, x) + 16) >> 5)
+
+    def h(y: int, x: int) -> int:
+        return clip((h1(y, x) + 16) >> 5)
+
+    def j(y: int, x: int) -> int:
+        return clip((sum(t * b1(y - 2 + k, x) for k, t in enumerate(TAPS)) + 512) >> 10)
+
+    def avg(p: int, q: int) -> int:
+        return (p + q + 1) >> 1
+
+    y0, fy, x0, fx = qy >> 2, qy & 3, qx >> 2, qx & 3
+    G, H, M = F(y0, x0), F(y0, x0 + 1), F(y0 + 1, x0)
+    bb, hv, mm, ss, jj = b(y0, x0), h(y0, x0), h(y0, x0 + 1), b(y0 + 1, x0), j(y0, x0)
+    table = {(0, 0): G, (0, 1): avg(G, bb), (0, 2): bb, (0, 3): avg(H, bb),
+             (1, 0): avg(G, hv), (1, 1): avg(bb, hv), (1, 2): avg(bb, jj), (1, 3): avg(bb, mm),
+             (2, 0): hv, (2, 1): avg(hv, jj), (2, 2): jj, (2, 3): avg(jj, mm),
+             (3, 0): avg(M, hv), (3, 1): avg(hv, ss), (3, 2): avg(jj, ss), (3, 3): avg(mm, ss)}
+    return table[(fy, fx)]
+
+
+def ref_chroma_sample(ref: np.ndarray, ey: int, ex: int) -> int:
+    """H.264 chroma sample at eighth position (ey, ex), edge-extended, bilinear."""
+    hh, ww = ref.shape
+
+    def F(y: int, x: int) -> int:
+        return int(ref[min(max(y, 0), hh - 1), min(max(x, 0), ww - 1)])
+
+    y0, fy, x0, fx = ey >> 3, ey & 7, ex >> 3, ex & 7
+    return ((8 - fx) * (8 - fy) * F(y0, x0) + fx * (8 - fy) * F(y0, x0 + 1)
+            + (8 - fx) * fy * F(y0 + 1, x0) + fx * fy * F(y0 + 1, x0 + 1) + 32) >> 6
+
+
+@pytest.mark.parametrize("shape,block,seed", [((13, 11), 2, 0), ((33, 17), 4, 1), ((9, 16), 8, 2)])
+def test_compensation_matches_reference_interpolation(shape: tuple[int, int], block: int,
+                                                      seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 256, shape, dtype=np.uint8)
+    u, v = chroma_of(y, seed)
+    hb, wb = blocks_shape(*shape, block)
+    # Every quarter phase occurs (block i gets phase (i // 4 % 4, i % 4)), and integer
+    # parts point well outside the picture (edge extension).
+    i = np.arange(hb * wb).reshape(hb, wb)
+    phase = np.stack([i // 4 % 4, i % 4], axis=-1)
+    vec = rng.integers(-15, 16, (hb, wb, 2)) * 4 + phase
+    field = MotionField(block, vec)
+    py, pu, pv = compensate(y, u, v, field)
+    for r in range(shape[0]):
+        for c in range(shape[1]):
+            dy, dx = vec[r // block, c // block]
+            assert py[r, c] == ref_luma_sample(y, 4 * r + dy, 4 * c + dx), (r, c, dy, dx)
+    bc = block // 2
+    for r in range(u.shape[0]):
+        for c in range(u.shape[1]):
+            dy, dx = vec[r // bc, c // bc]
+            assert pu[r, c] == ref_chroma_sample(u, 8 * r + dy, 8 * c + dx)
+            assert pv[r, c] == ref_chroma_sample(v, 8 * r + dy, 8 * c + dx)
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (33, 17), (17, 33), (1, 1), (5, 40)])
+def test_zero_vectors_return_the_reference(shape: tuple[int, int]) -> None:
+    y = textured(*shape, seed=3)
+    u, v = chroma_of(y, 3)
+    field = MotionField.zeros(blocks_shape(*shape, 16), 16)
+    py, pu, pv = compensate(y, u, v, field)
+    assert py.dtype == pu.dtype == pv.dtype == np.uint8
+    assert np.array_equal(py, y) and np.array_equal(pu, u) and np.array_equal(pv, v)
+
+
+def test_extreme_vectors_replicate_edges() -> None:
+    y = textured(40, 24, seed=4)
+    u, v = chroma_of(y, 4)
+    hb, wb = blocks_shape(40, 24, 8)
+    for vec, corner in [((-32768, -32768), (0, 0)), ((32767, 32767), (-1, -1)),
+                        ((-32768, 32767), (0, -1))]:
+        field = MotionField(8, np.broadcast_to(np.array(vec, np.int16), (hb, wb, 2)))
+        py, pu, _ = compensate(y, u, v, field)
+        assert (py == y[corner]).all() and (pu == u[corner]).all()
+
+
+def test_compensation_is_deterministic_and_validates_shapes() -> None:
+    y = textured(48, 64, seed=5)
+    u, v = chroma_of(y, 5)
+    rng = np.random.default_rng(5)
+    field = MotionField(16, rng.integers(-30, 31, (3, 4, 2)))
+    a, b = compensate(y, u, v, field), compensate(y.copy(), u.copy(), v.copy(), field)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    with pytest.raises(ValueError):
+        compensate(y, u, v, MotionField.zeros((4, 4), 16))
+    with pytest.raises(ValueError):
+        compensate(y, u[:-1], v, field)
+
+
+def test_integer_translation_found_exactly() -> None:
+    ref = textured(144, 176, seed=6)
+    cur = np.roll(ref, (3, -5), axis=(0, 1))            # cur[r, c] = ref[r - 3, c + 5]
+    field = estimate_motion(cur, ref, block=16, search=16)
+    inner = field.vectors[1:-1, 1:-1].reshape(-1, 2)
+    assert (inner == (-12, 20)).all()
+    u, v = chroma_of(ref, 6)
+    py, _, _ = compensate(ref, u, v, field)
+    assert np.array_equal(py[16:-16, 16:-16], cur[16:-16, 16:-16])
+
+
+@pytest.mark.parametrize("shift", [(0, 12), (-9, 0), (7, -14)])
+def test_larger_translations_within_search(shift: tuple[int, int]) -> None:
+    ref = textured(128, 160, seed=7)
+    cur = np.roll(ref, shift, axis=(0, 1))
+    field = estimate_motion(cur, ref, block=16, search=16, subpel=1)
+    inner = field.vectors[1:-1, 1:-1].reshape(-1, 2)
+    assert (inner == (-4 * shift[0], -4 * shift[1])).all()
+
+
+def _sad(cur: np.ndarray, ref: np.ndarray, field: MotionField, crop: int) -> int:
+    pred = compensate_luma(ref, field)
+    return int(np.abs(cur.astype(int) - pred)[crop:-crop, crop:-crop].sum())
+
+
+def test_half_pel_shift_beats_best_integer() -> None:
+    ref = textured(128, 160, seed=8, smooth=3)
+    # cur(x) = (ref(x) + ref(x + 1)) / 2 ~ ref(x + 1/2): a half-pel pan to the left.
+    cur = ((ref.astype(int) + np.roll(ref, -1, axis=1) + 1) // 2).astype(np.uint8)
+    f_int = estimate_motion(cur, ref, subpel=1)
+    f_half = estimate_motion(cur, ref, subpel=2)
+    f_q = estimate_motion(cur, ref, subpel=4)
+    s_int, s_half, s_q = (_sad(cur, ref, f, 16) for f in (f_int, f_half, f_q))
+    assert s_half < 0.6 * s_int and s_q <= s_half
+    inner = f_half.vectors[1:-1, 1:-1].reshape(-1, 2)
+    assert np.mean((inner == (0, 2)).all(axis=1)) > 0.9
+    assert (f_half.vectors % 2 == 0).all()               # half precision: even quarter units
+
+
+def test_static_scene_is_free() -> None:
+    y = textured(576, 720, seed=9)
+    field = estimate_motion(y, y)
+    assert not field.vectors.any()
+    data = encode_motion(field)
+    assert len(data) < 16
+    assert decode_motion(data, field.shape_in_blocks, 16).equals(field)
+
+
+def test_uniform_and_estimated_pan_are_cheap() -> None:
+    uniform = MotionField(16, np.broadcast_to(np.array([-7, 13], np.int16), (36, 45, 2)))
+    assert len(encode_motion(uniform)) <= 8
+    ref = textured(240, 416, seed=10)
+    cur = np.roll(ref, (2, -3), axis=(0, 1))
+    data = encode_motion(estimate_motion(cur, ref))
+    assert len(data) < 40
+
+
+@pytest.mark.parametrize("size", [(17, 33), (33, 17), (1, 1), (2, 3), (31, 64)])
+def test_odd_sizes_end_to_end(size: tuple[int, int]) -> None:
+    ref = textured(*size, seed=11)
+    cur = np.roll(ref, (1, 2), axis=(0, 1))
+    u, v = chroma_of(ref, 11)
+    for block in (16, 8):
+        field = estimate_motion(cur, ref, block=block, search=8)
+        assert field.shape_in_blocks == blocks_shape(*size, block)
+        back = decode_motion(encode_motion(field), field.shape_in_blocks, block)
+        assert back.equals(field)
+        py, pu, pv = compensate(ref, u, v, back)
+        assert py.shape == ref.shape and pu.shape == u.shape and pv.shape == v.shape
+        err_mc = np.abs(py.astype(int) - cur).sum()
+        assert err_mc <= np.abs(ref.astype(int) - cur).sum()
+
+
+@given(st.integers(0, 7), st.integers(0, 7), st.integers(0, 3), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_mv_roundtrip_random_fields(hb: int, wb: int, kind: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    if kind == 0:                                        # full int16 range
+        vec = rng.integers(-32768, 32768, (hb, wb, 2))
+    elif kind == 1:                                      # small, sparse
+        vec = rng.integers(-3, 4, (hb, wb, 2)) * (rng.random((hb, wb, 1)) < 0.3)
+    elif kind == 2:                                      # smooth with outliers
+        vec = np.cumsum(rng.integers(-1, 2, (hb, wb, 2)), axis=1) + 40
+        vec[rng.random((hb, wb)) < 0.1] = rng.integers(-32768, 32768, 2)
+    else:                                                # extremes only
+        vec = rng.choice(np.array([-32768, 32767, 0]), (hb, wb, 2))
+    field = MotionField(16, vec)
+    back = decode_motion(encode_motion(field), (hb, wb), 16)
+    assert back.equals(field)
+
+
+def test_median_predictor_rule() -> None:
+    v = np.zeros((3, 3, 2), int)
+    v[..., 1] = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    # Row 0: left. Column 0: median(top, top, top-right). Last column: top-left replaces top-right.
+    assert median_predictor(v)[..., 1].tolist() == [[0, 1, 2], [1, 3, 3], [4, 6, 6]]
+    assert median_predictor(np.ones((3, 1, 2), int))[..., 0].tolist() == [[0], [1], [1]]
+
+
+def test_motion_field_validation() -> None:
+    f = MotionField(8, np.zeros((2, 3, 2), np.int64))
+    assert f.vectors.dtype == np.int16 and not f.vectors.flags.writeable
+    for bad in [lambda: MotionField(7, np.zeros((1, 1, 2))), lambda: MotionField(8, np.zeros((1, 1, 3))),
+                lambda: MotionField(8, np.full((1, 1, 2), 40000))]:
+        with pytest.raises(ValueError):
+            bad()
+    with pytest.raises(ValueError):
+        estimate_motion(np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8))
+
+
+@given(st.binary(max_size=80), st.integers(0, 6), st.integers(0, 6))
+@settings(max_examples=300, deadline=None)
+def test_decode_motion_arbitrary_bytes(data: bytes, hb: int, wb: int) -> None:
+    t = time.perf_counter()
+    try:
+        field = decode_motion(data, (hb, wb), 16)
+    except BitstreamError:
+        pass
+    else:
+        assert field.shape_in_blocks == (hb, wb) and field.vectors.dtype == np.int16
+    assert time.perf_counter() - t < 1.0
+
+
+def test_estimate_motion_speed() -> None:
+    """Loose guard against order-of-magnitude regressions (measured ~0.15 s)."""
+    ref = textured(576, 720, seed=12)
+    cur = np.roll(ref, (1, -2), axis=(0, 1))
+    t = time.perf_counter()
+    estimate_motion(cur, ref)
+    assert time.perf_counter() - t < 5.0
+
+
+def test_subpel_refinement_never_worse_than_its_integer_start() -> None:
+    """With lam = 0 the sub-pel stage keeps a candidate only if its SAD is lower, so
+    per block the compensated SAD must not exceed that of the integer vector;
+    this fails if the search's interpolation differs from `compensate`'s."""
+    ref = textured(96, 128, seed=13, smooth=1)
+    cur = ((ref.astype(int) * 3 + np.roll(ref, (1, 1), axis=(0, 1)) + 2) // 4).astype(np.uint8)
+    cur = np.roll(cur, (2, -1), axis=(0, 1))
+    f_int = estimate_motion(cur, ref, subpel=1, lam=0.0)
+    f_q = estimate_motion(cur, ref, subpel=4, lam=0.0)
+
+    def block_sad(field: MotionField) -> np.ndarray:
+        e = np.abs(cur.astype(int) - compensate_luma(ref, field))
+        return e.reshape(6, 16, 8, 16).sum(axis=(1, 3))
+
+    assert (block_sad(f_q) <= block_sad(f_int)).all()
+    assert block_sad(f_q).sum() < block_sad(f_int).sum()
