@@ -79,8 +79,28 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_weights(entry: ModelEntry, path: Path | None = None) -> dict:
-    """Tensors of `entry` (torch state dict), after checking the file's SHA-256.
+def safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's header (strings only)."""
+    import json
+    import struct
+
+    if len(data) < 8:
+        raise ModelError("weight file too short for safetensors")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise ModelError("weight file header length exceeds the file")
+    try:
+        header = json.loads(data[8:8 + n])
+    except ValueError:
+        raise ModelError("weight file header is not JSON") from None
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def load_weights(entry: ModelEntry, path: Path | None = None) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of `entry`, after checking the file's SHA-256.
+
+    Tensors form a torch state dict; metadata is the file's string metadata.
 
     Raises:
         ModelError: file missing, or its digest differs from the table.
@@ -95,4 +115,4 @@ def load_weights(entry: ModelEntry, path: Path | None = None) -> dict:
                          f"!= {entry.sha256} ({path})")
     from safetensors.torch import load  # lazy: torch is heavy
 
-    return load(data)
+    return load(data), safetensors_metadata(data)
