@@ -1,0 +1,175 @@
+"""Deterministic entropy-parameter path and a thin wrapper over CompressAI's rANS coder.
+
+Why this module exists
+----------------------
+A learned decoder desynchronises when the decoder computes a *different* CDF index
+for a latent element than the encoder did (CompressAI #279/#309, DCVC #118/#150):
+the hyper-decoder runs in floating point, and a different thread count, BLAS
+kernel, CPU or GPU changes the summation order and so the last bits of its
+output. CompressAI's ``GaussianConditional.build_indexes`` then compares those
+float scales against its scale table, and an element lying near a table
+boundary flips to the neighbouring CDF: every symbol after it decodes wrongly.
+
+mcodec makes that path reproducible in three steps:
+
+1. The hyper-decoder (and the checkerboard context network, whose input is the
+   decoded anchor half of ``y_hat``) that produce the entropy parameters run
+   in float64 (`IntraCodec._hyper_decode64`, `_context_params64`). Its input, the quantized hyper-latent
+   ``z_hat``, is an integer tensor plus per-channel medians read from the
+   weights, so it is bit-identical on both sides. Float64 summation-order
+   noise is ~1e-15 relative, against grid steps of 1/64 and ~0.12 below: the
+   probability that an element lands within that noise of a rounding boundary
+   is ~1e-13 per element, i.e. never in practice (float32 would be ~1e-5 per
+   element, which is several flips per 1080p frame).
+2. The parameters are snapped onto fixed integer grids *before* they are used
+   (`quantize_entropy_params`): the log-scale is rounded directly to an index
+   of the 64-entry log-spaced scale table (no float comparison against the
+   table), and the mean is rounded to a multiple of 1/64. Both sides therefore
+   work with small integers.
+3. The quantized latent is ``y_hat = round(y - mean_q) + mean_q`` with the
+   *quantized* mean, so ``y_hat`` is an exact dyadic number (k/64) computed the
+   same way on both sides; the synthesis transform sees bit-identical input.
+
+The CDF tables are computed once, at export time, by `update()` from the trained
+weights and stored as buffers in the state dict; the decoding side only loads
+them (never ``update(force=True)``), so it never recomputes a float CDF either.
+
+The rANS coder itself (``compressai.ans``) is integer-only and exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# Scale table: CompressAI's default (64 log-spaced scales 0.11 .. 256); its CDFs
+# are built by GaussianConditional.update_scale_table from these values.
+SCALE_MIN = 0.11
+SCALE_MAX = 256.0
+SCALE_LEVELS = 64
+# Log-domain step between adjacent table entries (~0.1231 nats).
+LOG_SCALE_STEP = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (SCALE_LEVELS - 1)
+# Means are snapped to multiples of 1/MEAN_GRID (a power of two: exact in float).
+MEAN_GRID = 64
+
+
+def scale_table() -> Tensor:
+    """(SCALE_LEVELS,) float64 scale table, exactly ``exp(log(min) + i * step)``."""
+    i = torch.arange(SCALE_LEVELS, dtype=torch.float64)
+    return torch.exp(math.log(SCALE_MIN) + i * LOG_SCALE_STEP)
+
+
+@dataclass(frozen=True)
+class EntropyParams:
+    """Grid-quantized Gaussian parameters of a latent.
+
+    Attributes:
+        means: (B, C, H, W) float32, multiples of 1/MEAN_GRID.
+        indexes: (B, C, H, W) int32 in [0, SCALE_LEVELS), index into `scale_table()`.
+    """
+
+    means: Tensor
+    indexes: Tensor
+
+    @property
+    def scales(self) -> Tensor:
+        """(B, C, H, W) float32 scales of the table entries (for rate estimates)."""
+        return scale_table().to(torch.float32)[self.indexes.long()]
+
+
+def quantize_entropy_params(means: Tensor, log_scales: Tensor) -> EntropyParams:
+    """Snap float64 hyper-decoder outputs onto the integer grids.
+
+    Args:
+        means: (B, C, H, W) predicted means (latent units), ideally float64.
+        log_scales: (B, C, H, W) predicted natural-log scales, ideally float64.
+
+    Returns:
+        EntropyParams with means on the 1/64 grid and table indexes
+        ``clamp(round((log_scale - log(SCALE_MIN)) / step), 0, 63)``.
+    """
+    means = means.to(torch.float64)
+    log_scales = log_scales.to(torch.float64)
+    idx = torch.round((log_scales - math.log(SCALE_MIN)) / LOG_SCALE_STEP)
+    idx = idx.clamp_(0, SCALE_LEVELS - 1).to(torch.int32)
+    # Means are bounded so that float32 holds k/64 exactly (|k| < 2^24).
+    m = torch.round(means.clamp(-1e5, 1e5) * MEAN_GRID) / MEAN_GRID
+    return EntropyParams(means=m.to(torch.float32), indexes=idx)
+
+
+def quantize_latent(y: Tensor, means_q: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer symbols and the reconstructed latent for grid-quantized means.
+
+    Args:
+        y: (B, C, H, W) float latent (gained domain).
+        means_q: same shape, grid-quantized means.
+
+    Returns:
+        (symbols int32, y_hat float32) with ``y_hat = symbols + means_q`` exactly.
+    """
+    symbols = torch.round(y - means_q).to(torch.int32)
+    return symbols, symbols.to(torch.float32) + means_q
+
+
+def _cdf_lists(coder: torch.nn.Module) -> tuple[list[list[int]], list[int], list[int]]:
+    """The stored CDF tables of an EntropyBottleneck/GaussianConditional as Python lists."""
+    if coder._quantized_cdf.numel() == 0:
+        raise RuntimeError("entropy coder has no CDF tables: call update() at export time")
+    return (coder._quantized_cdf.tolist(), coder._cdf_length.reshape(-1).int().tolist(),
+            coder._offset.reshape(-1).int().tolist())
+
+
+def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> bytes:
+    """rANS-encode integer `symbols` with the CDFs of table `indexes` (one image).
+
+    Args:
+        gaussian: a ``compressai.entropy_models.GaussianConditional`` after update().
+        symbols: (C, H, W) int32.
+        indexes: (C, H, W) int32 table indexes.
+    """
+    from compressai.ans import RansEncoder
+
+    cdfs, lengths, offsets = _cdf_lists(gaussian)
+    return RansEncoder().encode_with_indexes(symbols.reshape(-1).int().tolist(),
+                                             indexes.reshape(-1).int().tolist(),
+                                             cdfs, lengths, offsets)
+
+
+def decode_gaussian(gaussian: torch.nn.Module, string: bytes, indexes: Tensor) -> Tensor:
+    """Inverse of `encode_gaussian`: (C, H, W) int32 symbols for table `indexes`."""
+    from compressai.ans import RansDecoder
+
+    cdfs, lengths, offsets = _cdf_lists(gaussian)
+    out = RansDecoder().decode_with_indexes(string, indexes.reshape(-1).int().tolist(),
+                                            cdfs, lengths, offsets)
+    return torch.tensor(out, dtype=torch.int32).reshape(indexes.shape)
+
+
+def encode_factorized(bottleneck: torch.nn.Module, symbols: Tensor) -> bytes:
+    """rANS-encode (C, H, W) int32 symbols with an EntropyBottleneck's per-channel CDFs."""
+    from compressai.ans import RansEncoder
+
+    cdfs, lengths, offsets = _cdf_lists(bottleneck)
+    c = symbols.shape[0]
+    idx = torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand_as(symbols)
+    return RansEncoder().encode_with_indexes(symbols.reshape(-1).int().tolist(),
+                                             idx.reshape(-1).tolist(), cdfs, lengths, offsets)
+
+
+def decode_factorized(bottleneck: torch.nn.Module, string: bytes, shape: tuple[int, int, int]) -> Tensor:
+    """Inverse of `encode_factorized`: (C, H, W) int32 symbols."""
+    from compressai.ans import RansDecoder
+
+    cdfs, lengths, offsets = _cdf_lists(bottleneck)
+    c, h, w = shape
+    idx = torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w)
+    out = RansDecoder().decode_with_indexes(string, idx.reshape(-1).tolist(), cdfs, lengths, offsets)
+    return torch.tensor(out, dtype=torch.int32).reshape(shape)
+
+
+def factorized_medians(bottleneck: torch.nn.Module) -> Tensor:
+    """(C,) float32 medians of an EntropyBottleneck, from its stored quantiles (exact copy)."""
+    return bottleneck.quantiles[:, 0, 1].detach().to(torch.float32).clone()

