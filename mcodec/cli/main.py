@@ -65,7 +65,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mcodec.eval import bench
 
     config = bench.BenchConfig(
-        clips=tuple(args.clips), codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()),
+        clips=tuple(args.clips),
+        codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()) if args.codecs else None,
         frames=args.frames, gop=args.gop, config=args.config, out=args.out,
         quick=args.quick, vmaf=args.vmaf, quiet=args.quiet)
     result = bench.run_bench(config)
@@ -73,7 +74,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"info": cmd_info, "bench": cmd_bench}
+def _quality_range() -> str:
+    return "0..N-1 for the model's N levels (0 = smallest file; the default model has 8)"
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from mcodec.codec import codec
+
+    check_io_paths(args.input, args.output, args.overwrite)
+    options = codec.EncodeOptions(quality=args.quality, bitrate=args.bitrate, gop=args.gop,
+                                  mask=codec.parse_mask(args.mask), frames=args.frames)
+    summary = codec.encode(args.input, args.output, options=options, model_id=args.model,
+                           device=args.device, overwrite=args.overwrite, size=args.size,
+                           fps=args.fps, pix_fmt=args.pix_fmt, progress=not args.quiet,
+                           warn=_warn)
+    print(summary.line(), file=sys.stderr if args.output == "-" else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from mcodec.codec import codec
+
+    check_io_paths(args.input, args.output, args.overwrite)
+    summary = codec.decode(args.input, args.output, device=args.device,
+                           overwrite=args.overwrite, progress=not args.quiet)
+    print(summary.line(), file=sys.stderr if args.output == "-" else sys.stdout)
+    return EXIT_OK
+
+
+COMMANDS = {"info": cmd_info, "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
 
 
 # ----------------------------------------------------------------------------- parser
@@ -90,6 +119,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    p = sub.add_parser("encode", help="compress a video into an mcodec bitstream",
+                       description="Compress IN (any ffmpeg-readable video, raw .yuv with --size, "
+                                   "or - for stdin) into OUT.bin (or - for stdout).")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT.bin")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=int, default=4,
+                      help=f"quality level {_quality_range()}; default %(default)s")
+    rate.add_argument("--bitrate", type=float, metavar="KBPS",
+                      help="target bitrate in kbit/s for the whole clip (quality chosen per GOP)")
+    p.add_argument("--gop", type=int, default=32, help="key-frame interval (default 32)")
+    p.add_argument("--mask", default="auto", metavar="auto|off|RATIO",
+                   help="patch masking: auto (rate-distortion choice, default), off, or a "
+                        "fraction of patches of each predicted frame to mask")
+    p.add_argument("--frames", type=int, help="encode at most N frames")
+    p.add_argument("--model", help="model id from the model table (default: the shipped model)")
+    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
+    p.add_argument("--fps", help="frame rate of raw input (default 25), e.g. 30000/1001")
+    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
+
+    p = sub.add_parser("decode", help="decode an mcodec bitstream to video",
+                       description="Decode IN.bin (or - for stdin) into OUT: .y4m, .yuv, .mkv "
+                                   "(lossless FFV1), .mp4 (H.264 CRF 18: lossy), "
+                                   "name_%%05d.png, or - (y4m on stdout). Every frame's hash "
+                                   "is verified against the encoder's reconstruction.")
+    p.add_argument("input", metavar="IN.bin")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
+
     p = sub.add_parser("info", help="describe an mcodec bitstream (.bin)",
                        description="Print the header, units, sizes, model id and frame hashes "
                                    "of an mcodec bitstream. Validates every CRC on the way.")
@@ -102,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "write results.json, results.csv, report.md and RD plots.")
     p.add_argument("clips", nargs="*", help="video files or folders of them "
                                             "(default with --quick: a small built-in cut)")
-    p.add_argument("--codecs", default="x264,x265,svtav1,aom,vvenc",
-                   help="comma-separated codec names (default: %(default)s)")
+    p.add_argument("--codecs", help="comma-separated codec names among mcodec, x264, x265, "
+                                    "svtav1, aom, vvenc (default: all; with --quick: mcodec,x264)")
     p.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     p.add_argument("--gop", type=int, default=32, help="key-frame interval (default 32)")
     p.add_argument("--config", choices=("lowdelay", "randomaccess"), default="lowdelay",

@@ -1,0 +1,143 @@
+"""The bench end to end (quick mode), its cache, outputs and input errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mcodec.codec.video_io import Frame
+from mcodec.errors import McodecError, VideoIOError
+from mcodec.eval import anchors, bench
+from mcodec.eval.anchors import Encoded
+from mcodec.eval.bench import (QUICK_CODECS, QUICK_FRAMES, QUICK_POINTS, BenchConfig, BenchError,
+                               run_bench, select_points)
+
+from .conftest import data_dir
+
+
+def test_quick_run_writes_everything_and_the_cache_skips_encoding(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # to check it is cleaned up
+    res = run_bench(BenchConfig(quick=True, out=str(out), quiet=True))
+    n = len(QUICK_CODECS) * QUICK_POINTS
+    assert (res.encoded, res.cached, len(res.points)) == (n, 0, n)
+    assert res.frames == QUICK_FRAMES and res.clips[0].frames == QUICK_FRAMES
+    assert res.report_path == str(out / "report.md")
+    for name in ("results.json", "results.csv", "report.md", "rd_average.png",
+                 f"rd_{res.clips[0].name}.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["points"]) == n and data["machine"]["cpu_count"]
+    p = data["points"][0]
+    for key in ("codec", "config", "clip", "point", "bytes", "kbps", "bpp", "encode_s", "decode_s",
+                "commands", "encoder_version"):
+        assert key in p
+    assert len(p["metrics"]["frame_psnr_yuv"]) == QUICK_FRAMES
+    assert {c["name"] for c in data["codecs"]} == set(QUICK_CODECS)
+    assert all(c["encoder_version"] for c in data["codecs"])
+    matrix = data["bd_rate"]["psnr_yuv_pchip_mean_of_clips"]
+    assert len(matrix) == len(QUICK_CODECS) ** 2
+    assert all(abs(c["bd_rate_percent"]) < 1e-9 for c in matrix if c["anchor"] == c["test"])
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n and float(rows[0]["psnr_yuv"]) > 20
+    md = (out / "report.md").read_text()
+    assert "BD-rate matrix" in md and "6·PSNR-Y" in md and "elementary stream" in md
+    assert list((out / "cache").glob("*.json")) and not list(scratch.iterdir())
+
+    # Second run: everything from the cache, no encoder is called.
+    def no_encode(*a, **k):
+        raise AssertionError("encode called on a cached point")
+
+    monkeypatch.setattr(anchors.FFmpegAnchor, "encode", no_encode)
+    again = run_bench(BenchConfig(quick=True, out=str(out), quiet=True))
+    assert (again.encoded, again.cached) == (0, n)
+    assert [p.bytes for p in again.points] == [p.bytes for p in res.points]
+    assert [p.metrics.psnr_yuv for p in again.points] == [p.metrics.psnr_yuv for p in res.points]
+
+
+def test_quick_on_a_real_clip_and_vmaf_reuses_cached_streams(tmp_path, monkeypatch):
+    clip = data_dir() / "clips" / "ciscovt2people_320x192.mkv"
+    if not clip.is_file():
+        pytest.skip("development clips not available")
+    out = tmp_path / "o"
+    cfg = BenchConfig(clips=(str(clip),), codecs=("x264",), quick=True, out=str(out), quiet=True)
+    first = run_bench(cfg)
+    assert first.encoded == QUICK_POINTS and first.clips[0].name == "ciscovt2people_320x192"
+    assert (first.clips[0].width, first.clips[0].height) == (320, 192)
+    kbps = [p.kbps for p in first.points]
+    assert kbps == sorted(kbps, reverse=True)  # CRF rises, rate falls
+    monkeypatch.setattr(anchors.FFmpegAnchor, "encode",
+                        lambda *a, **k: pytest.fail("re-encoded for --vmaf"))
+    second = run_bench(BenchConfig(clips=(str(clip),), codecs=("x264",), quick=True,
+                                   out=str(out), quiet=True, vmaf=True))
+    assert second.encoded == 0 and all(0 <= p.metrics.vmaf <= 100 for p in second.points)
+    # A changed setting (gop) is a different cache key: coded again.
+    monkeypatch.undo()
+    third = run_bench(BenchConfig(clips=(str(clip),), codecs=("x264",), quick=True, gop=4,
+                                  out=str(out), quiet=True))
+    assert third.encoded == QUICK_POINTS
+
+
+class DroppingCodec:
+    """A fake codec (the Codec interface, as mcodec's adapter will be) that loses a frame."""
+
+    name, config, point_label = "dropper", "lowdelay", "q"
+    points = (1.0, 2.0, 3.0, 4.0)
+    stream_format, description, cache_token = "raw frames", "test codec", "v1"
+
+    def encode(self, src: Path, gop: int, point: float, workdir: Path) -> Encoded:
+        out = Path(workdir) / "s.bin"
+        out.write_bytes(Path(src).read_bytes())
+        return Encoded(out, out.stat().st_size, out.stat().st_size, ("copy",), "1.0", 0.0)
+
+    def decode(self, bitstream: Path, width: int, height: int) -> Iterator[Frame]:
+        from mcodec.codec.video_io import open_video
+
+        with open_video(str(bitstream)) as r:
+            frames = list(r)
+        yield from frames[:-1]
+
+
+def test_a_wrong_decoded_frame_count_is_an_error(tmp_path, monkeypatch):
+    table = bench.codec_factories()
+    table["dropper"] = lambda config, threads: DroppingCodec()
+    monkeypatch.setattr(bench, "codec_factories", lambda: table)
+    with pytest.raises(VideoIOError, match="decoded 7 frames, the source has 8"):
+        run_bench(BenchConfig(codecs=("dropper",), quick=True, out=str(tmp_path), quiet=True))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(clips=("/nonexistent/clip.mkv",)), "clip not found"),
+    (dict(codecs=("x264", "h267")), "unknown codec 'h267'.*available: x264"),
+    (dict(codecs=("mcodec",)), "mcodec.*not available yet"),
+    (dict(config="allintra"), "unknown configuration"),
+    (dict(frames=0), "--frames"),
+    (dict(gop=-1), "--gop"),
+    (dict(codecs=()), "no codecs"),
+])
+def test_bad_requests_raise_bench_errors(tmp_path, kwargs, match):
+    with pytest.raises(BenchError, match=match) as info:
+        run_bench(BenchConfig(out=str(tmp_path / "o"), quiet=True, quick=True, **kwargs))
+    assert isinstance(info.value, McodecError)
+
+
+def test_no_clips_without_quick_and_empty_folder(tmp_path):
+    with pytest.raises(BenchError, match="no clips"):
+        run_bench(BenchConfig(out=str(tmp_path / "o"), quiet=True))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match="no video files"):
+        run_bench(BenchConfig(clips=(str(tmp_path / "empty"),), out=str(tmp_path / "o"), quiet=True))
+
+
+def test_select_points():
+    assert select_points((22, 26, 30, 34, 38, 42), 4) == (22, 30, 34, 42)
+    assert select_points((1, 2, 3), 4) == (1, 2, 3)
+    assert select_points((1, 2, 3, 4, 5), 2) == (1, 5)
