@@ -189,3 +189,102 @@ def test_trained_checkpoint_rate_monotonic_in_quality(tmp_path: Path) -> None:
         mses.append(float(mse_yuv(c.x_hat, x)))
     assert all(a < b for a, b in zip(sizes, sizes[1:])), sizes
     assert mses[0] > mses[-1] and math.isfinite(mses[-1])
+
+
+# ----------------------------------------------------------------------------- MAE latent masking
+
+
+def _masks(rows: int, cols: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"random": torch.rand(rows, cols, generator=g) < 0.4,
+            "all": torch.ones(rows, cols, dtype=torch.bool),
+            "none": torch.zeros(rows, cols, dtype=torch.bool)}
+
+
+@pytest.mark.parametrize("context", [True, False])
+def test_masked_compress_decompress_bit_exact(context: bool) -> None:
+    model = _tiny_model(context=context)
+    x, _ = yuv420_to_tensor(*_smooth_frame(72, 100))   # latent grid 5 x 7
+    q = 1
+    plain = model.compress(x, q)
+    assert model.num_strings == len(plain.strings) == (3 if context else 2)
+    size = lambda c: sum(len(s) for s in c.strings[:-1])  # y strings only
+    for name, mask in _masks(*plain.shape).items():
+        c = model.compress(x, q, mask=mask)
+        assert len(c.strings) == model.num_strings and c.shape == plain.shape
+        d = model.decompress(c.strings, c.shape, q, mask=mask)
+        assert c.x_hat is not None and torch.equal(c.x_hat, d), name
+        assert c.strings[-1] == plain.strings[-1]  # z does not depend on the mask
+        if name == "none":
+            assert c.strings == plain.strings and torch.equal(c.x_hat, plain.x_hat)
+        else:
+            assert size(c) < size(plain), name
+        if name == "all":
+            assert size(c) == 0
+    # Masked latents decode to the means: the masked reconstruction differs from the plain one.
+    c = model.compress(x, q, mask=_masks(*plain.shape)["random"])
+    assert not torch.equal(c.x_hat, plain.x_hat)
+
+
+def test_mask_changes_only_context_neighbours_and_validates() -> None:
+    model = _tiny_model()
+    x, _ = yuv420_to_tensor(*_smooth_frame(64, 64))
+    c = model.compress(x, 0)
+    with pytest.raises(ValueError):
+        model.compress(x, 0, mask=torch.zeros(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError):
+        model.compress(x, 0, mask=torch.zeros(4, 4))  # not bool
+    with pytest.raises(ValueError):
+        model.decompress(c.strings, c.shape, 0, mask=torch.ones(4, 5, dtype=torch.bool))
+    # All-masked anchors: the first string is empty; a garbage string there is refused.
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    cm = model.compress(x, 0, mask=mask)
+    assert cm.strings[0] == b"" and cm.strings[1] == b""
+    with pytest.raises(ValueError):
+        model.decompress((b"x", *cm.strings[1:]), cm.shape, 0, mask=mask)
+
+
+def test_eval_forward_with_mask_follows_coding_path() -> None:
+    model = _tiny_model()
+    x, _ = yuv420_to_tensor(*_smooth_frame(72, 100))
+    mask = _masks(5, 7)["random"]
+    c = model.compress(x, 2, mask=mask)
+    with torch.no_grad():
+        out = model(x, 2, mask=mask[None])
+    assert float((out.x_hat - c.x_hat).abs().max()) <= 0.5 / 255 + 1e-5
+    # Masked positions cost nothing: their likelihoods are exactly 1.
+    assert torch.all(out.likelihoods.y[0][:, mask] == 1.0)
+    actual = 8 * sum(len(s) for s in c.strings)
+    assert abs(float(out.bits) - actual) < 0.1 * actual + 256
+
+
+def test_training_forward_mask_no_rate_and_gradients() -> None:
+    torch.manual_seed(0)
+    model = IntraCodec(ModelConfig(n=16, m=16, levels=2)).train()
+    x = torch.rand(2, 6, 32, 32)
+    full = torch.ones(2, 4, 4, dtype=torch.bool)
+    out = model(x, 1, mask=full)
+    z_bits = -torch.log2(out.likelihoods.z).sum(dim=(1, 2, 3))
+    assert torch.allclose(out.bits, z_bits)  # y costs nothing when everything is masked
+    mask = torch.zeros(2, 4, 4, dtype=torch.bool)
+    mask[0, :2] = True
+    out = model(x, 1, mask=mask)
+    assert torch.all(out.likelihoods.y[0][:, :2] == 1.0) and torch.all(out.likelihoods.y[1] < 1.0)
+    loss = mse_yuv(out.x_hat, x).mean() * 100 + out.bits.mean() / 1000
+    loss.backward()
+    assert model.g_s[0].weight.grad is not None and model.h_s[-1].bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        model(x, 1, mask=torch.zeros(3, 4, 4, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("context", [True, False])
+def test_position_bits_match_stream(context: bool) -> None:
+    model = _tiny_model(context=context)
+    x, _ = yuv420_to_tensor(*_smooth_frame(96, 128))
+    for q in range(model.levels):
+        bits = model.position_bits(x, q)
+        c = model.compress(x, q, reconstruct=False)
+        assert bits.shape == c.shape and bits.dtype == torch.float32
+        assert torch.all(bits >= 0)
+        y_bits = 8 * sum(len(s) for s in c.strings[:-1])
+        assert abs(float(bits.sum()) - y_bits) <= 0.1 * y_bits + 64, (q, float(bits.sum()), y_bits)

@@ -90,3 +90,109 @@ def test_cli_help() -> None:
     done = subprocess.run([sys.executable, "-m", "mcodec.codec.train", "--help"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--lambdas" in done.stdout
+
+
+# ----------------------------------------------------------------------------- residual (inter) mode
+
+
+def _write_pair_bank(path: Path, n: int = 10, crop: int = 32, seed: int = 0) -> Path:
+    """A tiny bank in `synth.build_pair_bank`'s format: pred = cur shifted by one pixel + noise."""
+    rng = np.random.default_rng(seed)
+    big = rng.integers(0, 256, (n, crop + 1, crop + 1), dtype=np.uint8)
+    cur_y, pred_y = big[:, :crop, :crop], big[:, 1:, 1:]
+    c2 = crop // 2
+    arrays = {"cur_y": cur_y, "pred_y": pred_y,
+              **{f"{k}_{p}": rng.integers(100, 156, (n, c2, c2), dtype=np.uint8)
+                 for k in ("cur", "pred") for p in "uv"},
+              "kind": np.zeros(n, np.uint8), "info": np.array(json.dumps({"crop": crop}))}
+    np.savez(path, **arrays)
+    return path
+
+
+def _fake_ckpt(path: Path, lambdas: tuple[float, ...], seed: int = 0, context: bool = True) -> Path:
+    """A checkpoint as `train` writes it (model, configs, step), without training."""
+    from dataclasses import asdict
+
+    from mcodec.codec.model import IntraCodec, ModelConfig
+
+    torch.manual_seed(seed)
+    model = IntraCodec(ModelConfig(n=16, m=16, levels=len(lambdas), context=context))
+    cfg = TrainConfig(out=str(path.parent), lambdas=lambdas, n=16, m=16, context=context)
+    torch.save({"model": model.state_dict(), "step": 0, "config": json.dumps(asdict(cfg)),
+                "model_config": model.config.to_json()}, path)
+    return path
+
+
+def test_residual_s2d_matches_codec_residual() -> None:
+    from mcodec.codec.train import residual_s2d
+
+    bank = {"cur_y": np.array([[[0, 255], [10, 200]]], np.uint8), "pred_y": np.array([[[200, 0], [10, 100]]], np.uint8),
+            "cur_u": np.array([[[7]]], np.uint8), "pred_u": np.array([[[9]]], np.uint8),
+            "cur_v": np.array([[[50]]], np.uint8), "pred_v": np.array([[[50]]], np.uint8)}
+    cur, pred, res = residual_s2d(bank, np.array([0]))
+    assert cur.shape == pred.shape == res.shape == (1, 6, 1, 1)
+    # clip(cur - pred + 128): -200 -> 0, +255 -> 255, 0 -> 128, +100 -> 228; chroma -2 -> 126.
+    assert res[0, :, 0, 0].tolist() == [0, 255, 128, 228, 126, 128]
+
+
+def test_pairs_training_masks_resumes_and_exports_bundle(tmp_path: Path) -> None:
+    from mcodec.codec.codec import networks_from_file
+    from mcodec.codec.train import export_bundle, main
+
+    torch.set_num_threads(1)
+    lambdas = (0.002, 0.02)
+    bank = _write_pair_bank(tmp_path / "pairs.npz")
+    intra = _fake_ckpt(tmp_path / "intra.pt", lambdas)
+    cfg = dict(out=str(tmp_path / "inter"), steps=3, batch=2, crop=32, n=16, m=16, lambdas=lambdas,
+               ckpt_every=2, log_every=1, eval_every=2, progress=False, decay_at=1.0,
+               pairs=str(bank), val_pairs=2, mask_prob=1.0, init_from=str(intra))
+    train(TrainConfig(**cfg))
+    train(TrainConfig(**{**cfg, "steps": 4}))  # resumes at 3
+    recs = [json.loads(l) for l in (tmp_path / "inter" / "log.jsonl").read_text().splitlines()]
+    train_recs = [r for r in recs if r["kind"] == "train"]
+    assert [r["step"] for r in train_recs] == [1, 2, 3, 4]
+    assert all(0.1 <= r["masked"] <= 0.9 for r in train_recs)  # mask_prob=1: every batch masked
+    ev = [r for r in recs if r["kind"] == "eval"]
+    assert [r["step"] for r in ev] == [2, 4] and len(ev[0]["levels"]) == 2
+    lv = ev[0]["levels"][0]
+    assert set(lv) >= {"bpp", "psnr_yuv", "psnr_pred", "bpp_mask50", "psnr_mask50"}
+    assert lv["bpp_mask50"] < lv["bpp"]
+    inter = tmp_path / "inter" / "ckpt.pt"
+    assert load_checkpoint(inter)["step"] == 4
+
+    out = tmp_path / "bundle.safetensors"
+    digest = export_bundle(intra, inter, out)
+    nets = networks_from_file(str(out))
+    assert nets.lambdas == lambdas and len(digest) == 64 and nets.digest.hex() == digest
+    x = torch.rand(1, 6, 16, 24)
+    mask = torch.tensor([[True, False, True], [False, False, True]])
+    for net in (nets.intra, nets.inter):
+        c = net.compress(x, 1, mask=mask)
+        assert torch.equal(net.decompress(c.strings, c.shape, 1, mask=mask), c.x_hat)
+    # The two networks are distinct (inter was trained), with one shared config.
+    assert not torch.equal(nets.intra.g_s[0].weight, nets.inter.g_s[0].weight)
+    assert main(["--export-bundle", str(tmp_path / "b2.safetensors"), "--intra", str(intra),
+                 "--inter", str(inter)]) == 0
+    assert networks_from_file(str(tmp_path / "b2.safetensors")).levels == 2
+
+
+def test_pairs_mode_and_bundle_refuse_mismatches(tmp_path: Path) -> None:
+    from mcodec.codec.train import export_bundle
+
+    bank = _write_pair_bank(tmp_path / "pairs.npz")
+    other = _fake_ckpt(tmp_path / "other.pt", (0.001, 0.01))
+    with pytest.raises(ValueError, match="lambdas"):
+        train(TrainConfig(out=str(tmp_path / "a"), steps=1, batch=2, crop=32, n=16, m=16,
+                          lambdas=(0.002, 0.02), pairs=str(bank), val_pairs=2, progress=False,
+                          init_from=str(other)))
+    no_ctx = _fake_ckpt(tmp_path / "noctx.pt", (0.002, 0.02), context=False)
+    with pytest.raises(ValueError, match="model config"):
+        train(TrainConfig(out=str(tmp_path / "b"), steps=1, batch=2, crop=32, n=16, m=16,
+                          lambdas=(0.002, 0.02), pairs=str(bank), val_pairs=2, progress=False,
+                          init_from=str(no_ctx)))
+    ok = _fake_ckpt(tmp_path / "ok.pt", (0.002, 0.02))
+    with pytest.raises(ValueError, match="lambdas differ"):
+        export_bundle(ok, other, tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="model configs differ"):
+        export_bundle(ok, no_ctx, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

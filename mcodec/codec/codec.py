@@ -1,0 +1,697 @@
+"""Encode and decode dataflow, top-down.
+
+    encode: frames -> [key frame: intra network]
+                      [predicted frame: motion search -> integer motion compensation
+                       -> per-patch mask decision -> residual network on visible patches]
+                   -> container units (with the hash of each reconstructed frame)
+    decode: container units -> the same reconstruction -> frames (hash verified)
+
+The encoder reconstructs every frame exactly as the decoder will and uses that
+reconstruction as the next frame's reference (closed loop). Both sides share
+`FrameDecoder`, and each frame unit carries the BLAKE2b hash of the encoder's
+reconstruction, so a decoder proves it reproduced it.
+
+Patches and masks: a patch is 16x16 luma pixels (8x8 of each chroma plane),
+which is exactly one position of the networks' latent grid. In a predicted
+frame a *masked* patch sends no latent symbols: the decoder rebuilds it from the
+motion-compensated previous frame and from the visible latents around it (the
+synthesis transform sees the masked positions as the entropy model's means).
+The encoder masks a patch when, at the chosen quality, the prediction is as good
+as coding it (rate-distortion decision with the training lambda); the mask map
+itself is entropy-coded. A predicted frame whose patches are all masked is sent
+as motion only (frame type "rebuilt").
+
+Per-frame segments in the container (see docs/bitstream.md for the framing);
+"latent strings" are the network's rANS strings (with the checkerboard context:
+y anchors, y non-anchors, z):
+    key frame:       (*latent strings,)
+    predicted frame: (motion, mask, *latent strings)
+    rebuilt frame:   (motion,)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+import numpy as np
+
+from mcodec.codec import bitstream as bs
+from mcodec.codec import masking, motion
+from mcodec.codec import zoo
+from mcodec.codec.video_io import Frame, open_video, open_writer
+from mcodec.errors import BitstreamError, McodecError, ModelError
+
+PATCH = 16            # luma pixels per latent position (network stride 8 on the half-res tensor)
+MOTION_BLOCK = 16     # luma block size of motion vectors
+SEARCH_RANGE = 16     # integer search range, luma pixels
+# Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
+# i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
+_LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
+
+
+# ----------------------------------------------------------------------------- options and results
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode.
+
+    Attributes:
+        quality: level 0..levels-1 (0 = smallest file); ignored when `bitrate` is set.
+        bitrate: target in kbit/s for the whole clip (quality chosen per GOP), or None.
+        gop: key-frame interval in frames (>= 1).
+        mask: "auto" (rate-distortion decision per patch), "off" (code every
+            patch), or a ratio in [0, 1] (that fraction of patches of each
+            predicted frame masked, the worst-predicted ones kept).
+        frames: encode at most this many frames (None = all).
+    """
+
+    quality: int = 4
+    bitrate: float | None = None
+    gop: int = 32
+    mask: str | float = "auto"
+    frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.gop < 1:
+            raise McodecError(f"--gop must be >= 1, got {self.gop}")
+        if self.bitrate is not None and not self.bitrate > 0:
+            raise McodecError(f"--bitrate must be > 0 kbit/s, got {self.bitrate}")
+        if self.frames is not None and self.frames < 1:
+            raise McodecError(f"--frames must be >= 1, got {self.frames}")
+        if isinstance(self.mask, str):
+            if self.mask not in ("auto", "off"):
+                raise McodecError(f"--mask must be auto, off or a ratio in [0, 1], got {self.mask!r}")
+        elif not 0.0 <= float(self.mask) <= 1.0:
+            raise McodecError(f"--mask ratio must be in [0, 1], got {self.mask}")
+
+
+def parse_mask(text: str) -> str | float:
+    """CLI value of --mask: 'auto', 'off' or a ratio."""
+    if text in ("auto", "off"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise McodecError(f"--mask must be auto, off or a ratio in [0, 1], got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class EncodeSummary:
+    """What `encode` did. Rates come from the real size of the written file."""
+
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+    bytes: int
+    seconds: float
+    psnr_yuv: float          # mean over frames of (6*PSNR_Y + PSNR_U + PSNR_V)/8, dB
+    qualities: tuple[int, ...]  # quality used per GOP
+    masked_fraction: float   # masked patches / patches of predicted frames
+
+    @property
+    def kbps(self) -> float:
+        return self.bytes * 8 / 1000 * float(self.fps) / max(self.frames, 1)
+
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / max(self.frames * self.width * self.height, 1)
+
+    def line(self) -> str:
+        """The one-line summary `mcodec encode` prints."""
+        q = ",".join(str(q) for q in sorted(set(self.qualities)))
+        return (f"{self.frames} frames {self.width}x{self.height} @ {float(self.fps):.3g} fps: "
+                f"{self.bytes} bytes, {self.kbps:.1f} kbps, {self.bpp:.4f} bpp, "
+                f"PSNR-YUV {self.psnr_yuv:.2f} dB, quality {q}, "
+                f"{100 * self.masked_fraction:.0f}% of P-frame patches masked, "
+                f"{self.frames / max(self.seconds, 1e-9):.2f} fps")
+
+
+@dataclass(frozen=True)
+class DecodeSummary:
+    """What `decode` did."""
+
+    frames: int
+    width: int
+    height: int
+    seconds: float
+    lost_frames: tuple[int, ...] = ()
+
+    def line(self) -> str:
+        lost = f", {len(self.lost_frames)} frames lost" if self.lost_frames else ""
+        return (f"{self.frames} frames {self.width}x{self.height} decoded, hashes verified"
+                f"{lost}, {self.frames / max(self.seconds, 1e-9):.2f} fps")
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+@dataclass(frozen=True, eq=False)
+class CodecNetworks:
+    """The two learned transforms of one model, and its identity.
+
+    Attributes:
+        intra: codes key frames (6-channel YUV 4:2:0 tensor).
+        inter: same architecture, codes motion-compensated residuals.
+        lambdas: training rate-distortion weight per quality level.
+        model_id, digest: what the container records (zoo id, SHA-256 of the weights).
+    """
+
+    intra: object
+    inter: object
+    lambdas: tuple[float, ...]
+    model_id: str
+    digest: bytes
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+
+def load_networks(model_id: str | None = None, device: str = "cpu",
+                  digest: bytes | None = None) -> CodecNetworks:
+    """Networks of a model in the zoo (by id, or by the id+digest a stream names)."""
+    entry = zoo.find_model(model_id or "", digest) if digest is not None else zoo.get_model(model_id)
+    tensors, metadata = zoo.load_weights(entry)
+    return networks_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
+                          device: str = "cpu") -> CodecNetworks:
+    """Build `CodecNetworks` from a bundle's tensors ("intra.*", "inter.*") and metadata."""
+    from mcodec.codec import model as mdl
+
+    import json
+
+    try:
+        config = mdl.ModelConfig.from_json(metadata["config"])
+        lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
+    nets = []
+    for prefix in ("intra.", "inter."):
+        net = mdl.IntraCodec(config)
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        net.load_state_dict(state, strict=True)
+        nets.append(net.to(device).eval())
+    if len(lambdas) != config.levels:
+        raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
+    return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest)
+
+
+def networks_from_file(path: str, model_id: str = "local", device: str = "cpu") -> CodecNetworks:
+    """Networks from a bundle file outside the model table (training, tests); digest computed."""
+    import hashlib
+    from pathlib import Path
+
+    from safetensors.torch import load
+
+    data = Path(path).read_bytes()
+    return networks_from_tensors(load(data), zoo.safetensors_metadata(data), model_id,
+                                 hashlib.sha256(data).digest(), device)
+
+
+def save_bundle(intra, inter, lambdas: tuple[float, ...], path: str) -> str:
+    """Write the two networks as one safetensors bundle; return its hex SHA-256.
+
+    Layout: tensors "intra.*" and "inter.*" (state dicts, CDF tables included:
+    call `update()` on both first), metadata "config" (ModelConfig JSON) and
+    "lambdas" (JSON list, one per quality level). Written atomically.
+    """
+    import hashlib
+    import json
+
+    from safetensors.torch import save
+
+    if intra.config != inter.config:
+        raise ValueError("intra and inter networks must share one ModelConfig")
+    tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
+               for prefix, net in (("intra", intra), ("inter", inter))
+               for k, v in net.state_dict().items()}
+    data = save(tensors, metadata={"config": intra.config.to_json(),
+                                   "lambdas": json.dumps([float(x) for x in lambdas])})
+    parent = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".bundle.", suffix=".partial", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- frame coding
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Sizes derived from the frame size (identical on both sides)."""
+
+    height: int
+    width: int
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        # Frames are padded to a multiple of 2*STRIDE=16 luma pixels = PATCH.
+        return -(-self.height // PATCH), -(-self.width // PATCH)
+
+    @property
+    def motion_shape(self) -> tuple[int, int]:
+        return motion.blocks_shape(self.height, self.width, MOTION_BLOCK)
+
+
+def _to_tensor(planes: tuple[np.ndarray, np.ndarray, np.ndarray], device: str):
+    from mcodec.codec import model as mdl
+
+    x, geometry = mdl.yuv420_to_tensor(*planes)
+    return x.to(device), geometry
+
+
+def _to_planes(x, geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from mcodec.codec import model as mdl
+
+    return mdl.tensor_to_yuv420(x, geometry)
+
+
+def _residual_planes(cur: Frame, pred: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """cur - pred + 128, clipped to uint8 (what the inter network codes)."""
+    return tuple(np.clip(c.astype(np.int16) - p.astype(np.int16) + 128, 0, 255).astype(np.uint8)
+                 for c, p in zip(cur.planes(), pred))
+
+
+def _add_residual(pred: tuple[np.ndarray, ...], res: tuple[np.ndarray, ...]) -> Frame:
+    """pred + res - 128, clipped: the reconstruction of a predicted frame."""
+    y, u, v = (np.clip(p.astype(np.int16) + r.astype(np.int16) - 128, 0, 255).astype(np.uint8)
+               for p, r in zip(pred, res))
+    return Frame(y, u, v)
+
+
+def _weighted_patch_sse(a, b) -> np.ndarray:
+    """(rows, cols) per-patch distortion in the training loss's units (weighted SSE)."""
+    return _LUMA_SHARE * masking.patch_sse(a, b, PATCH, chroma_weight=_CHROMA_WEIGHT)
+
+
+class FrameDecoder:
+    """Rebuilds frames from their syntax; used by the decoder *and* the encoder.
+
+    Holds the reference (previous reconstruction). All inputs are validated
+    before they reach an entropy decoder.
+    """
+
+    def __init__(self, nets: CodecNetworks, width: int, height: int, device: str = "cpu") -> None:
+        self.nets, self.device = nets, device
+        self.geo = _Geometry(height, width)
+        self.reference: Frame | None = None
+
+    def decode(self, unit: bs.FrameUnit) -> Frame:
+        """Reconstruct `unit` and make it the reference for the next frame."""
+        import torch
+
+        if not 0 <= unit.quality < self.nets.levels:
+            raise BitstreamError(f"frame {unit.index}: quality {unit.quality} outside "
+                                 f"0..{self.nets.levels - 1} of this model")
+        expected = {bs.FRAME_KEY: self.nets.intra.num_strings,
+                    bs.FRAME_INTER: 2 + self.nets.inter.num_strings,
+                    bs.FRAME_REBUILT: 1}[unit.frame_type]
+        if len(unit.segments) != expected:
+            raise BitstreamError(f"frame {unit.index}: {len(unit.segments)} segments, "
+                                 f"expected {expected} for its frame type")
+        if unit.frame_type != bs.FRAME_KEY and self.reference is None:
+            raise BitstreamError(f"frame {unit.index}: predicted frame without a reference")
+        try:
+            with torch.no_grad():
+                frame = self._decode(unit)
+        except BitstreamError:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            # An entropy-decoder or shape failure on data whose CRC was fine.
+            raise BitstreamError(f"frame {unit.index}: undecodable payload ({exc})") from None
+        if bs.frame_hash(*frame.planes()) != unit.frame_hash:
+            raise BitstreamError(
+                f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
+                "(hash mismatch): the stream is damaged or was made on an incompatible platform")
+        self.reference = frame
+        return frame
+
+    def _decode(self, unit: bs.FrameUnit) -> Frame:
+        hy, wy = self.geo.latent_shape
+        if unit.frame_type == bs.FRAME_KEY:
+            x_hat = self.nets.intra.decompress(unit.segments, (hy, wy), unit.quality)
+            return Frame(*_to_planes(x_hat, self._tensor_geometry()))
+        assert self.reference is not None
+        field = motion.decode_motion(unit.segments[0], self.geo.motion_shape, MOTION_BLOCK)
+        pred = motion.compensate(*self.reference.planes(), field)
+        if unit.frame_type == bs.FRAME_REBUILT:
+            return Frame(*pred)
+        mask = masking.decode_mask(unit.segments[1], (hy, wy))
+        import torch
+
+        r_hat = self.nets.inter.decompress(unit.segments[2:], (hy, wy), unit.quality,
+                                           mask=torch.from_numpy(mask))
+        return _add_residual(pred, _to_planes(r_hat, self._tensor_geometry()))
+
+    def _tensor_geometry(self):
+        from mcodec.codec import model as mdl
+
+        g = self.geo
+        hp, wp = -(-g.height // PATCH) * PATCH, -(-g.width // PATCH) * PATCH
+        return mdl.FrameGeometry(g.height, g.width, hp, wp)
+
+
+class FrameEncoder:
+    """Chooses and produces the syntax of each frame; closed loop via FrameDecoder."""
+
+    def __init__(self, nets: CodecNetworks, width: int, height: int, mask: str | float,
+                 device: str = "cpu") -> None:
+        self.nets, self.mask, self.device = nets, mask, device
+        self.recon = FrameDecoder(nets, width, height, device)
+        self.patches_total = 0
+        self.patches_masked = 0
+
+    def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
+        """Code one frame; return its unit and the decoder's reconstruction."""
+        import torch
+
+        with torch.no_grad():
+            if key or self.recon.reference is None:
+                ftype, segments, recon = self._encode_key(frame, quality)
+            else:
+                ftype, segments, recon = self._encode_inter(frame, quality)
+        unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,
+                            frame_hash=bs.frame_hash(*recon.planes()), segments=segments)
+        self.recon.reference = recon
+        return unit, recon
+
+    def _encode_key(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame]:
+        x, geometry = _to_tensor(frame.planes(), self.device)
+        comp = self.nets.intra.compress(x, q)
+        return bs.FRAME_KEY, tuple(comp.strings), Frame(*_to_planes(comp.x_hat, geometry))
+
+    def _encode_inter(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame]:
+        import torch
+
+        ref = self.recon.reference
+        assert ref is not None
+        lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
+        field = motion.estimate_motion(frame.y, ref.y, block=MOTION_BLOCK, search=SEARCH_RANGE,
+                                       lam=float(np.sqrt(lam)))  # SAD per bit, H.264's rule
+        mv = motion.encode_motion(field)
+        pred = motion.compensate(*ref.planes(), field)
+        geo = self.recon.geo
+        hy, wy = geo.latent_shape
+        d_mask = _pad_to(_weighted_patch_sse(frame, pred), (hy, wy))
+        self.patches_total += hy * wy
+        if self.mask == 1.0 or (self.mask != "off" and not d_mask.any()):
+            self.patches_masked += hy * wy
+            return bs.FRAME_REBUILT, (mv,), Frame(*pred)
+        x, geometry = _to_tensor(_residual_planes(frame, pred), self.device)
+        net = self.nets.inter
+        if self.mask == "off":
+            mask = np.zeros((hy, wy), dtype=bool)
+        else:
+            full = net.compress(x, q)
+            coded = _add_residual(pred, _to_planes(full.x_hat, geometry))
+            d_code = _pad_to(_weighted_patch_sse(frame, coded), (hy, wy))
+            if self.mask == "auto":
+                r_code = net.position_bits(x, q).cpu().numpy()          # (hy, wy) bits
+                mask = masking.choose_mask(d_mask, d_code, r_code, lam)
+                # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
+                total_bits = 8 * sum(len(s) for s in full.strings)
+                if d_mask.sum() <= d_code.sum() + lam * total_bits:
+                    mask[:] = True
+            else:
+                mask = _mask_worst_kept(d_mask - d_code, float(self.mask))
+        self.patches_masked += int(mask.sum())
+        if mask.all():
+            return bs.FRAME_REBUILT, (mv,), Frame(*pred)
+        comp = net.compress(x, q, mask=torch.from_numpy(mask))
+        recon = _add_residual(pred, _to_planes(comp.x_hat, geometry))
+        return bs.FRAME_INTER, (mv, masking.encode_mask(mask), *comp.strings), recon
+
+
+def _pad_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero-pad a per-patch map to the latent grid (padding patches have no distortion)."""
+    out = np.zeros(shape, dtype=np.float64)
+    out[:a.shape[0], :a.shape[1]] = a
+    return out
+
+
+def _mask_worst_kept(gain: np.ndarray, ratio: float) -> np.ndarray:
+    """Mask round(ratio*N) patches, those whose coding gains least distortion."""
+    n = gain.size
+    k = int(round(ratio * n))
+    order = np.argsort(gain, axis=None, kind="stable")[:k]
+    mask = np.zeros(n, dtype=bool)
+    mask[order] = True
+    return mask.reshape(gain.shape)
+
+
+# ----------------------------------------------------------------------------- sequences
+
+
+def _psnr_yuv(a: Frame, b: Frame) -> float:
+    """(6*PSNR_Y + PSNR_U + PSNR_V)/8 in dB, each capped at 100 dB (identical planes)."""
+    vals = []
+    for pa, pb in zip(a.planes(), b.planes()):
+        mse = float(np.mean((pa.astype(np.float64) - pb.astype(np.float64)) ** 2))
+        vals.append(100.0 if mse == 0 else min(100.0, 10 * np.log10(255.0 ** 2 / mse)))
+    return (6 * vals[0] + vals[1] + vals[2]) / 8
+
+
+def _gops(frames: Iterator[Frame], gop: int) -> Iterator[list[Frame]]:
+    """Group a frame stream into lists of at most `gop` frames (bounded memory)."""
+    chunk: list[Frame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == gop:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class _GopResult:
+    units: list[bs.FrameUnit]
+    psnr: list[float]
+    nbytes: int
+    masked: int
+    total: int
+
+
+def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
+                mask: str | float, device: str) -> _GopResult:
+    enc = FrameEncoder(nets, frames[0].width, frames[0].height, mask, device)
+    units, psnr = [], []
+    for i, frame in enumerate(frames):
+        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=quality)
+        units.append(unit)
+        psnr.append(_psnr_yuv(frame, recon))
+    nbytes = sum(sum(len(s) for s in u.segments) + 24 + 4 * len(u.segments) + 9 for u in units)
+    return _GopResult(units, psnr, nbytes, enc.patches_masked, enc.patches_total)
+
+
+def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts: EncodeOptions,
+                budget_bytes: float, start_q: int, device: str) -> tuple[int, _GopResult]:
+    """Rate control: the quality whose GOP size best meets `budget_bytes`.
+
+    GOPs start with a key frame, so each trial is an exact, independent encode.
+    Walks from `start_q` (the previous GOP's level) up or down until the size
+    crosses the budget, then keeps the closer of the two bracketing levels.
+    """
+    tried: dict[int, _GopResult] = {}
+
+    def trial(q: int) -> _GopResult:
+        if q not in tried:
+            tried[q] = _encode_gop(nets, frames, first_index, q, opts.mask, device)
+        return tried[q]
+
+    q = start_q
+    step = 1 if trial(q).nbytes < budget_bytes else -1
+    while 0 <= q + step < nets.levels:
+        nxt = q + step
+        if (trial(nxt).nbytes < budget_bytes) != (step == 1):
+            break  # crossed the budget between q and nxt
+        q = nxt
+    best = min(tried, key=lambda k: abs(tried[k].nbytes - budget_bytes))
+    return best, tried[best]
+
+
+def _open_output(dst: str, overwrite: bool) -> tuple[BinaryIO, str | None]:
+    """The binary output and its temporary path (None for stdout)."""
+    if dst == "-":
+        return sys.stdout.buffer, None
+    parent = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(parent):
+        raise McodecError(f"output folder does not exist: {parent}")
+    if os.path.lexists(dst) and not overwrite:
+        raise McodecError(f"output exists: {dst} (use -y to overwrite)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}.", suffix=".partial", dir=parent)
+    return os.fdopen(fd, "w+b"), tmp
+
+
+def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
+           model_id: str | None = None, device: str = "cpu", overwrite: bool = False,
+           size: str | None = None, fps: str | None = None, pix_fmt: str | None = None,
+           progress: bool = False, warn: Callable[[str], None] | None = None,
+           networks: CodecNetworks | None = None) -> EncodeSummary:
+    """Encode video `src` (path or ``-``) into the mcodec bitstream `dst` (path or ``-``).
+
+    The output appears atomically when encoding succeeds. Memory is bounded by
+    one GOP of frames (the rate control re-encodes a GOP at trial qualities).
+
+    Raises:
+        McodecError: unreadable input, existing output without `overwrite`, bad options.
+    """
+    nets = networks or load_networks(model_id, device)
+    if not 0 <= options.quality < nets.levels:
+        raise McodecError(f"--quality must be in 0..{nets.levels - 1}, got {options.quality}")
+    start = time.perf_counter()
+    with open_video(src, size=size, fps=fps, pix_fmt=pix_fmt, max_frames=options.frames,
+                    warn=warn) as reader:
+        info = reader.info
+        mask_mode = (bs.MASK_AUTO if options.mask == "auto" else bs.MASK_OFF if options.mask == "off"
+                     else bs.MASK_FIXED)
+        header = bs.SequenceHeader(
+            width=info.width, height=info.height, fps_num=info.fps.numerator,
+            fps_den=info.fps.denominator, frame_count=0,
+            coding=bs.CodingParams(
+                gop=options.gop,
+                quality=bs.QUALITY_PER_FRAME if options.bitrate else options.quality,
+                patch_size=PATCH, search_range=SEARCH_RANGE, mask_mode=mask_mode,
+                mask_ratio_permille=int(round(1000 * options.mask)) if mask_mode == bs.MASK_FIXED else 0),
+            model_sha256=nets.digest, model_name=nets.model_id,
+            color_range=bs.COLOR_RANGE_LIMITED, color_matrix=bs.COLOR_MATRIX_BT601)
+        out, tmp = _open_output(dst, overwrite)
+        try:
+            frames = psnr_sum = masked = total = spent = 0
+            qualities: list[int] = []
+            q = options.quality
+            from tqdm import tqdm
+
+            bar = tqdm(desc="encode", unit="frame", disable=not progress, file=sys.stderr)
+            with bs.BitstreamWriter(out, header) as writer:
+                for gop in _gops(iter(reader), options.gop):
+                    if options.bitrate:
+                        seconds = (frames + len(gop)) / float(info.fps)
+                        budget = options.bitrate * 1000 / 8 * seconds - spent
+                        q, result = _choose_gop(nets, gop, frames, options, budget, q, device)
+                    else:
+                        result = _encode_gop(nets, gop, frames, q, options.mask, device)
+                    for unit in result.units:
+                        writer.write_frame(unit)
+                    qualities.append(q)
+                    spent += result.nbytes
+                    frames += len(gop)
+                    psnr_sum += sum(result.psnr)
+                    masked += result.masked
+                    total += result.total
+                    bar.update(len(gop))
+            bar.close()
+            if frames == 0:
+                raise McodecError(f"{src}: no frames to encode")
+            nbytes = spent
+            if tmp is not None:
+                out.flush()
+                os.fsync(out.fileno())
+                out.close()
+                os.replace(tmp, dst)
+                nbytes = os.path.getsize(dst)
+                tmp = None
+        finally:
+            if tmp is not None:
+                out.close()
+                os.unlink(tmp)
+    return EncodeSummary(frames=frames, width=info.width, height=info.height, fps=info.fps,
+                         bytes=nbytes, seconds=time.perf_counter() - start,
+                         psnr_yuv=psnr_sum / frames, qualities=tuple(qualities),
+                         masked_fraction=masked / total if total else 0.0)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a decoder knows once the sequence header is read."""
+
+    width: int
+    height: int
+    fps: Fraction
+    model_id: str
+
+
+def iter_decode(source: BinaryIO, *, device: str = "cpu",
+                networks: CodecNetworks | None = None) -> tuple[StreamInfo, Iterator[Frame]]:
+    """Parse the header of `source` and return (info, a lazy iterator of decoded frames).
+
+    Frames come one at a time (memory bounded by one frame and its reference);
+    every frame's hash is checked against the encoder's reconstruction.
+
+    Raises:
+        BitstreamError: damaged stream (names the unit and offset), also while iterating.
+        ModelError: the stream needs a model this installation does not have.
+    """
+    reader = bs.BitstreamReader(source)
+    h = reader.header
+    nets = networks
+    if nets is None:
+        nets = load_networks(h.model_name, device, digest=h.model_sha256)
+    elif nets.digest != h.model_sha256:
+        raise ModelError(f"stream needs model {h.model_name!r} "
+                         f"(sha256 {h.model_sha256.hex()[:16]}...), given {nets.model_id!r} "
+                         f"(sha256 {nets.digest.hex()[:16]}...)")
+    dec = FrameDecoder(nets, h.width, h.height, device)
+
+    def frames() -> Iterator[Frame]:
+        for _, unit in reader.units():
+            if isinstance(unit, bs.FrameUnit):
+                yield dec.decode(unit)
+
+    return StreamInfo(h.width, h.height, h.fps, h.model_name), frames()
+
+
+def decode(src: str, dst: str, *, device: str = "cpu", overwrite: bool = False,
+           progress: bool = False, networks: CodecNetworks | None = None) -> DecodeSummary:
+    """Decode the mcodec bitstream `src` (path or ``-``) into video `dst` (see video_io).
+
+    The output appears atomically, and only when the whole stream decoded with
+    every frame hash verified.
+
+    Raises:
+        BitstreamError: damaged stream (names the unit and offset).
+        ModelError: the stream needs a model this installation does not have.
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    source: BinaryIO
+    if src == "-":
+        source = sys.stdin.buffer
+    else:
+        try:
+            source = open(src, "rb")
+        except OSError as exc:
+            raise BitstreamError(f"cannot open {src}: {exc.strerror}") from None
+    try:
+        info, frames = iter_decode(source, device=device, networks=networks)
+        count = 0
+        with open_writer(dst, info.width, info.height, info.fps, overwrite=overwrite) as writer, \
+                tqdm(desc="decode", unit="frame", disable=not progress, file=sys.stderr) as bar:
+            for frame in frames:
+                writer.write(frame)
+                count += 1
+                bar.update(1)
+    finally:
+        if src != "-":
+            source.close()
+    return DecodeSummary(frames=count, width=info.width, height=info.height,
+                         seconds=time.perf_counter() - start)
