@@ -61,3 +61,38 @@ def test_internal_error_exits_1(monkeypatch, capsys) -> None:
     assert main(["info", "x.bin"]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and "Traceback" not in err
+
+
+def test_encode_decode_info_through_the_cli(clips_dir: Path, tmp_path: Path) -> None:
+    src = clips_dir / "ciscovt2people_320x192.mkv"
+    out = tmp_path / "c.bin"
+    done = run_cli("-q", "encode", str(src), str(out), "--frames", "3", "--quality", "2",
+                   timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "3 frames 320x192" in done.stdout and "kbps" in done.stdout and "PSNR-YUV" in done.stdout
+    before = src.stat().st_mtime_ns
+    # Existing output without -y, output == input: user errors, nothing written.
+    again = run_cli("encode", str(src), str(out), "--frames", "1")
+    assert again.returncode == 2 and "-y" in again.stderr
+    same = run_cli("decode", str(out), str(out), "-y")
+    assert same.returncode == 2 and "input" in same.stderr
+    dec = tmp_path / "c.y4m"
+    done = run_cli("decode", str(out), str(dec), "--quiet", timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert dec.stat().st_size > 0 and src.stat().st_mtime_ns == before
+    info = run_cli("info", str(out), "--json")
+    assert info.returncode == 0
+    import json
+
+    summary = json.loads(info.stdout)
+    assert summary["header"]["width"] == 320 and len(summary["frames"]) == 3
+
+
+def test_encode_user_errors_exit_2(tmp_path: Path) -> None:
+    missing = run_cli("encode", str(tmp_path / "nope.mp4"), str(tmp_path / "o.bin"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x8bMCD\r\n\x1a\n" + bytes(100))
+    bad = run_cli("decode", str(junk), str(tmp_path / "o.y4m"))
+    assert bad.returncode == 2 and not (tmp_path / "o.y4m").exists()
+    assert run_cli("encode", str(junk), str(tmp_path / "p.bin"), "--quality", "99").returncode == 2

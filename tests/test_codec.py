@@ -149,3 +149,45 @@ def test_bad_options_are_user_errors(nets, cars_cut, tmp_path) -> None:
         codec.encode(str(cars_cut), str(tmp_path / "o.bin"),
                      options=codec.EncodeOptions(quality=9), networks=nets)
     assert not (tmp_path / "o.bin").exists()
+
+
+# ----------------------------------------------------------------------------- shipped model
+
+
+@pytest.fixture(scope="module")
+def shipped() -> codec.CodecNetworks:
+    return codec.load_networks()
+
+
+@pytest.fixture(scope="module")
+def cars12(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with open_video(str(clips_dir / "cars_320x240.mkv"), max_frames=12) as r:
+        frames = list(r)
+    return write_clip(tmp_path_factory.mktemp("clip") / "cars12.y4m", frames, Fraction(30))
+
+
+def test_shipped_model_quality_levels_are_monotonic_in_rate(shipped, cars12, tmp_path) -> None:
+    sizes, psnrs = [], []
+    for q in range(shipped.levels):
+        s = codec.encode(str(cars12), str(tmp_path / f"q{q}.bin"),
+                         options=codec.EncodeOptions(quality=q, gop=32, frames=4), networks=shipped)
+        sizes.append(s.bytes)
+        psnrs.append(s.psnr_yuv)
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
+    assert psnrs[-1] > psnrs[0], psnrs
+
+
+def test_bitrate_lands_within_ten_percent(shipped, cars12, tmp_path) -> None:
+    # A target between two levels, over 3 GOPs (per-GOP quality choice).
+    rates = []
+    for q in (2, 4):
+        s = codec.encode(str(cars12), str(tmp_path / f"r{q}.bin"),
+                         options=codec.EncodeOptions(quality=q, gop=4), networks=shipped)
+        rates.append(s.kbps)
+    target = (rates[0] * rates[1]) ** 0.5
+    out = tmp_path / "br.bin"
+    s = codec.encode(str(cars12), str(out), options=codec.EncodeOptions(bitrate=target, gop=4),
+                     networks=shipped)
+    real_kbps = out.stat().st_size * 8 / 1000 / (12 / 30)
+    assert abs(real_kbps - target) <= 0.10 * target, (real_kbps, target, s.qualities)
+    assert bs.read_bitstream(str(out)).header.coding.quality == bs.QUALITY_PER_FRAME

@@ -243,6 +243,7 @@ def save_bundle(intra, inter, lambdas: tuple[float, ...], path: str) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights ship as ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -39,10 +39,21 @@ class ModelEntry:
         return bytes.fromhex(self.sha256)
 
 
-# Append-only: a released id keeps its weights forever, so old streams stay decodable.
-MODELS: tuple[ModelEntry, ...] = ()
+# A released id keeps its weights forever, so old streams stay decodable. Before
+# 1.0 the table holds only the current development model: streams made by an
+# earlier development model fail with an error naming both ids.
+MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        model_id="mcodec-s1",
+        filename="mcodec-s1.safetensors",
+        sha256="1d6361ed232965c6a36071cb24bb50d2eee7134c8794a06ce6e75f3ccff681a7",
+        quality_levels=8,
+        description="small MAE video codec: intra + residual networks (N=64, M=96, "
+                    "checkerboard context), 8 levels; early CPU training, see docs/model.md",
+    ),
+)
 
-DEFAULT_MODEL_ID = ""
+DEFAULT_MODEL_ID = "mcodec-s1"
 
 
 def get_model(model_id: str | None = None) -> ModelEntry:

@@ -9,7 +9,7 @@ cached in ``<out>/cache/`` (see :func:`cache_key`), so a rerun only codes what
 changed. Outputs are written by :mod:`mcodec.eval.report`.
 
 Codecs are looked up by name in :func:`codec_factories`: the anchors of
-:data:`mcodec.eval.anchors.ANCHORS`, plus (later) mcodec's own adapter.
+:data:`mcodec.eval.anchors.ANCHORS`, plus mcodec itself (:mod:`mcodec.eval.learned`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,8 @@ from mcodec.eval.anchors import Codec, Encoded
 from mcodec.eval.metrics import SequenceMetrics, sequence_metrics, vmaf_per_frame
 
 # Codecs of a full run when --codecs is not given, and of --quick. When
-# mcodec's adapter exists: add "mcodec" to DEFAULT_CODECS and make
-# QUICK_CODECS ("mcodec", "x264").
-DEFAULT_CODECS = ("x264", "x265", "svtav1", "aom", "vvenc")
-QUICK_CODECS = ("x264", "x265")
+DEFAULT_CODECS = ("mcodec", "x264", "x265", "svtav1", "aom", "vvenc")
+QUICK_CODECS = ("mcodec", "x264")
 QUICK_FRAMES = 8
 QUICK_POINTS = 4
 QUICK_SIZE = (256, 192)  # synthetic clip of --quick without clips (MS-SSIM needs > 160)
@@ -60,11 +58,12 @@ class BenchError(McodecError):
 def codec_factories() -> dict[str, CodecFactory]:
     """Every codec the bench knows: name -> ``factory(config, threads)``.
 
-    The anchors come from the anchor table. mcodec's adapter joins as one entry,
-    e.g. ``table["mcodec"] = lambda config, threads: McodecBenchCodec(config, threads)``
-    (an object satisfying :class:`mcodec.eval.anchors.Codec`).
+    The anchors come from the anchor table; mcodec's adapter (the shipped model
+    through the public encode/decode API) is one more entry.
     """
-    table: dict[str, CodecFactory] = {}
+    from mcodec.eval.learned import McodecBenchCodec
+
+    table: dict[str, CodecFactory] = {"mcodec": McodecBenchCodec}
     for name in anchors.anchor_names():
         table[name] = functools.partial(anchors.anchor_codec, name)
     return table
@@ -271,8 +270,7 @@ def _effective(config: BenchConfig) -> tuple[tuple[str, ...], int]:
     known = codec_factories()
     for n in names:
         if n not in known:
-            hint = (" (mcodec's bench adapter is not available yet)" if n == "mcodec" else "")
-            raise BenchError(f"unknown codec {n!r}{hint}; available: {', '.join(known)}")
+            raise BenchError(f"unknown codec {n!r}; available: {', '.join(known)}")
     frames = min(config.frames, QUICK_FRAMES) if config.quick else config.frames
     return names, frames
 
