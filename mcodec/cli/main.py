@@ -75,7 +75,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _quality_range() -> str:
-    return "0..N-1 for the model's N levels (0 = smallest file; the default model has 8)"
+    from mcodec.codec import zoo  # light: no torch
+
+    levels = zoo.get_model().quality_levels
+    return f"0..{levels - 1} (0 = smallest file, {levels - 1} = best quality)"
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
