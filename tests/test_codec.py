@@ -87,7 +87,9 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
     for unit, frame in zip(stream.frames, decoded):
         assert bs.frame_hash(*frame.planes()) == unit.frame_hash
     src = read_frames(cars_cut)
-    psnr = np.mean([codec._psnr_yuv(a, b) for a, b in zip(src, decoded)])
+    from mcodec.eval.metrics import frame_psnr_yuv
+
+    psnr = np.mean([frame_psnr_yuv(a, b) for a, b in zip(src, decoded)])
     assert abs(psnr - summary.psnr_yuv) < 1e-9
 
 

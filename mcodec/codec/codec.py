@@ -47,6 +47,8 @@ from mcodec.codec import masking, motion
 from mcodec.codec import zoo
 from mcodec.codec.video_io import Frame, open_video, open_writer
 from mcodec.errors import BitstreamError, McodecError, ModelError
+# The encoder's summary PSNR uses the bench's metric code (one path for every codec).
+from mcodec.eval.metrics import frame_psnr_yuv
 
 PATCH = 16            # luma pixels per latent position (network stride 8 on the half-res tensor)
 MOTION_BLOCK = 16     # luma block size of motion vectors
@@ -113,7 +115,7 @@ class EncodeSummary:
     fps: Fraction
     bytes: int
     seconds: float
-    psnr_yuv: float          # mean over frames of (6*PSNR_Y + PSNR_U + PSNR_V)/8, dB
+    psnr_yuv: float          # mean over frames of (6*PSNR_Y + PSNR_U + PSNR_V)/8, dB (vs source)
     qualities: tuple[int, ...]  # quality used per GOP
     masked_fraction: float   # masked patches / patches of predicted frames
 
@@ -461,15 +463,6 @@ def _mask_worst_kept(gain: np.ndarray, ratio: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- sequences
 
 
-def _psnr_yuv(a: Frame, b: Frame) -> float:
-    """(6*PSNR_Y + PSNR_U + PSNR_V)/8 in dB, each capped at 100 dB (identical planes)."""
-    vals = []
-    for pa, pb in zip(a.planes(), b.planes()):
-        mse = float(np.mean((pa.astype(np.float64) - pb.astype(np.float64)) ** 2))
-        vals.append(100.0 if mse == 0 else min(100.0, 10 * np.log10(255.0 ** 2 / mse)))
-    return (6 * vals[0] + vals[1] + vals[2]) / 8
-
-
 def _gops(frames: Iterator[Frame], gop: int) -> Iterator[list[Frame]]:
     """Group a frame stream into lists of at most `gop` frames (bounded memory)."""
     chunk: list[Frame] = []
@@ -498,7 +491,7 @@ def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, qual
     for i, frame in enumerate(frames):
         unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=quality)
         units.append(unit)
-        psnr.append(_psnr_yuv(frame, recon))
+        psnr.append(frame_psnr_yuv(frame, recon))
     nbytes = sum(sum(len(s) for s in u.segments) + 24 + 4 * len(u.segments) + 9 for u in units)
     return _GopResult(units, psnr, nbytes, enc.patches_masked, enc.patches_total)
 

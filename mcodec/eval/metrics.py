@@ -83,6 +83,11 @@ def frame_mse(ref: Frame, dist: Frame) -> tuple[float, float, float]:
     return (plane_mse(ref.y, dist.y), plane_mse(ref.u, dist.u), plane_mse(ref.v, dist.v))
 
 
+def frame_psnr_yuv(ref: Frame, dist: Frame) -> float:
+    """PSNR-YUV of one frame pair: (6*PSNR_Y + PSNR_U + PSNR_V)/8 in dB, planes capped."""
+    return float(yuv_weighted(*(psnr_from_mse(m) for m in frame_mse(ref, dist))))
+
+
 def msssim_available(height: int, width: int) -> bool:
     """True when a frame of this size is large enough for 5-scale MS-SSIM."""
     return min(height, width) >= MSSSIM_MIN_SIDE

@@ -1,0 +1,883 @@
+"""Fuzz harness for the mcodec decoder (container parser + frame decoders).
+
+    python -m tests.fuzz_decode --seconds 60 --seed 1          # fuzz for a minute
+    python -m tests.fuzz_decode --count 200 --seed 1 --json    # fixed number of inputs
+    python -m tests.fuzz_decode --replay tests/corpus           # re-run saved inputs
+
+Seeds are real streams made by the codec (64x48 and 33x17 synthetic video,
+3-6 frames, several GOPs, every frame type, masks on and off) with the tiny
+randomly initialised model that tests/test_codec.py uses. Each input is a seed
+with one to three mutations:
+
+* raw mutations (bit flips, byte changes, truncation, insertion, deletion,
+  splices of two streams, edits of the header/unit length fields): these
+  mostly stop at a CRC check, which is the point of testing them;
+* structural mutations that re-compute every CRC afterwards (segment bytes,
+  segment lengths and counts, frame and sequence-header fields, unit order,
+  foreign units, crafted entropy-coder strings), so that mutated data gets
+  past the container and reaches `motion.decode_motion`, `masking.decode_mask`
+  and compressai's rANS decoder (which does not bounds-check its input:
+  CompressAI issue #300).
+
+Every input runs in a forked child (one fork per input from a parent that has
+loaded torch and the networks once, single-threaded), with an address-space
+limit and a wall-clock limit, so a segfault, an abort, a runaway allocation
+or a hang is observed and classified instead of killing the harness:
+
+    ok         decoded every frame (hashes verified)
+    clean      mcodec.errors.McodecError (BitstreamError, ModelError, ...)
+    exception  any other exception                       -> bug
+    crash      the child died from a signal / no result  -> bug
+    timeout    the child ran past --timeout               -> bug
+
+The child first runs `bitstream.inspect` + `format_summary` (what ``mcodec
+info`` does) and then `codec.iter_decode` over all frames. Every bug-triggering
+input is saved to tests/corpus/ (``<class>-<what>-<sha8>.bin``; at most
+--max-per-signature files per distinct failure) and a summary is printed.
+
+In --replay mode each given file (or every *.bin of a given folder) is run the
+same way. Replayed streams are decoded with the tiny model whatever model
+digest their header names (the digest of a randomly initialised bundle may
+differ across torch versions), so their payloads still reach the decoders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import resource
+import select
+import signal
+import struct
+import sys
+import tempfile
+import time
+import traceback
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(__file__).resolve().parent / "corpus"
+SIGNATURE = b"\x8bMCD\r\n\x1a\n"
+BUG_CLASSES = ("exception", "crash", "timeout")
+CLASSES = ("ok", "clean", *BUG_CLASSES)
+
+# Sequence-header field offsets inside the header payload (docs/bitstream.md section 4).
+HDR = {"width": (0, "I"), "height": (4, "I"), "fps_num": (8, "I"), "fps_den": (12, "I"),
+       "frame_count": (16, "Q"), "pix_fmt": (24, "B"), "color_range": (25, "B"),
+       "color_matrix": (26, "B"), "gop": (27, "I"), "quality": (31, "B"), "mask_mode": (32, "B"),
+       "mask_ratio_permille": (33, "H"), "patch_size": (35, "B"), "search_range": (36, "B"),
+       "flags": (37, "H"), "model_name_length": (71, "B")}
+UNIT_FRAME, UNIT_INDEX, UNIT_END = 0x01, 0x02, 0x7F
+# Roles of a frame's segments (docs: key = latent strings; inter = motion, mask, latents).
+LATENT_ROLES = ("y-anchor", "y-nonanchor", "z")
+
+
+# ----------------------------------------------------------------------------- stream model
+
+
+@dataclass
+class Stream:
+    """A stream split into its parts; `build` re-serialises it with fresh CRCs."""
+
+    versions: tuple[int, int]
+    header: bytearray                       # sequence-header payload
+    units: list[list]                       # [type, bytearray payload]
+    header_length: int | None = None        # None: len(header)
+
+    def copy(self) -> Stream:
+        return Stream(self.versions, bytearray(self.header), [[t, bytearray(p)] for t, p in self.units],
+                      self.header_length)
+
+    def build(self) -> bytes:
+        length = len(self.header) if self.header_length is None else self.header_length
+        envelope = struct.pack(">HHI", *self.versions, length)
+        out = [SIGNATURE, envelope, bytes(self.header),
+               struct.pack(">I", zlib.crc32(self.header, zlib.crc32(envelope)))]
+        for unit_type, payload in self.units:
+            head = struct.pack(">BI", unit_type, len(payload))
+            out += [head, bytes(payload), struct.pack(">I", zlib.crc32(payload, zlib.crc32(head)))]
+        return b"".join(out)
+
+    def frame_positions(self) -> list[int]:
+        return [i for i, (t, p) in enumerate(self.units) if t == UNIT_FRAME and len(p) >= 24]
+
+    def get(self, name: str) -> int:
+        off, code = HDR[name]
+        return struct.unpack_from(">" + code, self.header, off)[0]
+
+    def set(self, name: str, value: int) -> None:
+        off, code = HDR[name]
+        bits = 8 * struct.calcsize(code)
+        struct.pack_into(">" + code, self.header, off, value % (1 << bits))
+
+
+def parse_stream(data: bytes) -> Stream:
+    """Split a well-formed stream (a seed) into parts; CRCs are not checked."""
+    assert data[:8] == SIGNATURE
+    fmt, minv, length = struct.unpack_from(">HHI", data, 8)
+    pos = 16 + length + 4
+    header = bytearray(data[16:16 + length])
+    units = []
+    while pos + 5 <= len(data):
+        unit_type, n = struct.unpack_from(">BI", data, pos)
+        units.append([unit_type, bytearray(data[pos + 5:pos + 5 + n])])
+        pos += 5 + n + 4
+    return Stream((fmt, minv), header, units)
+
+
+def split_frame(payload: bytes) -> tuple[bytearray, list[bytearray]]:
+    """(24-byte fixed part, segments) of a well-formed FRAME payload."""
+    k = payload[23]
+    lengths = struct.unpack_from(f">{k}I", payload, 24)
+    pos, segs = 24 + 4 * k, []
+    for n in lengths:
+        segs.append(bytearray(payload[pos:pos + n]))
+        pos += n
+    return bytearray(payload[:24]), segs
+
+
+def join_frame(fixed: bytes, segs: list[bytes]) -> bytearray:
+    fixed = bytearray(fixed)
+    fixed[23] = len(segs) & 0xFF
+    return bytearray(bytes(fixed) + struct.pack(f">{len(segs)}I", *map(len, segs)) + b"".join(segs))
+
+
+def segment_role(frame_type: int, i: int) -> str:
+    if frame_type == 0:
+        return LATENT_ROLES[i] if i < 3 else "extra"
+    if frame_type in (1, 2):
+        return ("motion", "mask", *LATENT_ROLES)[i] if i < 5 else "extra"
+    return "extra"
+
+
+# ----------------------------------------------------------------------------- mutators
+
+
+class Mutator:
+    """Picks and applies mutations; `mutate` returns (bytes, [mutation names])."""
+
+    def __init__(self, seeds: list[tuple[str, bytes]], rng: random.Random) -> None:
+        self.seeds = seeds
+        self.parsed = [parse_stream(d) for _, d in seeds]
+        self.rng = rng
+        # name -> (weight, function, fixes CRCs)
+        self.structural: dict[str, tuple[float, Callable[[Stream], str | None]]] = {
+            "seg-bitflip": (8, self.seg_bitflip),
+            "seg-bytes": (5, self.seg_bytes),
+            "seg-random": (6, self.seg_random),
+            "seg-ff-run": (5, self.seg_ff_run),
+            "seg-zeros": (3, self.seg_zeros),
+            "seg-short": (5, self.seg_short),
+            "seg-truncate": (4, self.seg_truncate),
+            "seg-extend": (4, self.seg_extend),
+            "seg-swap": (5, self.seg_swap),
+            "seg-count": (3, self.seg_count),
+            "seg-length-field": (3, self.seg_length_field),
+            "frame-field": (6, self.frame_field),
+            "frame-hash": (4, self.frame_hash),
+            "payload-bitflip": (6, self.payload_bitflip),
+            "header-field": (6, self.header_field),
+            "header-geometry": (5, self.header_geometry),
+            "header-geometry-huge": (0.5, self.header_geometry_huge),
+            "unit-ops": (5, self.unit_ops),
+            "foreign-frames": (3, self.foreign_frames),
+        }
+        self.raw: dict[str, tuple[float, Callable[[bytes], bytes]]] = {
+            "raw-bitflip": (4, self.raw_bitflip),
+            "raw-bytes": (2, self.raw_bytes),
+            "raw-truncate": (4, self.raw_truncate),
+            "raw-insert": (2, self.raw_insert),
+            "raw-delete": (2, self.raw_delete),
+            "raw-splice": (3, self.raw_splice),
+            "raw-length-field": (3, self.raw_length_field),
+        }
+
+    # -- helpers
+
+    def _pick(self, table: dict) -> str:
+        names = list(table)
+        return self.rng.choices(names, weights=[table[n][0] for n in names])[0]
+
+    def _frame(self, s: Stream, latent_only: bool = False):
+        """(unit position, fixed, segments, segment index) of a random segment, or None."""
+        cands = []
+        for pos in s.frame_positions():
+            try:
+                fixed, segs = split_frame(s.units[pos][1])
+            except struct.error:
+                continue
+            for i in range(len(segs)):
+                if not latent_only or segment_role(fixed[4], i) in LATENT_ROLES:
+                    cands.append((pos, fixed, segs, i))
+        return self.rng.choice(cands) if cands else None
+
+    def _segment_edit(self, s: Stream, edit: Callable[[bytearray], bytearray],
+                      latent_only: bool = False) -> str | None:
+        pick = self._frame(s, latent_only)
+        if pick is None:
+            return None
+        pos, fixed, segs, i = pick
+        segs[i] = edit(segs[i])
+        s.units[pos][1] = join_frame(fixed, segs)
+        return segment_role(fixed[4], i)
+
+    def _random_bytes(self, n: int) -> bytearray:
+        return bytearray(self.rng.getrandbits(8) for _ in range(n))
+
+    # -- structural mutations (CRCs recomputed by Stream.build)
+
+    def seg_bitflip(self, s: Stream) -> str | None:
+        def edit(b: bytearray) -> bytearray:
+            for _ in range(self.rng.choice((1, 1, 2, 3, 8))):
+                if b:
+                    b[self.rng.randrange(len(b))] ^= 1 << self.rng.randrange(8)
+            return b
+        return self._segment_edit(s, edit)
+
+    def seg_bytes(self, s: Stream) -> str | None:
+        def edit(b: bytearray) -> bytearray:
+            for _ in range(self.rng.randint(1, 4)):
+                if b:
+                    b[self.rng.randrange(len(b))] = self.rng.choice((0, 0xFF, 0x7F, 0x80, self.rng.getrandbits(8)))
+            return b
+        return self._segment_edit(s, edit)
+
+    def seg_random(self, s: Stream) -> str | None:
+        n = self.rng.choice((1, 2, 4, 7, 8, 9, 16, 32, 100, 1000, self.rng.randrange(4096)))
+        return self._segment_edit(s, lambda b: self._random_bytes(n))
+
+    def seg_ff_run(self, s: Stream) -> str | None:
+        # rANS: all-ones state -> the last CDF bin -> bypass mode with long 0xF runs.
+        n = self.rng.choice((1, 4, 8, 9, 64, 1000, 20000, 80000))
+        fill = self.rng.choice((b"\xff", b"\xff\xff\xff\x7f", b"\xfe"))
+        return self._segment_edit(s, lambda b: bytearray((fill * n)[:n]), latent_only=self.rng.random() < 0.8)
+
+    def seg_zeros(self, s: Stream) -> str | None:
+        n = self.rng.choice((1, 4, 8, 64, 1000))
+        return self._segment_edit(s, lambda b: bytearray(n))
+
+    def seg_short(self, s: Stream) -> str | None:
+        # 0..7 bytes: rANS initialisation reads 8 bytes whatever the length.
+        n = self.rng.randrange(8)
+        return self._segment_edit(s, lambda b: self._random_bytes(n), latent_only=True)
+
+    def seg_truncate(self, s: Stream) -> str | None:
+        return self._segment_edit(s, lambda b: b[:self.rng.randrange(len(b) + 1)])
+
+    def seg_extend(self, s: Stream) -> str | None:
+        return self._segment_edit(s, lambda b: b + self._random_bytes(self.rng.choice((1, 4, 16, 256))))
+
+    def seg_swap(self, s: Stream) -> str | None:
+        """Replace a segment by another one (same frame, other frame, or another seed)."""
+        donor = self.rng.choice(self.parsed)
+        other = self._frame(donor)
+        if other is None:
+            return None
+        _, _, dsegs, j = other
+        return self._segment_edit(s, lambda b: bytearray(dsegs[j]))
+
+    def seg_count(self, s: Stream) -> str | None:
+        positions = s.frame_positions()
+        if not positions:
+            return None
+        pos = self.rng.choice(positions)
+        fixed, segs = split_frame(s.units[pos][1])
+        if segs and self.rng.random() < 0.5:
+            del segs[self.rng.randrange(len(segs))]
+        else:
+            segs.insert(self.rng.randrange(len(segs) + 1), self._random_bytes(self.rng.randrange(32)))
+        s.units[pos][1] = join_frame(fixed, segs)
+        return "count"
+
+    def seg_length_field(self, s: Stream) -> str | None:
+        positions = [p for p in s.frame_positions() if s.units[p][1][23]]
+        if not positions:
+            return None
+        pos = self.rng.choice(positions)
+        payload = s.units[pos][1]
+        i = self.rng.randrange(payload[23])
+        off = 24 + 4 * i
+        (n,) = struct.unpack_from(">I", payload, off)
+        new = self.rng.choice((0, n + 1, max(n - 1, 0), n + 4, 0xFFFFFFFF, 1 << 31, self.rng.getrandbits(32)))
+        struct.pack_into(">I", payload, off, new)
+        if self.rng.random() < 0.5:  # keep the total consistent by moving bytes to the next segment
+            if i + 1 < payload[23]:
+                (m,) = struct.unpack_from(">I", payload, off + 4)
+                struct.pack_into(">I", payload, off + 4, (m + n - new) % (1 << 32))
+        return "length"
+
+    def frame_field(self, s: Stream) -> str | None:
+        positions = s.frame_positions()
+        if not positions:
+            return None
+        payload = s.units[self.rng.choice(positions)][1]
+        what = self.rng.choice(("index", "type", "type", "quality", "quality", "flags", "nseg"))
+        if what == "index":
+            struct.pack_into(">I", payload, 0, self.rng.choice((0, 1, 2, 5, 0xFFFFFFFF)))
+        elif what == "type":
+            payload[4] = self.rng.choice((0, 1, 2, 3, 0xFF))
+        elif what == "quality":
+            payload[5] = self.rng.choice((0, 1, 2, 3, 4, 7, 8, 254, 255))
+        elif what == "flags":
+            payload[6] = self.rng.choice((1, 0x80, 0xFF))
+        else:
+            payload[23] = self.rng.choice((0, 1, 2, 3, 5, 255))
+        return what
+
+    def frame_hash(self, s: Stream) -> str | None:
+        positions = s.frame_positions()
+        if not positions:
+            return None
+        payload = s.units[self.rng.choice(positions)][1]
+        payload[7 + self.rng.randrange(16)] ^= 1 << self.rng.randrange(8)
+        return "hash"
+
+    def payload_bitflip(self, s: Stream) -> str | None:
+        cands = [u for u in s.units if u[1]]
+        if not cands:
+            return None
+        payload = self.rng.choice(cands)[1]
+        for _ in range(self.rng.choice((1, 1, 2, 4))):
+            payload[self.rng.randrange(len(payload))] ^= 1 << self.rng.randrange(8)
+        return "payload"
+
+    def header_field(self, s: Stream) -> str | None:
+        name = self.rng.choice([n for n in HDR if n not in ("width", "height")] + ["extra", "versions",
+                                                                                  "name", "sha"])
+        if name == "extra":
+            s.header += self._random_bytes(self.rng.choice((1, 16)))
+            name_end = 72 + s.header[71]
+            struct.pack_into(">H", s.header, name_end, len(s.header) - name_end - 2)
+        elif name == "versions":
+            s.versions = self.rng.choice(((1, 2), (2, 1), (2, 2), (0, 0), (1, 0), (65535, 1)))
+        elif name == "name":
+            n = s.header[71]
+            new = self.rng.choice((b"", b"x" * 65, b"bad name", b"\xff\xfe", b"other"))
+            s.header[72:72 + n] = new
+            if self.rng.random() < 0.5:  # keep model_name_length consistent half of the time
+                s.header[71] = min(len(new), 255)
+        elif name == "sha":
+            s.header[39 + self.rng.randrange(32)] ^= 1 << self.rng.randrange(8)
+        else:
+            _, code = HDR[name]
+            bits = 8 * struct.calcsize(code)
+            value = self.rng.choice((0, 1, 2, 3, 4, 15, 16, 17, 255, 256, 1000, 1001, 65535,
+                                     (1 << bits) - 1, 1 << (bits - 1), self.rng.getrandbits(bits)))
+            s.set(name, value)
+        return name
+
+    _SIDES = (1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 96, 127, 128, 129, 255, 256, 512)
+
+    def header_geometry(self, s: Stream) -> str | None:
+        """Another (valid) frame size, so the same strings decode over another latent grid."""
+        which = self.rng.choice(("width", "height", "both"))
+        if which in ("width", "both"):
+            s.set("width", self.rng.choice(self._SIDES))
+        if which in ("height", "both"):
+            s.set("height", self.rng.choice(self._SIDES))
+        return which
+
+    def header_geometry_huge(self, s: Stream) -> str | None:
+        """Largest sizes the container accepts (up to 2**26 pixels) or just past them."""
+        w, h = self.rng.choice(((16384, 4096), (8192, 8192), (4096, 4096), (2048, 2048), (16384, 1),
+                                (1, 16384), (16385, 16), (16384, 4097), (100000, 100000)))
+        s.set("width", w)
+        s.set("height", h)
+        return f"{w}x{h}"
+
+    def unit_ops(self, s: Stream) -> str | None:
+        op = self.rng.choice(("dup", "drop", "swap", "ancillary", "critical", "retype", "drop-index",
+                              "drop-end", "trailing", "move-index", "fix-count"))
+        units = s.units
+        frames = s.frame_positions()
+        if op == "dup" and frames:
+            p = self.rng.choice(frames)
+            units.insert(p + 1, [units[p][0], bytearray(units[p][1])])
+        elif op == "drop" and frames:
+            del units[self.rng.choice(frames)]
+        elif op == "swap" and len(frames) >= 2:
+            a, b = self.rng.sample(frames, 2)
+            units[a], units[b] = units[b], units[a]
+        elif op == "ancillary":
+            units.insert(self.rng.randrange(len(units) + 1),
+                         [self.rng.randrange(0x80, 0x100), self._random_bytes(self.rng.randrange(64))])
+        elif op == "critical":
+            units.insert(self.rng.randrange(len(units) + 1),
+                         [self.rng.choice((0, 3, 0x10, 0x7E)), self._random_bytes(self.rng.randrange(32))])
+        elif op == "retype" and units:
+            self.rng.choice(units)[0] = self.rng.choice((0, 1, 2, 0x7F, 0x80, 0x03))
+        elif op == "drop-index":
+            s.units = [u for u in units if u[0] != UNIT_INDEX]
+        elif op == "drop-end":
+            s.units = [u for u in units if u[0] != UNIT_END]
+        elif op == "trailing":
+            units.append([UNIT_END, bytearray(8)])
+        elif op == "move-index":
+            idx = [i for i, u in enumerate(units) if u[0] == UNIT_INDEX]
+            if idx:
+                unit = units.pop(idx[0])
+                units.insert(self.rng.randrange(len(units) + 1), unit)
+        elif op == "fix-count":  # renumber frames and fix INDEX/END so only deeper checks can fail
+            self._renumber(s)
+        else:
+            return None
+        if op in ("dup", "drop", "swap") and self.rng.random() < 0.7:
+            self._renumber(s)
+        return op
+
+    def _renumber(self, s: Stream) -> None:
+        """Make frame indexes, INDEX and END consistent again (offsets recomputed)."""
+        n = 0
+        offset = 16 + len(s.header) + 4
+        keys = []
+        for unit in s.units:
+            if unit[0] == UNIT_FRAME and len(unit[1]) >= 24:
+                struct.pack_into(">I", unit[1], 0, n)
+                if unit[1][4] == 0:
+                    keys.append((n, offset))
+                n += 1
+            offset += 9 + len(unit[1])
+        # INDEX offsets depend on the INDEX's own size only through units after it (none are frames).
+        for unit in s.units:
+            if unit[0] == UNIT_INDEX:
+                unit[1] = bytearray(struct.pack(">I", len(keys)) + b"".join(struct.pack(">IQ", *k) for k in keys))
+            elif unit[0] == UNIT_END:
+                unit[1] = bytearray(struct.pack(">Q", n))
+        if s.get("frame_count"):
+            s.set("frame_count", n)
+
+    def foreign_frames(self, s: Stream) -> str | None:
+        """Frames of another seed (other size, GOP or mask mode) under this header."""
+        donor = self.rng.choice(self.parsed)
+        s.units = [[t, bytearray(p)] for t, p in donor.units]
+        s.set("frame_count", donor.get("frame_count"))
+        self._renumber(s)
+        return "frames"
+
+    # -- raw mutations (CRCs left stale, except by chance)
+
+    def raw_bitflip(self, d: bytes) -> bytes:
+        b = bytearray(d)
+        for _ in range(self.rng.choice((1, 1, 2, 8))):
+            b[self.rng.randrange(len(b))] ^= 1 << self.rng.randrange(8)
+        return bytes(b)
+
+    def raw_bytes(self, d: bytes) -> bytes:
+        b = bytearray(d)
+        for _ in range(self.rng.randint(1, 4)):
+            b[self.rng.randrange(len(b))] = self.rng.getrandbits(8)
+        return bytes(b)
+
+    def raw_truncate(self, d: bytes) -> bytes:
+        return d[:self.rng.randrange(len(d))]
+
+    def raw_insert(self, d: bytes) -> bytes:
+        i = self.rng.randrange(len(d) + 1)
+        return d[:i] + bytes(self._random_bytes(self.rng.choice((1, 4, 9, 100)))) + d[i:]
+
+    def raw_delete(self, d: bytes) -> bytes:
+        i = self.rng.randrange(len(d))
+        return d[:i] + d[i + self.rng.choice((1, 4, 9, 100)):]
+
+    def raw_splice(self, d: bytes) -> bytes:
+        """A prefix of this stream + a suffix of another, often at unit boundaries (valid CRCs)."""
+        _, other = self.rng.choice(self.seeds)
+        if self.rng.random() < 0.6:
+            i = self.rng.choice(_unit_offsets(d))
+            j = self.rng.choice(_unit_offsets(other))
+        else:
+            i, j = self.rng.randrange(len(d) + 1), self.rng.randrange(len(other) + 1)
+        return d[:i] + other[j:]
+
+    def raw_length_field(self, d: bytes) -> bytes:
+        b = bytearray(d)
+        offsets = [12] + [o + 1 for o in _unit_offsets(d)[1:-1]]
+        off = self.rng.choice(offsets)
+        (n,) = struct.unpack_from(">I", b, off)
+        struct.pack_into(">I", b, off, self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 1 << 20, (1 << 20) + 1,
+                                                         0xFFFFFFFF, self.rng.getrandbits(32))))
+        return bytes(b)
+
+    # -- driver
+
+    def mutate(self) -> tuple[bytes, list[str], str]:
+        """One input: (bytes, mutation names, seed name)."""
+        k = self.rng.randrange(len(self.seeds))
+        seed_name, seed = self.seeds[k]
+        names: list[str] = []
+        if self.rng.random() < 0.3:
+            data = seed
+            for _ in range(self.rng.choice((1, 1, 1, 2))):
+                name = self._pick(self.raw)
+                data = self.raw[name][1](data) if data else data
+                names.append(name)
+            return data, names, seed_name
+        s = self.parsed[k].copy()
+        for _ in range(self.rng.choice((1, 1, 1, 2, 3))):
+            name = self._pick(self.structural)
+            detail = self.structural[name][1](s)
+            names.append(name if detail is None else f"{name}:{detail}")
+        return s.build(), names, seed_name
+
+
+def _unit_offsets(data: bytes) -> list[int]:
+    """Offsets of every unit of a well-formed stream, plus 0, the first unit and the end."""
+    (length,) = struct.unpack_from(">I", data, 12)
+    pos, out = 16 + length + 4, [0, 16]
+    while pos + 5 <= len(data):
+        out.append(pos)
+        pos += 9 + struct.unpack_from(">I", data, pos + 1)[0]
+    out.append(len(data))
+    return out
+
+
+# ----------------------------------------------------------------------------- seeds and model
+
+
+SEED_SPECS = {  # name: (width, height, frames, gop, mask, quality)
+    "gop3-auto-64x48": (64, 48, 6, 3, "auto", 2),
+    "gop2-off-64x48": (64, 48, 5, 2, "off", 2),
+    "gop4-half-64x48": (64, 48, 4, 4, 0.5, 1),
+    "gop2-off-33x17": (33, 17, 3, 2, "off", 3),
+}
+
+
+def tiny_networks(workdir: Path):
+    """The tiny random model of tests/test_codec.py (seed 0), as CodecNetworks named 'tiny'."""
+    from mcodec.codec import codec
+    from tests.test_codec import tiny_bundle
+
+    path = tiny_bundle(workdir / "tiny.safetensors")
+    return codec.networks_from_file(str(path), model_id="tiny")
+
+
+def make_seeds(nets, workdir: Path) -> list[tuple[str, bytes]]:
+    """Real streams made by the codec with `nets` (see SEED_SPECS)."""
+    from mcodec.codec import codec
+    from tests.conftest import synthetic_frames, write_clip
+
+    seeds = []
+    for name, (w, h, n, gop, mask, q) in SEED_SPECS.items():
+        src = write_clip(workdir / f"{name}.y4m", synthetic_frames(w, h, n, seed=1))
+        out = workdir / f"{name}.bin"
+        codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=q, gop=gop, mask=mask),
+                     networks=nets, overwrite=True)
+        seeds.append((name, out.read_bytes()))
+    return seeds
+
+
+# ----------------------------------------------------------------------------- running one input
+
+
+@dataclass
+class Outcome:
+    cls: str                      # one of CLASSES
+    detail: str = ""              # exception type / signal / error category
+    message: str = ""
+    where: str = ""               # innermost mcodec/compressai frame of an exception
+    seconds: float = 0.0
+    frames: int = 0
+
+    @property
+    def signature(self) -> str:
+        return f"{self.cls}:{self.detail}:{self.where}"
+
+
+def _category(message: str) -> str:
+    """A short, number-free name for a clean error message (for the summary)."""
+    for pattern, name in (("hash mismatch", "frame hash mismatch"), ("CRC mismatch", "CRC mismatch"),
+                          ("undecodable payload", "undecodable payload"),
+                          ("range coder", "range coder"), ("allocate", "allocation failure")):
+        if pattern in message:
+            return name
+    text = re.sub(r"\(at byte offset \d+\)", "", message)
+    text = re.sub(r"0x[0-9a-f]+|\d+", "N", text)
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "S", text)
+    return text.strip()[:70]
+
+
+def _where(tb) -> str:
+    frames = [f for f in traceback.extract_tb(tb) if "/mcodec/" in f.filename or "compressai" in f.filename]
+    frames = frames or traceback.extract_tb(tb)
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f"{Path(f.filename).name}:{f.lineno}:{f.name}"
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def decode_in_child(data: bytes, nets, any_model: bool) -> dict:
+    """What the child does: inspect (mcodec info) then decode every frame."""
+    from mcodec.codec import bitstream as bs
+    from mcodec.codec import codec
+    from mcodec.errors import McodecError
+
+    result: dict = {"frames": 0}
+    try:
+        bs.format_summary(bs.inspect(data))
+    except McodecError:
+        pass  # the decoder must then fail cleanly too (checked below)
+    except Exception as exc:  # noqa: BLE001 - a bug of `mcodec info`
+        return {"cls": "exception", "detail": f"info:{type(exc).__name__}", "message": str(exc)[:300],
+                "where": _where(exc.__traceback__)}
+    try:
+        use = nets
+        if any_model:
+            try:
+                digest = bs.BitstreamReader(io.BytesIO(data)).header.model_sha256
+                use = dataclasses.replace(nets, digest=digest)
+            except McodecError:
+                pass
+        _, frames = codec.iter_decode(io.BytesIO(data), networks=use)
+        for _ in frames:
+            result["frames"] += 1
+        result["cls"] = "ok"
+    except McodecError as exc:
+        result.update(cls="clean", detail=type(exc).__name__, message=str(exc)[:300],
+                      category=_category(str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - anything else is a bug
+        result.update(cls="exception", detail=type(exc).__name__, message=str(exc)[:300],
+                      where=_where(exc.__traceback__))
+    return result
+
+
+class ForkRunner:
+    """Runs `decode_in_child` for one input in a forked child with time and memory limits."""
+
+    def __init__(self, nets, timeout: float = 20.0, mem_limit: int = 4 << 30, any_model: bool = False) -> None:
+        self.nets, self.timeout, self.any_model = nets, timeout, any_model
+        self.mem_limit = mem_limit
+
+    def run(self, data: bytes) -> Outcome:
+        rfd, wfd = os.pipe()
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # child: never returns
+            code = 0
+            try:
+                os.close(rfd)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                limit = _vm_size() + self.mem_limit
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+                result = decode_in_child(data, self.nets, self.any_model)
+                os.write(wfd, json.dumps(result).encode())
+            except BaseException:  # noqa: BLE001
+                code = 70
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        chunks, deadline, timed_out = [], start + self.timeout, False
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select([rfd], [], [], left)
+                if ready:
+                    chunk = os.read(rfd, 65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        finally:
+            os.close(rfd)
+        if timed_out:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        seconds = time.monotonic() - start
+        if timed_out:
+            return Outcome("timeout", "timeout", f"no result after {self.timeout:.0f} s", seconds=seconds)
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            return Outcome("crash", name, f"child killed by {name}", seconds=seconds)
+        try:
+            result = json.loads(b"".join(chunks))
+        except ValueError:
+            return Outcome("crash", f"exit{os.WEXITSTATUS(status)}", "child ended without a result",
+                           seconds=seconds)
+        detail = result.get("category", "") if result["cls"] == "clean" else result.get("detail", "")
+        return Outcome(result["cls"], detail, result.get("message", ""), result.get("where", ""),
+                       seconds, result.get("frames", 0))
+
+
+# ----------------------------------------------------------------------------- fuzz loop and report
+
+
+@dataclass
+class Report:
+    runs: int = 0
+    seconds: float = 0.0
+    classes: Counter = field(default_factory=Counter)
+    by_mutation: dict = field(default_factory=lambda: defaultdict(Counter))
+    clean_categories: Counter = field(default_factory=Counter)
+    bugs: dict = field(default_factory=dict)           # signature -> {count, files, example}
+    hash_flip: Counter = field(default_factory=Counter)  # outcomes of frame-hash-only mutations
+
+    def to_json(self) -> dict:
+        return {"runs": self.runs, "seconds": round(self.seconds, 1), "classes": dict(self.classes),
+                "by_mutation": {k: dict(v) for k, v in sorted(self.by_mutation.items())},
+                "clean_categories": dict(self.clean_categories.most_common()),
+                "hash_flip": dict(self.hash_flip), "bugs": self.bugs}
+
+
+def _slug(outcome: Outcome) -> str:
+    base = {"crash": outcome.detail, "timeout": "hang", "exception": outcome.detail}[outcome.cls]
+    where = outcome.where.split(":")[0].replace(".py", "") if outcome.where else ""
+    text = "-".join(x for x in (base, where) if x)
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def save_input(data: bytes, outcome: Outcome, corpus: Path) -> Path:
+    corpus.mkdir(parents=True, exist_ok=True)
+    name = f"{outcome.cls}-{_slug(outcome)}-{hashlib.sha256(data).hexdigest()[:8]}.bin"
+    path = corpus / name
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def fuzz(nets, seeds, *, seed: int, seconds: float | None, count: int | None, timeout: float,
+         corpus: Path | None, max_per_signature: int, verbose: bool, log=print) -> Report:
+    rng = random.Random(seed)
+    mut = Mutator(seeds, rng)
+    runner = ForkRunner(nets, timeout=timeout)
+    report = Report()
+    start = time.monotonic()
+    seen: set[bytes] = set()
+    while True:
+        if count is not None and report.runs >= count:
+            break
+        if seconds is not None and time.monotonic() - start >= seconds:
+            break
+        data, names, seed_name = mut.mutate()
+        outcome = runner.run(data)
+        report.runs += 1
+        report.classes[outcome.cls] += 1
+        for name in names:
+            report.by_mutation[name.split(":")[0]][outcome.cls] += 1
+        if len(names) == 1 and names[0].startswith("frame-hash"):
+            report.hash_flip[outcome.detail if outcome.cls == "clean" else outcome.cls] += 1
+        if outcome.cls == "clean":
+            report.clean_categories[outcome.detail] += 1
+        if verbose:
+            log(f"{report.runs:6d} {outcome.cls:9s} {outcome.seconds:6.2f}s {seed_name} "
+                f"{'+'.join(names)}: {outcome.detail} {outcome.message[:80]}")
+        if outcome.cls in BUG_CLASSES:
+            bug = report.bugs.setdefault(outcome.signature, {
+                "class": outcome.cls, "detail": outcome.detail, "where": outcome.where,
+                "message": outcome.message, "count": 0, "files": [], "mutations": Counter()})
+            bug["count"] += 1
+            bug["mutations"]["+".join(n.split(":")[0] for n in names)] += 1
+            digest = hashlib.sha256(data).digest()
+            if corpus is not None and digest not in seen and (
+                    not max_per_signature or len(bug["files"]) < max_per_signature):
+                seen.add(digest)
+                path = save_input(data, outcome, corpus)
+                bug["files"].append(os.path.relpath(path, REPO) if path.is_relative_to(REPO) else str(path))
+                log(f"  saved {path.name}: {outcome.cls} {outcome.detail} {outcome.where} "
+                    f"({'+'.join(names)}, seed {seed_name})")
+    report.seconds = time.monotonic() - start
+    for bug in report.bugs.values():
+        bug["mutations"] = dict(bug["mutations"])
+    return report
+
+
+def print_report(report: Report, log=print) -> None:
+    log(f"\ninputs run: {report.runs} in {report.seconds:.0f} s "
+        f"({report.runs / max(report.seconds, 1e-9):.1f}/s)")
+    log("outcomes:   " + ", ".join(f"{c} {report.classes.get(c, 0)}" for c in CLASSES))
+    log("\nper mutation (an input may carry several):")
+    log(f"  {'mutation':24s}" + "".join(f"{c:>10s}" for c in CLASSES))
+    for name, counts in sorted(report.by_mutation.items()):
+        log(f"  {name:24s}" + "".join(f"{counts.get(c, 0):10d}" for c in CLASSES))
+    log("\nclean errors, most common messages:")
+    for cat, n in report.clean_categories.most_common(15):
+        log(f"  {n:6d}  {cat}")
+    if report.hash_flip:
+        log("\nframe_hash bit flips (CRC fixed) -> " + ", ".join(f"{k}: {v}" for k, v in report.hash_flip.items()))
+    log(f"\nbugs: {sum(b['count'] for b in report.bugs.values())} inputs, {len(report.bugs)} signatures")
+    for sig, bug in sorted(report.bugs.items(), key=lambda kv: -kv[1]["count"]):
+        log(f"  {bug['count']:5d}  {bug['class']} {bug['detail']} {bug['where']}: {bug['message'][:100]}")
+        log(f"         mutations: {bug['mutations']}")
+        for f in bug["files"]:
+            log(f"         {f}")
+
+
+def replay(nets, paths: list[Path], timeout: float, log=print) -> dict[str, dict]:
+    runner = ForkRunner(nets, timeout=timeout, any_model=True)
+    files = []
+    for p in paths:
+        files += sorted(p.glob("*.bin")) if p.is_dir() else [p]
+    results = {}
+    for path in files:
+        outcome = runner.run(path.read_bytes())
+        results[path.name] = dataclasses.asdict(outcome)
+        log(f"{path.name}: {outcome.cls} {outcome.detail} {outcome.where} {outcome.message[:120]}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fuzz_decode", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, help="fuzz for this long (default 60 unless --count)")
+    parser.add_argument("--count", type=int, help="fuzz this many inputs")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the mutations (default 1)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per input (default 20)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="where bug inputs go (default tests/corpus)")
+    parser.add_argument("--no-save", action="store_true", help="do not save bug-triggering inputs")
+    parser.add_argument("--max-per-signature", type=int, default=2,
+                        help="files saved per distinct failure (0 = all; default 2)")
+    parser.add_argument("--replay", nargs="+", type=Path, metavar="PATH",
+                        help="run these files / folders of *.bin instead of fuzzing")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
+    parser.add_argument("-v", "--verbose", action="store_true", help="one line per input")
+    args = parser.parse_args(argv)
+
+    # One thread in the parent: forking after an OpenMP pool has started can deadlock children.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import torch
+
+    torch.set_num_threads(1)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    with tempfile.TemporaryDirectory(prefix="mcodec-fuzz-") as tmp:
+        nets = tiny_networks(Path(tmp))
+        if args.replay:
+            results = replay(nets, args.replay, args.timeout, log=log)
+            if args.json:
+                print(json.dumps(results))
+            return 1 if any(r["cls"] in BUG_CLASSES for r in results.values()) else 0
+        seeds = make_seeds(nets, Path(tmp))
+    log(f"seeds: {', '.join(f'{n} ({len(d)} B)' for n, d in seeds)}; model digest "
+        f"{nets.digest.hex()[:16]}")
+    seconds = args.seconds if args.seconds is not None or args.count is not None else 60.0
+    report = fuzz(nets, seeds, seed=args.seed, seconds=seconds, count=args.count, timeout=args.timeout,
+                  corpus=None if args.no_save else args.corpus,
+                  max_per_signature=args.max_per_signature, verbose=args.verbose, log=log)
+    print_report(report, log=log)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    return 1 if report.bugs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
