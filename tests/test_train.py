@@ -196,3 +196,17 @@ def test_pairs_mode_and_bundle_refuse_mismatches(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="model configs differ"):
         export_bundle(ok, no_ctx, tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_warm_start_from_the_shipped_bundle() -> None:
+    """A fresh machine can continue training from the weights in the package."""
+    from mcodec.codec import zoo
+    from mcodec.codec.model import IntraCodec, ModelConfig
+    from mcodec.codec.train import load_checkpoint
+
+    bundle = zoo.weights_file(zoo.get_model())
+    for part in ("intra", "inter"):
+        ck = load_checkpoint(f"{bundle}:{part}")
+        model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
+        missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+        assert not missing and not unexpected

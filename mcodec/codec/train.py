@@ -506,10 +506,29 @@ def _set_rng_state(rng: np.random.Generator, d: dict) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a training checkpoint with the restricted (non-pickle-executing) loader."""
+    """Load a training checkpoint with the restricted (non-pickle-executing) loader.
+
+    ``BUNDLE.safetensors:intra`` or ``:inter`` instead loads one network of an
+    exported bundle (weights only), e.g. to warm-start training from the shipped
+    model on a fresh machine where no checkpoint survived.
+    """
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    text = str(path)
+    if ".safetensors" not in text:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    file, _, part = text.rpartition(":") if text.endswith((":intra", ":inter")) else (text, "", "intra")
+    from safetensors.torch import load
+
+    from mcodec.codec.zoo import safetensors_metadata
+
+    data = Path(file).read_bytes()
+    meta = safetensors_metadata(data)
+    weights = {k[len(part) + 1:]: v for k, v in load(data).items() if k.startswith(part + ".")}
+    if not weights or "config" not in meta or "lambdas" not in meta:
+        raise ValueError(f"{file} is not an mcodec bundle with a {part!r} network")
+    return {"model": weights, "model_config": meta["config"],
+            "config": json.dumps({"lambdas": json.loads(meta["lambdas"])})}
 
 
 def build_model(config: TrainConfig) -> IntraCodec:
