@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import faulthandler
 import hashlib
 import io
 import json
@@ -501,7 +502,10 @@ class Mutator:
 
     def raw_length_field(self, d: bytes) -> bytes:
         b = bytearray(d)
-        offsets = [12] + [o + 1 for o in _unit_offsets(d)[1:-1]]
+        offsets = [o + 1 for o in _unit_offsets(d)[2:-1] if o + 5 <= len(d)]
+        offsets += [12] if len(d) >= 16 else []
+        if not offsets:
+            return d
         off = self.rng.choice(offsets)
         (n,) = struct.unpack_from(">I", b, off)
         struct.pack_into(">I", b, off, self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 1 << 20, (1 << 20) + 1,
@@ -531,12 +535,14 @@ class Mutator:
 
 
 def _unit_offsets(data: bytes) -> list[int]:
-    """Offsets of every unit of a well-formed stream, plus 0, the first unit and the end."""
-    (length,) = struct.unpack_from(">I", data, 12)
-    pos, out = 16 + length + 4, [0, 16]
-    while pos + 5 <= len(data):
-        out.append(pos)
-        pos += 9 + struct.unpack_from(">I", data, pos + 1)[0]
+    """Offsets of the units of a (possibly already damaged) stream, plus 0, 16 and the end."""
+    out = [0, min(16, len(data))]
+    if len(data) >= 16:
+        (length,) = struct.unpack_from(">I", data, 12)
+        pos = 16 + length + 4
+        while pos + 5 <= len(data):
+            out.append(pos)
+            pos += 9 + struct.unpack_from(">I", data, pos + 1)[0]
     out.append(len(data))
     return out
 
@@ -667,6 +673,8 @@ class ForkRunner:
 
     def run(self, data: bytes) -> Outcome:
         rfd, wfd = os.pipe()
+        # faulthandler writes the Python stack here on a fatal signal or just before the timeout.
+        trace = tempfile.TemporaryFile()
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:  # child: never returns
@@ -674,6 +682,8 @@ class ForkRunner:
             try:
                 os.close(rfd)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                faulthandler.enable(file=trace, all_threads=False)
+                faulthandler.dump_traceback_later(max(self.timeout - 1.0, 0.5), file=trace)
                 limit = _vm_size() + self.mem_limit
                 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -703,19 +713,31 @@ class ForkRunner:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         seconds = time.monotonic() - start
+        trace.seek(0)
+        where = _faulthandler_where(trace.read().decode("utf-8", "replace"))
+        trace.close()
         if timed_out:
-            return Outcome("timeout", "timeout", f"no result after {self.timeout:.0f} s", seconds=seconds)
+            return Outcome("timeout", "timeout", f"no result after {self.timeout:.0f} s", where, seconds)
         if os.WIFSIGNALED(status):
             name = signal.Signals(os.WTERMSIG(status)).name
-            return Outcome("crash", name, f"child killed by {name}", seconds=seconds)
+            return Outcome("crash", name, f"child killed by {name}", where, seconds)
         try:
             result = json.loads(b"".join(chunks))
         except ValueError:
-            return Outcome("crash", f"exit{os.WEXITSTATUS(status)}", "child ended without a result",
-                           seconds=seconds)
+            return Outcome("crash", f"exit{os.WEXITSTATUS(status)}", "child ended without a result", where,
+                           seconds)
         detail = result.get("category", "") if result["cls"] == "clean" else result.get("detail", "")
         return Outcome(result["cls"], detail, result.get("message", ""), result.get("where", ""),
                        seconds, result.get("frames", 0))
+
+
+def _faulthandler_where(text: str) -> str:
+    """Innermost mcodec frame ("file.py:line:function") of a faulthandler dump, or ""."""
+    # faulthandler lists the most recent call first: '  File "/x/mcodec/codec/entropy.py", line 143 in f'
+    for m in re.finditer(r'File "([^"]+)", line (\d+) in (\S+)', text):
+        if "/mcodec/" in m.group(1):
+            return f"{Path(m.group(1)).name}:{m.group(2)}:{m.group(3)}"
+    return ""
 
 
 # ----------------------------------------------------------------------------- fuzz loop and report
@@ -730,12 +752,13 @@ class Report:
     clean_categories: Counter = field(default_factory=Counter)
     bugs: dict = field(default_factory=dict)           # signature -> {count, files, example}
     hash_flip: Counter = field(default_factory=Counter)  # outcomes of frame-hash-only mutations
+    mutator_errors: int = 0
 
     def to_json(self) -> dict:
         return {"runs": self.runs, "seconds": round(self.seconds, 1), "classes": dict(self.classes),
                 "by_mutation": {k: dict(v) for k, v in sorted(self.by_mutation.items())},
                 "clean_categories": dict(self.clean_categories.most_common()),
-                "hash_flip": dict(self.hash_flip), "bugs": self.bugs}
+                "hash_flip": dict(self.hash_flip), "bugs": self.bugs, "mutator_errors": self.mutator_errors}
 
 
 def _slug(outcome: Outcome) -> str:
@@ -767,7 +790,12 @@ def fuzz(nets, seeds, *, seed: int, seconds: float | None, count: int | None, ti
             break
         if seconds is not None and time.monotonic() - start >= seconds:
             break
-        data, names, seed_name = mut.mutate()
+        try:
+            data, names, seed_name = mut.mutate()
+        except Exception:  # noqa: BLE001 - a harness bug must not end a long run
+            report.mutator_errors += 1
+            log("mutator error (harness bug):\n" + traceback.format_exc(limit=3))
+            continue
         outcome = runner.run(data)
         report.runs += 1
         report.classes[outcome.cls] += 1

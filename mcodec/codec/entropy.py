@@ -34,7 +34,9 @@ The CDF tables are computed once, at export time, by `update()` from the trained
 weights and stored as buffers in the state dict; the decoding side only loads
 them (never ``update(force=True)``), so it never recomputes a float CDF either.
 
-The rANS coder itself (``compressai.ans``) is integer-only and exact.
+The rANS coder itself (``compressai.ans``) is integer-only and exact. It is
+used without escape symbols so that its decoder's reads are bounded on hostile
+input (see `PRECISION`).
 """
 
 from __future__ import annotations
@@ -114,12 +116,101 @@ def quantize_latent(y: Tensor, means_q: Tensor) -> tuple[Tensor, Tensor]:
     return symbols, symbols.to(torch.float32) + means_q
 
 
-def _cdf_lists(coder: torch.nn.Module) -> tuple[list[list[int]], list[int], list[int]]:
-    """The stored CDF tables of an EntropyBottleneck/GaussianConditional as Python lists."""
+# CompressAI's rANS tables carry an escape ("bypass") symbol as the last entry
+# of every CDF. Its C++ decoder does not bounds-check its input (CompressAI
+# issue #300) and on crafted data the bypass loop reads an unbounded, data-
+# dependent number of words past the end of the string: a segfault found by
+# tests/fuzz_decode.py. mcodec therefore never codes escapes: the escape gets
+# zero frequency (its mass goes to the last regular symbol), the encoder clamps
+# symbols into each table's range, and the decoder then reads exactly one
+# 32-bit word per symbol at most plus two for the state, so a string padded
+# with that many zero bytes can never be over-read, whatever its content.
+PRECISION = 16  # compressai's entropy_coder_precision
+
+
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """Escape-free CDF tables of one coder, as the rANS coder wants them."""
+
+    cdfs: list[list[int]]
+    lengths: list[int]
+    offsets: list[int]
+    low: Tensor   # (T,) int64 smallest codable symbol per table
+    high: Tensor  # (T,) int64 largest codable symbol per table
+
+
+def _tables(coder: torch.nn.Module) -> _Tables:
+    """The stored CDF tables of an EntropyBottleneck/GaussianConditional, escape removed."""
     if coder._quantized_cdf.numel() == 0:
         raise RuntimeError("entropy coder has no CDF tables: call update() at export time")
-    return (coder._quantized_cdf.tolist(), coder._cdf_length.reshape(-1).int().tolist(),
-            coder._offset.reshape(-1).int().tolist())
+    cdfs = coder._quantized_cdf.tolist()
+    lengths = coder._cdf_length.reshape(-1).int().tolist()
+    offsets = coder._offset.reshape(-1).int().tolist()
+    for cdf, n in zip(cdfs, lengths):
+        if n < 3:
+            raise RuntimeError("CDF table too short for escape-free coding")
+        cdf[n - 2] = 1 << PRECISION  # escape symbol (index n-2) gets zero frequency
+    off = torch.tensor(offsets, dtype=torch.int64)
+    return _Tables(cdfs, lengths, offsets, low=off,
+                   high=off + torch.tensor(lengths, dtype=torch.int64) - 3)
+
+
+def clamp_symbols(coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> Tensor:
+    """Clamp integer symbols into the range their table codes without escapes.
+
+    Args:
+        coder: an EntropyBottleneck or GaussianConditional after update().
+        symbols: integer tensor (any shape).
+        indexes: table index per symbol, same shape (int).
+
+    Returns:
+        int32 tensor of the same shape. Values outside the table (beyond
+        ~6 sigma for the Gaussian tables) are rare; clamping them costs a
+        little distortion there and keeps the decoder's reads bounded.
+    """
+    t = _tables(coder)
+    idx = indexes.long().cpu()
+    lo, hi = t.low[idx], t.high[idx]
+    out = torch.maximum(torch.minimum(symbols.long().cpu(), hi), lo)
+    return out.to(torch.int32).to(symbols.device)
+
+
+def quantize_to_tables(gaussian: torch.nn.Module, y: Tensor, params: EntropyParams) -> tuple[Tensor, Tensor]:
+    """`quantize_latent` followed by `clamp_symbols`: what the encoder actually codes.
+
+    Returns:
+        (symbols int32, y_hat float32) with ``y_hat = symbols + params.means`` exactly.
+    """
+    symbols, _ = quantize_latent(y, params.means)
+    if gaussian._quantized_cdf.numel() == 0:
+        # Rate estimation during training (eval-mode forward) has no tables yet;
+        # nothing is entropy-coded then, so nothing needs clamping.
+        return symbols, symbols.to(torch.float32) + params.means
+    symbols = clamp_symbols(gaussian, symbols, params.indexes)
+    return symbols, symbols.to(torch.float32) + params.means
+
+
+def _rans_encode(t: _Tables, symbols: Tensor, indexes: Tensor) -> bytes:
+    from compressai.ans import RansEncoder
+
+    sym = symbols.reshape(-1).long().cpu()
+    idx = indexes.reshape(-1).long().cpu()
+    if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
+        raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
+    return RansEncoder().encode_with_indexes(sym.int().tolist(), idx.int().tolist(),
+                                             t.cdfs, t.lengths, t.offsets)
+
+
+def _rans_decode(t: _Tables, string: bytes, indexes: Tensor) -> Tensor:
+    from compressai.ans import RansDecoder
+
+    n = int(indexes.numel())
+    # The escape-free decoder reads at most 2 + n 32-bit words (see PRECISION's
+    # comment); zero padding keeps every read inside this buffer.
+    padded = bytes(string) + bytes(4 * (n + 2))
+    out = RansDecoder().decode_with_indexes(padded, indexes.reshape(-1).int().tolist(),
+                                            t.cdfs, t.lengths, t.offsets)
+    return torch.tensor(out, dtype=torch.int32).reshape(indexes.shape)
 
 
 def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> bytes:
@@ -127,47 +218,39 @@ def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor)
 
     Args:
         gaussian: a ``compressai.entropy_models.GaussianConditional`` after update().
-        symbols: (C, H, W) int32.
+        symbols: (C, H, W) int32, inside each table's range (`clamp_symbols`).
         indexes: (C, H, W) int32 table indexes.
     """
-    from compressai.ans import RansEncoder
-
-    cdfs, lengths, offsets = _cdf_lists(gaussian)
-    return RansEncoder().encode_with_indexes(symbols.reshape(-1).int().tolist(),
-                                             indexes.reshape(-1).int().tolist(),
-                                             cdfs, lengths, offsets)
+    return _rans_encode(_tables(gaussian), symbols, indexes)
 
 
 def decode_gaussian(gaussian: torch.nn.Module, string: bytes, indexes: Tensor) -> Tensor:
-    """Inverse of `encode_gaussian`: (C, H, W) int32 symbols for table `indexes`."""
-    from compressai.ans import RansDecoder
+    """Inverse of `encode_gaussian`: (C, H, W) int32 symbols for table `indexes`.
 
-    cdfs, lengths, offsets = _cdf_lists(gaussian)
-    out = RansDecoder().decode_with_indexes(string, indexes.reshape(-1).int().tolist(),
-                                            cdfs, lengths, offsets)
-    return torch.tensor(out, dtype=torch.int32).reshape(indexes.shape)
+    Safe on any `string` (bounded reads); garbage in gives garbage symbols,
+    which the frame hash then rejects.
+    """
+    return _rans_decode(_tables(gaussian), string, indexes)
+
+
+def _channel_indexes(shape: tuple[int, ...]) -> Tensor:
+    c, h, w = shape
+    return torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w)
+
+
+def clamp_factorized(bottleneck: torch.nn.Module, symbols: Tensor) -> Tensor:
+    """`clamp_symbols` for (C, H, W) symbols of an EntropyBottleneck (one table per channel)."""
+    return clamp_symbols(bottleneck, symbols, _channel_indexes(tuple(symbols.shape)))
 
 
 def encode_factorized(bottleneck: torch.nn.Module, symbols: Tensor) -> bytes:
-    """rANS-encode (C, H, W) int32 symbols with an EntropyBottleneck's per-channel CDFs."""
-    from compressai.ans import RansEncoder
-
-    cdfs, lengths, offsets = _cdf_lists(bottleneck)
-    c = symbols.shape[0]
-    idx = torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand_as(symbols)
-    return RansEncoder().encode_with_indexes(symbols.reshape(-1).int().tolist(),
-                                             idx.reshape(-1).tolist(), cdfs, lengths, offsets)
+    """rANS-encode (C, H, W) int32 symbols (in range: `clamp_factorized`) with per-channel CDFs."""
+    return _rans_encode(_tables(bottleneck), symbols, _channel_indexes(tuple(symbols.shape)))
 
 
 def decode_factorized(bottleneck: torch.nn.Module, string: bytes, shape: tuple[int, int, int]) -> Tensor:
-    """Inverse of `encode_factorized`: (C, H, W) int32 symbols."""
-    from compressai.ans import RansDecoder
-
-    cdfs, lengths, offsets = _cdf_lists(bottleneck)
-    c, h, w = shape
-    idx = torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w)
-    out = RansDecoder().decode_with_indexes(string, idx.reshape(-1).tolist(), cdfs, lengths, offsets)
-    return torch.tensor(out, dtype=torch.int32).reshape(shape)
+    """Inverse of `encode_factorized`: (C, H, W) int32 symbols (bounded reads on any input)."""
+    return _rans_decode(_tables(bottleneck), string, _channel_indexes(tuple(shape)))
 
 
 def factorized_medians(bottleneck: torch.nn.Module) -> Tensor:

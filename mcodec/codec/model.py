@@ -431,7 +431,7 @@ class IntraCodec(CompressionModel):
         m0, ls0 = hs64.chunk(2, dim=1)
         p0 = ent.quantize_entropy_params(m0, ls0)
         if y is not None:
-            _, y_hat0 = ent.quantize_latent(y, p0.means)
+            _, y_hat0 = ent.quantize_to_tables(self.gaussian_conditional, y, p0)
             if mask is not None:
                 y_hat0 = torch.where(mask, p0.means, y_hat0)
         else:
@@ -491,7 +491,7 @@ class IntraCodec(CompressionModel):
         else:
             z_hat = torch.round(z - med) + med
             p, _ = self._coding_params(self._hyper_decode64(z_hat, q, (hy, wy)), y.detach(), mask=mk)
-            _, y_hat = ent.quantize_latent(y, p.means)
+            _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
             y_lik = _gaussian_likelihood(y_hat - p.means, p.scales)
             means = p.means
         if mk is not None:
@@ -529,7 +529,7 @@ class IntraCodec(CompressionModel):
         hy, wy = int(y.shape[2]), int(y.shape[3])
         z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
         med = self._z_medians()
-        z_sym = torch.round(z - med).to(torch.int32)
+        z_sym = ent.clamp_factorized(self.entropy_bottleneck, torch.round(z - med).to(torch.int32)[0])[None]
         z_hat = z_sym.to(torch.float32) + med
         return y, z_sym, self._hyper_decode64(z_hat, q, (hy, wy))
 
@@ -593,7 +593,7 @@ class IntraCodec(CompressionModel):
             mk = mk.to(y.device)
         z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
         p, _ = self._coding_params(hs64, y, mask=mk)
-        y_sym, y_hat = ent.quantize_latent(y, p.means)
+        y_sym, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
             y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
             y_hat = torch.where(mk, p.means, y_hat)
@@ -623,7 +623,7 @@ class IntraCodec(CompressionModel):
         q = self._check_frame(x, quality)
         y, _, hs64 = self._analyse(x, q)
         p, _ = self._coding_params(hs64, y)
-        _, y_hat = ent.quantize_latent(y, p.means)
+        _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
         return (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
 
