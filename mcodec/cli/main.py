@@ -100,7 +100,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     check_io_paths(args.input, args.output, args.overwrite)
     summary = codec.decode(args.input, args.output, device=args.device,
-                           overwrite=args.overwrite, progress=not args.quiet)
+                           overwrite=args.overwrite, progress=not args.quiet,
+                           keep_going=args.keep_going, max_pixels=args.max_pixels)
+    for message in summary.damage:
+        _warn(f"damaged stream: {message}")
     print(summary.line(), file=sys.stderr if args.output == "-" else sys.stdout)
     return EXIT_OK
 
@@ -186,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN.bin")
     p.add_argument("output", metavar="OUT")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="on a damaged stream, decode every intact GOP, conceal lost frames by "
+                        "repeating the previous one and list them (exit 0); default: stop with exit 2")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse frames larger than N luma pixels (default 4096x2304)")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
 
     p = sub.add_parser("info", parents=[common], help="describe an mcodec bitstream (.bin)",

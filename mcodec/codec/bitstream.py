@@ -40,7 +40,7 @@ __all__ = [
     "UNIT_FRAME", "UNIT_INDEX", "UNIT_END", "ANCILLARY_BIT",
     "CodingParams", "SequenceHeader", "FrameUnit", "IndexUnit", "EndUnit", "UnknownUnit",
     "Unit", "UnitSummary", "Bitstream", "frame_hash", "BitstreamWriter", "BitstreamReader",
-    "read_bitstream", "inspect", "format_summary",
+    "read_bitstream", "inspect", "format_summary", "Salvage", "salvage",
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
@@ -486,11 +486,14 @@ class BitstreamReader:
     number of stream bytes from the current position of `fileobj`; when None it
     is found by seeking if `fileobj` is seekable, else the stream is read as a
     pipe (checks against the remaining size are then impossible, but every
-    length is still bounded by the header's `max_unit_length`).
+    length is still bounded by the header's `max_unit_length`). `salvaging`
+    (used by `salvage`) skips the check that the header's frame_count fits in
+    the bytes that follow, so that a truncated stream's header can be read.
     """
 
-    def __init__(self, fileobj: BinaryIO, size: int | None = None) -> None:
+    def __init__(self, fileobj: BinaryIO, size: int | None = None, *, salvaging: bool = False) -> None:
         self._file = fileobj
+        self._salvaging = salvaging  # `salvage`: a truncated stream still has a usable header
         if size is None and _seekable(fileobj):
             here = fileobj.tell()
             size = fileobj.seek(0, io.SEEK_END) - here
@@ -551,7 +554,7 @@ class BitstreamReader:
         header = _parse_sequence_header(payload)
         left = self._left()
         claimed = header.frame_count * _MIN_FRAME_UNIT + _MIN_TAIL  # bytes, at least
-        if left is not None and header.frame_count and claimed > left:
+        if left is not None and header.frame_count and claimed > left and not self._salvaging:
             raise BitstreamError(
                 f"sequence header: frame_count {header.frame_count} cannot fit in the "
                 f"{left} bytes that follow",
@@ -644,6 +647,119 @@ class BitstreamReader:
             left = len(self._file.read(1) or b"")
         if left:
             raise BitstreamError("trailing data after the END unit", self.position)
+
+
+# ----------------------------------------------------------------------------- salvage
+
+
+@dataclass(frozen=True)
+class Salvage:
+    """What `salvage` recovered from a damaged stream.
+
+    Attributes:
+        header: the sequence header (it must be intact: without it nothing decodes).
+        frames: intact FRAME units as (byte offset, unit), increasing frame index.
+        damage: one BitstreamError per damaged or skipped region, in stream order.
+        frame_count: frames the stream should hold (header, else END unit), or
+            None when neither says (a truncated stream of unknown length).
+    """
+
+    header: SequenceHeader
+    frames: tuple[tuple[int, FrameUnit], ...]
+    damage: tuple[BitstreamError, ...]
+    frame_count: int | None
+
+
+def _unit_at(data: bytes, pos: int, max_length: int) -> tuple[int, bytes]:
+    """(type, payload) of a CRC-valid unit starting at `pos`, else BitstreamError."""
+    if pos + _UNIT_HEAD.size > len(data):
+        raise BitstreamError(f"truncated: {len(data) - pos} bytes left, no unit header", pos)
+    unit_type, length = _UNIT_HEAD.unpack_from(data, pos)
+    name = _unit_name(unit_type, 0).replace(" unit 0", " unit")
+    low, high = {UNIT_FRAME: (_FRAME_FIXED.size, max_length), UNIT_END: (_U64.size, _U64.size)}.get(
+        unit_type, (0, max_length))
+    if not low <= length <= high:
+        raise BitstreamError(f"{name}: length {length} not in {low}..{high}", pos + 1)
+    end = pos + _UNIT_HEAD.size + length + 4
+    if end > len(data):
+        raise BitstreamError(f"{name}: length {length} + CRC runs past the end", pos + 1)
+    payload = data[pos + _UNIT_HEAD.size:end - 4]
+    (crc,) = _U32.unpack_from(data, end - 4)
+    if crc != zlib.crc32(data[pos:end - 4]):
+        raise BitstreamError(f"{name}: CRC mismatch", end - 4)
+    return unit_type, payload
+
+
+def _resync(data: bytes, pos: int, max_length: int) -> int:
+    """Offset of the next CRC-valid FRAME or END unit after `pos`, or len(data).
+
+    Only offsets holding a FRAME/END type byte are tried, and a candidate's CRC
+    is computed only when its length fits, so random bytes are skipped fast.
+    """
+    p = pos + 1
+    while p < len(data):
+        nxt = [i for i in (data.find(b"\x01", p), data.find(b"\x7f", p)) if i >= 0]
+        if not nxt:
+            return len(data)
+        p = min(nxt)
+        try:
+            _unit_at(data, p, max_length)
+            return p
+        except BitstreamError:
+            p += 1
+    return len(data)
+
+
+def salvage(data: bytes) -> Salvage:
+    """Recover every intact FRAME unit of a possibly damaged stream (``--keep-going``).
+
+    A damaged unit (bad length, CRC mismatch, bad fields) is recorded and the
+    reader resynchronises at the next offset where a CRC-valid unit starts; a
+    CRC-32 over the unit head and payload makes a false resync practically
+    impossible (2^-32 per candidate that also passes the length checks).
+    Frame indexes must increase; a unit that goes backwards is skipped as
+    damage. The INDEX unit is not needed (it may be lost) and not checked.
+
+    Args:
+        data: the whole stream (the compressed file, which is small).
+
+    Raises:
+        BitstreamError: the signature, file header or sequence header is
+            damaged; nothing can be recovered without them.
+    """
+    reader = BitstreamReader(io.BytesIO(data), size=len(data), salvaging=True)
+    header, pos = reader.header, reader.position
+    max_length = header.max_unit_length
+    frames: list[tuple[int, FrameUnit]] = []
+    damage: list[BitstreamError] = []
+    end_count: int | None = None
+    while pos < len(data):
+        try:
+            unit_type, payload = _unit_at(data, pos, max_length)
+            unit_end = pos + _UNIT_OVERHEAD + len(payload)
+            if unit_type == UNIT_FRAME:
+                (index,) = _U32.unpack_from(payload)
+                if frames and index <= frames[-1][1].index:
+                    raise BitstreamError(f"frame unit {index}: index after frame "
+                                         f"{frames[-1][1].index} (out of order)", pos + _UNIT_HEAD.size)
+                frames.append((pos, _parse_frame(payload, pos, index)))
+            elif unit_type == UNIT_END:
+                (end_count,) = _U64.unpack(payload)
+                if unit_end != len(data):
+                    damage.append(BitstreamError("trailing data after the END unit", unit_end))
+                break
+            elif unit_type not in (UNIT_INDEX,) and not unit_type & ANCILLARY_BIT:
+                raise BitstreamError(f"unknown critical unit type 0x{unit_type:02x} — written by a "
+                                     "newer mcodec?", pos)
+            pos = unit_end
+        except BitstreamError as err:
+            damage.append(err)
+            pos = _resync(data, pos, max_length)
+    else:
+        damage.append(BitstreamError(f"truncated: no END unit after {len(frames)} intact frames",
+                                     len(data)))
+    count = header.frame_count or end_count
+    return Salvage(header, tuple(frames), tuple(damage), count)
 
 
 class UnitSummary(NamedTuple):

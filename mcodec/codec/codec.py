@@ -145,12 +145,25 @@ class DecodeSummary:
     width: int
     height: int
     seconds: float
-    lost_frames: tuple[int, ...] = ()
+    lost_frames: tuple[int, ...] = ()  # --keep-going: frames concealed (not decoded)
+    damage: tuple[str, ...] = ()       # --keep-going: what was wrong, where
 
     def line(self) -> str:
-        lost = f", {len(self.lost_frames)} frames lost" if self.lost_frames else ""
+        lost = (f", {len(self.lost_frames)} lost frames concealed ({_ranges(self.lost_frames)})"
+                if self.lost_frames else "")
         return (f"{self.frames} frames {self.width}x{self.height} decoded, hashes verified"
                 f"{lost}, {self.frames / max(self.seconds, 1e-9):.2f} fps")
+
+
+def _ranges(indexes: tuple[int, ...]) -> str:
+    """'0-3,7,9-10' for (0, 1, 2, 3, 7, 9, 10)."""
+    out: list[list[int]] = []
+    for i in indexes:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -623,12 +636,37 @@ class StreamInfo:
     model_id: str
 
 
-def iter_decode(source: BinaryIO, *, device: str = "cpu",
-                networks: CodecNetworks | None = None) -> tuple[StreamInfo, Iterator[Frame]]:
+# Largest frame this decoder accepts by default, luma pixels (4096x2304). The
+# float64 synthesis holds ~400 bytes per pixel at its peak, so this caps a
+# decode at ~4 GB; the container itself allows up to bitstream.MAX_PIXELS.
+DEFAULT_MAX_DECODE_PIXELS = 4096 * 2304
+
+
+def _check_decode_size(width: int, height: int, max_pixels: int | None) -> None:
+    limit = DEFAULT_MAX_DECODE_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise BitstreamError(f"frame size {width}x{height} exceeds this decoder's limit of {limit} "
+                             "pixels (raise it with --max-pixels if you have the memory)")
+
+
+def _networks_for(h: bs.SequenceHeader, device: str, networks: CodecNetworks | None) -> CodecNetworks:
+    """The networks a stream's header names: `networks` if given (digest checked), else from the zoo."""
+    if networks is None:
+        return load_networks(h.model_name, device, digest=h.model_sha256)
+    if networks.digest != h.model_sha256:
+        raise ModelError(f"stream needs model {h.model_name!r} "
+                         f"(sha256 {h.model_sha256.hex()[:16]}...), given {networks.model_id!r} "
+                         f"(sha256 {networks.digest.hex()[:16]}...)")
+    return networks
+
+
+def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetworks | None = None,
+                max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame]]:
     """Parse the header of `source` and return (info, a lazy iterator of decoded frames).
 
     Frames come one at a time (memory bounded by one frame and its reference);
     every frame's hash is checked against the encoder's reconstruction.
+    `max_pixels` caps the frame size (default DEFAULT_MAX_DECODE_PIXELS).
 
     Raises:
         BitstreamError: damaged stream (names the unit and offset), also while iterating.
@@ -636,13 +674,8 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu",
     """
     reader = bs.BitstreamReader(source)
     h = reader.header
-    nets = networks
-    if nets is None:
-        nets = load_networks(h.model_name, device, digest=h.model_sha256)
-    elif nets.digest != h.model_sha256:
-        raise ModelError(f"stream needs model {h.model_name!r} "
-                         f"(sha256 {h.model_sha256.hex()[:16]}...), given {nets.model_id!r} "
-                         f"(sha256 {nets.digest.hex()[:16]}...)")
+    nets = _networks_for(h, device, networks)
+    _check_decode_size(h.width, h.height, max_pixels)
     dec = FrameDecoder(nets, h.width, h.height, device)
 
     def frames() -> Iterator[Frame]:
@@ -653,12 +686,82 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu",
     return StreamInfo(h.width, h.height, h.fps, h.model_name), frames()
 
 
+@dataclass
+class LossReport:
+    """Filled in by `salvage_decode` while it runs (complete once its iterator is exhausted).
+
+    Attributes:
+        lost: indexes of frames that could not be decoded (damaged, missing, or
+            predicted from a lost frame); each was replaced by a copy of the
+            previous output frame (mid-grey before the first decoded frame).
+        damage: one message per damaged region of the stream ("... at byte N").
+    """
+
+    lost: list[int]
+    damage: list[str]
+
+
+def _grey_frame(width: int, height: int) -> Frame:
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+    return Frame(np.full((height, width), 128, np.uint8), np.full((ch, cw), 128, np.uint8),
+                 np.full((ch, cw), 128, np.uint8))
+
+
+def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks | None = None,
+                   max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame], LossReport]:
+    """Decode every intact GOP of a damaged stream (the CLI's ``--keep-going``).
+
+    Frames come out in order, one per frame the stream should hold: decoded
+    frames are hash-verified as always; a frame that is damaged, missing, or
+    predicted from a lost frame is concealed by repeating the previous output
+    frame, and listed in the report. Decoding resumes at the next intact key
+    frame.
+
+    Raises:
+        BitstreamError: the file or sequence header is damaged.
+        ModelError: the stream needs a model this installation does not have.
+    """
+    found = bs.salvage(data)
+    h = found.header
+    nets = _networks_for(h, device, networks)
+    _check_decode_size(h.width, h.height, max_pixels)
+    report = LossReport(lost=[], damage=[f"{e} (byte {e.offset})" if e.offset is not None else str(e)
+                                         for e in found.damage])
+    total = found.frame_count
+    if total is None:
+        total = found.frames[-1][1].index + 1 if found.frames else 0
+    units = {u.index: u for _, u in found.frames if u.index < total}
+
+    def frames() -> Iterator[Frame]:
+        dec = FrameDecoder(nets, h.width, h.height, device)
+        last = _grey_frame(h.width, h.height)
+        for i in range(total):
+            unit = units.get(i)
+            frame = None
+            if unit is not None:
+                try:
+                    frame = dec.decode(unit)
+                except BitstreamError as err:
+                    report.damage.append(str(err))
+            if frame is None:
+                dec.reference = None  # later predicted frames have no valid reference
+                report.lost.append(i)
+                frame = last
+            last = frame
+            yield frame
+
+    return StreamInfo(h.width, h.height, h.fps, h.model_name), frames(), report
+
+
 def decode(src: str, dst: str, *, device: str = "cpu", overwrite: bool = False,
-           progress: bool = False, networks: CodecNetworks | None = None) -> DecodeSummary:
+           progress: bool = False, networks: CodecNetworks | None = None,
+           keep_going: bool = False, max_pixels: int | None = None) -> DecodeSummary:
     """Decode the mcodec bitstream `src` (path or ``-``) into video `dst` (see video_io).
 
     The output appears atomically, and only when the whole stream decoded with
-    every frame hash verified.
+    every frame hash verified. With `keep_going`, a damaged stream is decoded
+    as far as possible instead (`salvage_decode`: lost frames are concealed and
+    listed in the summary; the whole stream is read into memory first).
 
     Raises:
         BitstreamError: damaged stream (names the unit and offset).
@@ -676,7 +779,12 @@ def decode(src: str, dst: str, *, device: str = "cpu", overwrite: bool = False,
         except OSError as exc:
             raise BitstreamError(f"cannot open {src}: {exc.strerror}") from None
     try:
-        info, frames = iter_decode(source, device=device, networks=networks)
+        report = None
+        if keep_going:
+            info, frames, report = salvage_decode(source.read(), device=device, networks=networks,
+                                                  max_pixels=max_pixels)
+        else:
+            info, frames = iter_decode(source, device=device, networks=networks, max_pixels=max_pixels)
         count = 0
         with open_writer(dst, info.width, info.height, info.fps, overwrite=overwrite) as writer, \
                 tqdm(desc="decode", unit="frame", disable=not progress, file=sys.stderr) as bar:
@@ -688,4 +796,6 @@ def decode(src: str, dst: str, *, device: str = "cpu", overwrite: bool = False,
         if src != "-":
             source.close()
     return DecodeSummary(frames=count, width=info.width, height=info.height,
-                         seconds=time.perf_counter() - start)
+                         seconds=time.perf_counter() - start,
+                         lost_frames=tuple(report.lost) if report else (),
+                         damage=tuple(report.damage) if report else ())

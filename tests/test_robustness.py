@@ -1,0 +1,186 @@
+"""Hostile and damaged input on the whole decode path (container + codec), --keep-going.
+
+A real multi-GOP stream (8 frames, GOP 3: key frames 0, 3, 6) made by the tiny
+bundle of test_codec is truncated at every offset and bit-flipped at sampled
+offsets; each damaged stream must give a clean BitstreamError naming a unit,
+and `--keep-going` must decode exactly the intact GOP prefixes.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcodec.codec import bitstream as bs
+from mcodec.codec import codec
+from mcodec.codec.video_io import open_video
+from mcodec.errors import BitstreamError
+
+from .conftest import REPO, synthetic_frames, write_clip
+from .test_codec import tiny_bundle
+
+FRAMES, GOP = 8, 3
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def nets(bundle: Path) -> codec.CodecNetworks:
+    return codec.networks_from_file(str(bundle), model_id="tiny")
+
+
+@pytest.fixture(scope="module")
+def stream(nets: codec.CodecNetworks, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list]:
+    """(stream bytes, the 8 reference reconstructions decoded from it)."""
+    d = tmp_path_factory.mktemp("stream")
+    src = write_clip(d / "src.y4m", synthetic_frames(48, 32, FRAMES, seed=3))
+    out = d / "s.bin"
+    codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=1, gop=GOP), networks=nets)
+    data = out.read_bytes()
+    info, frames = codec.iter_decode(open(out, "rb"), networks=nets)
+    return data, [f.planes() for f in frames]
+
+
+def _frame_offsets(data: bytes) -> list[int]:
+    return [off for off, u in bs.BitstreamReader(__import__("io").BytesIO(data)).units()
+            if isinstance(u, bs.FrameUnit)]
+
+
+def _decode_all(data: bytes, nets) -> None:
+    import io
+
+    _, frames = codec.iter_decode(io.BytesIO(data), networks=nets)
+    for _ in frames:
+        pass
+
+
+def test_stream_has_several_gops(stream) -> None:
+    data, ref = stream
+    units = [u for _, u in bs.BitstreamReader(__import__("io").BytesIO(data)).units()
+             if isinstance(u, bs.FrameUnit)]
+    assert [u.frame_type == bs.FRAME_KEY for u in units] == [i % GOP == 0 for i in range(FRAMES)]
+    assert len(ref) == FRAMES
+
+
+def test_every_truncation_offset_is_a_clean_error(stream, nets) -> None:
+    """The container stops at every cut; decoding the sampled cuts stops cleanly too."""
+    import io
+
+    data, _ = stream
+    for n in range(len(data)):
+        with pytest.raises(BitstreamError) as err:
+            for _ in bs.BitstreamReader(io.BytesIO(data[:n])).units():
+                pass
+        assert "truncated" in str(err.value) or "unit" in str(err.value) or "header" in str(err.value)
+    for n in range(0, len(data), 37):  # the full decoder on a sample of the cuts
+        with pytest.raises(BitstreamError):
+            _decode_all(data[:n], nets)
+
+
+def test_bit_flips_are_clean_errors_naming_the_unit(stream, nets) -> None:
+    data, _ = stream
+    rng = random.Random(5)
+    offsets = sorted(rng.sample(range(len(data)), 60))
+    for off in offsets:
+        bad = bytearray(data)
+        bad[off] ^= 1 << rng.randrange(8)
+        with pytest.raises(BitstreamError) as err:
+            _decode_all(bytes(bad), nets)
+        message = str(err.value)
+        assert any(w in message for w in ("unit", "header", "signature", "stream")), message
+
+
+def _lost_after_damage(data: bytes, damaged_unit: int) -> list[int]:
+    """Frames lost when FRAME unit `damaged_unit` is unusable: the rest of its GOP."""
+    next_key = (damaged_unit // GOP + 1) * GOP
+    return list(range(damaged_unit, min(next_key, FRAMES)))
+
+
+@pytest.mark.parametrize("damaged", [0, 1, 4, 7])
+def test_keep_going_decodes_intact_gops(stream, nets, damaged: int) -> None:
+    """A CRC-damaged frame loses the rest of its GOP only; other frames are exact."""
+    data, ref = stream
+    off = _frame_offsets(data)[damaged]
+    bad = bytearray(data)
+    bad[off + 40] ^= 0x10  # inside the frame's payload: its CRC fails
+    info, frames, report = codec.salvage_decode(bytes(bad), networks=nets)
+    out = [f.planes() for f in frames]
+    assert len(out) == FRAMES
+    assert report.lost == _lost_after_damage(data, damaged)
+    assert any("CRC mismatch" in d for d in report.damage)
+    for i in range(FRAMES):
+        if i not in report.lost:
+            assert all(np.array_equal(a, b) for a, b in zip(out[i], ref[i])), i
+    # a lost frame repeats the previous output frame (grey before the first)
+    first = report.lost[0]
+    expect = out[first - 1] if first else tuple(np.full_like(p, 128) for p in ref[0])
+    assert all(np.array_equal(a, b) for a, b in zip(out[first], expect))
+
+
+def test_keep_going_on_truncation_knows_the_frame_count(stream, nets) -> None:
+    data, ref = stream
+    cut = _frame_offsets(data)[5] + 10  # inside frame 5
+    info, frames, report = codec.salvage_decode(data[:cut], networks=nets)
+    out = list(frames)
+    assert len(out) == FRAMES  # the header's frame_count says 8
+    assert report.lost == [5, 6, 7]
+    assert any("truncated" in d or "runs past the end" in d for d in report.damage)
+
+
+def test_keep_going_on_every_truncation_offset(stream) -> None:
+    """salvage() never fails on a cut after the header and keeps exactly the whole frame units."""
+    import io
+
+    data, _ = stream
+    units = list(bs.BitstreamReader(io.BytesIO(data)).units())
+    ends = [units[i + 1][0] for i, (_, u) in enumerate(units) if isinstance(u, bs.FrameUnit)]
+    for n in range(units[0][0], len(data)):
+        found = bs.salvage(data[:n])
+        assert [u.index for _, u in found.frames] == [i for i, e in enumerate(ends) if e <= n], n
+        assert found.damage and found.frame_count == FRAMES
+
+
+def test_keep_going_cli_exit_codes(stream, bundle, tmp_path: Path) -> None:
+    """Without --keep-going a damaged stream exits 2 with one line; with it, 0 and a lost-frame list."""
+    data, _ = stream
+    bad = bytearray(data)
+    bad[_frame_offsets(data)[4] + 40] ^= 0x10
+    src = tmp_path / "bad.bin"
+    src.write_bytes(bytes(bad))
+    env_code = (
+        "import sys\n"
+        "from mcodec.codec import codec\n"
+        "from mcodec.cli import main as m\n"
+        "nets = codec.networks_from_file(sys.argv[1], model_id='tiny')\n"
+        "orig = codec.decode\n"
+        "codec.decode = lambda *a, **k: orig(*a, networks=nets, **k)\n"
+        "sys.exit(m.main(sys.argv[2:]))\n"
+    )
+    run = [sys.executable, "-c", env_code, str(bundle), "-q", "decode", str(src)]
+    r = subprocess.run(run + [str(tmp_path / "a.y4m")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "frame unit 4: CRC mismatch" in r.stderr
+    assert not (tmp_path / "a.y4m").exists()
+    r = subprocess.run(run + [str(tmp_path / "b.y4m"), "--keep-going"], capture_output=True, text=True,
+                       cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "2 lost frames concealed (4-5)" in r.stdout
+    assert "damaged stream: frame unit: CRC mismatch" in r.stderr
+    with open_video(str(tmp_path / "b.y4m")) as reader:
+        assert sum(1 for _ in reader) == FRAMES
+
+
+def test_decoder_refuses_frames_over_its_pixel_limit(stream, nets) -> None:
+    import io
+
+    data, _ = stream
+    with pytest.raises(BitstreamError, match="exceeds this decoder's limit of 1000 pixels"):
+        codec.iter_decode(io.BytesIO(data), networks=nets, max_pixels=1000)
