@@ -674,8 +674,8 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
     """
     reader = bs.BitstreamReader(source)
     h = reader.header
+    _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    _check_decode_size(h.width, h.height, max_pixels)
     dec = FrameDecoder(nets, h.width, h.height, device)
 
     def frames() -> Iterator[Frame]:
@@ -723,8 +723,8 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
     """
     found = bs.salvage(data)
     h = found.header
+    _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    _check_decode_size(h.width, h.height, max_pixels)
     report = LossReport(lost=[], damage=[f"{e} (byte {e.offset})" if e.offset is not None else str(e)
                                          for e in found.damage])
     total = found.frame_count
