@@ -121,7 +121,7 @@ def test_a_wrong_decoded_frame_count_is_an_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(clips=("/nonexistent/clip.mkv",)), "clip not found"),
-    (dict(codecs=("x264", "h267")), "unknown codec 'h267'.*available: mcodec, x264"),
+    (dict(codecs=("x264", "h267")), "unknown codec 'h267'.*available: mcodec, mcodec-nomask, x264"),
     (dict(config="allintra"), "unknown configuration"),
     (dict(frames=0), "--frames"),
     (dict(gop=-1), "--gop"),
@@ -145,3 +145,19 @@ def test_select_points():
     assert select_points((22, 26, 30, 34, 38, 42), 4) == (22, 30, 34, 42)
     assert select_points((1, 2, 3), 4) == (1, 2, 3)
     assert select_points((1, 2, 3, 4, 5), 2) == (1, 5)
+
+
+def test_points_option_spreads_points_and_validates() -> None:
+    from mcodec.eval.bench import BenchConfig, BenchError, _effective
+
+    assert BenchConfig(points=3).run_points((22, 26, 30, 34, 38, 42, 46, 51)) == (22, 38, 51)
+    assert BenchConfig().run_points((1.0, 2.0)) == (1.0, 2.0)
+    assert BenchConfig(quick=True).run_points(tuple(range(8))) == (0, 2, 5, 7)
+    with pytest.raises(BenchError, match="--points"):
+        _effective(BenchConfig(points=1))
+
+
+def test_mcodec_nomask_is_a_bench_codec() -> None:
+    from mcodec.eval.bench import codec_factories
+
+    assert "mcodec-nomask" in codec_factories()

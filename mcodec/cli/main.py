@@ -68,7 +68,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         clips=tuple(args.clips),
         codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()) if args.codecs else None,
         frames=args.frames, gop=args.gop, config=args.config, out=args.out,
-        quick=args.quick, vmaf=args.vmaf, quiet=args.quiet)
+        quick=args.quick, vmaf=args.vmaf, quiet=args.quiet, points=args.points)
     result = bench.run_bench(config)
     print(f"report: {result.report_path}")
     return EXIT_OK
@@ -209,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="*", help="video files or folders of them "
                                             "(default with --quick: a small built-in cut)")
     p.add_argument("--codecs", help="comma-separated codec names among mcodec, x264, x265, "
-                                    "svtav1, aom, vvenc (default: all; with --quick: mcodec,x264)")
+                                    "svtav1, aom, vvenc, and mcodec-nomask (mcodec with --mask off) "
+                                    "(default: all but mcodec-nomask; with --quick: mcodec,x264)")
+    p.add_argument("--points", type=int, metavar="N",
+                   help="at most N rate points per codec, spread over its range (default: all)")
     p.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
     p.add_argument("--gop", type=int, default=32, help="key-frame interval (default 32)")
     p.add_argument("--config", choices=("lowdelay", "randomaccess"), default="lowdelay",

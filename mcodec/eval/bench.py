@@ -63,7 +63,11 @@ def codec_factories() -> dict[str, CodecFactory]:
     """
     from mcodec.eval.learned import McodecBenchCodec
 
-    table: dict[str, CodecFactory] = {"mcodec": McodecBenchCodec}
+    table: dict[str, CodecFactory] = {
+        "mcodec": McodecBenchCodec,
+        # the same model with masking off: measures the rate masking saves
+        "mcodec-nomask": functools.partial(McodecBenchCodec, mask="off", name="mcodec-nomask"),
+    }
     for name in anchors.anchor_names():
         table[name] = functools.partial(anchors.anchor_codec, name)
     return table
@@ -88,6 +92,9 @@ class BenchConfig:
         quiet: no progress bar on stderr.
         threads: encoder threads (x264/x265 output depends on it; cache key).
         use_cache: reuse results from ``<out>/cache``.
+        points: at most this many rate points per codec (``--points``), spread
+            evenly over its full list, ends included; None = all (QUICK_POINTS
+            with ``quick``).
     """
 
     clips: tuple[str, ...] = ()
@@ -101,6 +108,12 @@ class BenchConfig:
     quiet: bool = False
     threads: int = 2
     use_cache: bool = True
+    points: int | None = None
+
+    def run_points(self, points: tuple[float, ...]) -> tuple[float, ...]:
+        """The rate points of a codec this run codes (see `points`)."""
+        n = self.points if self.points is not None else (QUICK_POINTS if self.quick else None)
+        return tuple(points) if n is None else select_points(tuple(points), n)
 
 
 @dataclass(frozen=True)
@@ -262,6 +275,8 @@ def _effective(config: BenchConfig) -> tuple[tuple[str, ...], int]:
     for name, val in (("frames", config.frames), ("gop", config.gop), ("threads", config.threads)):
         if not isinstance(val, int) or val < 1:
             raise BenchError(f"--{name} must be a positive integer, got {val!r}")
+    if config.points is not None and (not isinstance(config.points, int) or config.points < 2):
+        raise BenchError(f"--points must be an integer >= 2, got {config.points!r}")
     names = config.codecs if config.codecs is not None else (
         QUICK_CODECS if config.quick else DEFAULT_CODECS)
     names = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
@@ -522,8 +537,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
             src = tmp / "synthetic.y4m"
             sources.append((_synthetic_clip(src, frames), src))
         jobs = [(clip, src, codec, pt) for clip, src in sources for codec in codecs
-                for pt in (select_points(codec.points, QUICK_POINTS) if config.quick
-                           else codec.points)]
+                for pt in config.run_points(codec.points)]
         work = tmp / "work"
         work.mkdir()
         bar = tqdm(total=len(jobs), file=sys.stderr, disable=config.quiet, unit="point",
@@ -545,8 +559,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     for codec in codecs:
         versions = [r.encoder_version for r in results if r.codec == codec.name and r.encoder_version]
         infos.append(CodecInfo(codec.name, codec.config, codec.description, codec.point_label,
-                               tuple(select_points(codec.points, QUICK_POINTS) if config.quick
-                                     else codec.points),
+                               config.run_points(codec.points),
                                codec.stream_format, versions[0] if versions else ""))
     result = BenchResult(config=config, frames=frames, clips=tuple(clips), codecs=tuple(infos),
                          points=tuple(results), ffmpeg_path=exe, ffmpeg_version=ffver,

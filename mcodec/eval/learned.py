@@ -24,10 +24,12 @@ class McodecBenchCodec:
     point_label = "quality"
     stream_format = "whole mcodec .bin file (container headers, index and end unit included)"
 
-    def __init__(self, config: str, threads: int = 2, networks=None, mask: str = "auto") -> None:
+    def __init__(self, config: str, threads: int = 2, networks=None, mask: str = "auto",
+                 name: str = "mcodec") -> None:
         from mcodec import __version__
         from mcodec.codec import codec
 
+        self.name = name
         self.config = config
         self.threads = int(threads)
         self._nets = networks if networks is not None else codec.load_networks()
