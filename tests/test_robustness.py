@@ -184,3 +184,19 @@ def test_decoder_refuses_frames_over_its_pixel_limit(stream, nets) -> None:
     data, _ = stream
     with pytest.raises(BitstreamError, match="exceeds this decoder's limit of 1000 pixels"):
         codec.iter_decode(io.BytesIO(data), networks=nets, max_pixels=1000)
+
+
+def test_a_different_platform_is_caught_by_the_frame_hash(stream, bundle) -> None:
+    """Decoding networks that compute slightly differently (as another platform could) give
+    an error naming the platform, never silently different frames."""
+    import io
+
+    import torch
+
+    data, _ = stream
+    other = codec.networks_from_file(str(bundle), model_id="tiny")
+    with torch.no_grad():
+        other.intra.g_s[-1].bias.add_(2e-3)  # a last-bit-level change in the synthesis
+    with pytest.raises(BitstreamError, match="incompatible platform"):
+        _, frames = codec.iter_decode(io.BytesIO(data), networks=other)
+        next(frames)
