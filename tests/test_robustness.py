@@ -200,3 +200,20 @@ def test_a_different_platform_is_caught_by_the_frame_hash(stream, bundle) -> Non
     with pytest.raises(BitstreamError, match="incompatible platform"):
         _, frames = codec.iter_decode(io.BytesIO(data), networks=other)
         next(frames)
+
+
+def test_outputs_get_ordinary_permissions(nets, tmp_path: Path) -> None:
+    """Atomic outputs (written via mkstemp, which makes 0600 files) end up 0666 & ~umask."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        src = write_clip(tmp_path / "in.y4m", synthetic_frames(32, 16, 2))
+        codec.encode(str(src), str(tmp_path / "o.bin"), options=codec.EncodeOptions(quality=1),
+                     networks=nets)
+        codec.decode(str(tmp_path / "o.bin"), str(tmp_path / "d.y4m"), networks=nets)
+        codec.decode(str(tmp_path / "o.bin"), str(tmp_path / "d.mkv"), networks=nets)
+    finally:
+        os.umask(umask)
+    for name in ("o.bin", "d.y4m", "d.mkv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

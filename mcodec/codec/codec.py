@@ -45,7 +45,7 @@ import numpy as np
 from mcodec.codec import bitstream as bs
 from mcodec.codec import masking, motion
 from mcodec.codec import zoo
-from mcodec.codec.video_io import Frame, open_video, open_writer
+from mcodec.codec.video_io import Frame, open_video, open_writer, publish
 from mcodec.errors import BitstreamError, McodecError, ModelError
 # The encoder's summary PSNR uses the bench's metric code (one path for every codec).
 from mcodec.eval.metrics import frame_psnr_yuv
@@ -53,6 +53,11 @@ from mcodec.eval.metrics import frame_psnr_yuv
 PATCH = 16            # luma pixels per latent position (network stride 8 on the half-res tensor)
 MOTION_BLOCK = 16     # luma block size of motion vectors
 SEARCH_RANGE = 16     # integer search range, luma pixels
+# Key frames are coded this many quality levels above the GOP's level (clamped):
+# every predicted frame inherits the key frame's quality, as in x264's I-frame QP
+# offset. Tuned on training clips only (benchmarks/tune_encoder.py key 0,2):
+# +2 gave +0.1..1.2 dB at equal rate over +0.
+KEY_QUALITY_OFFSET = 2
 # Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
 # i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
@@ -396,11 +401,13 @@ class FrameEncoder:
         self.patches_masked = 0
 
     def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
-        """Code one frame; return its unit and the decoder's reconstruction."""
+        """Code one frame at the GOP's `quality` (key frames: + KEY_QUALITY_OFFSET, clamped);
+        return its unit (which records the level used) and the decoder's reconstruction."""
         import torch
 
         with torch.no_grad():
             if key or self.recon.reference is None:
+                quality = min(quality + KEY_QUALITY_OFFSET, self.nets.levels - 1)
                 ftype, segments, recon = self._encode_key(frame, quality)
             else:
                 ftype, segments, recon = self._encode_inter(frame, quality)
@@ -561,12 +568,14 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
     Raises:
         McodecError: unreadable input, existing output without `overwrite`, bad options.
     """
-    nets = networks or load_networks(model_id, device)
-    if not 0 <= options.quality < nets.levels:
-        raise McodecError(f"--quality must be in 0..{nets.levels - 1}, got {options.quality}")
+    levels = networks.levels if networks is not None else zoo.get_model(model_id).quality_levels
+    if not 0 <= options.quality < levels:
+        raise McodecError(f"--quality must be in 0..{levels - 1}, got {options.quality}")
     start = time.perf_counter()
+    # The input is opened (and its errors reported) before torch and the weights load.
     with open_video(src, size=size, fps=fps, pix_fmt=pix_fmt, max_frames=options.frames,
                     warn=warn) as reader:
+        nets = networks or load_networks(model_id, device)
         info = reader.info
         mask_mode = (bs.MASK_AUTO if options.mask == "auto" else bs.MASK_OFF if options.mask == "off"
                      else bs.MASK_FIXED)
@@ -613,7 +622,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
                 out.flush()
                 os.fsync(out.fileno())
                 out.close()
-                os.replace(tmp, dst)
+                publish(tmp, dst)
                 nbytes = os.path.getsize(dst)
                 tmp = None
         finally:

@@ -168,6 +168,19 @@ def source_pix_fmt_from_log(stderr: str) -> str | None:
     return None
 
 
+def _explain_read_failure(path: str, exc: FFmpegError) -> str:
+    """One line for a file ffmpeg opened but could not give frames of, from its log."""
+    log = exc.stderr or ""
+    opened = "Input #0" in log
+    if opened and "Video:" not in log:
+        kinds = sorted({k for k in ("Audio", "Subtitle", "Data") if f"{k}:" in log})
+        only = f" (it has {', '.join(k.lower() for k in kinds)} only)" if kinds else ""
+        return f"{path}: no video stream{only}"
+    if opened and ("received no packets" in log or "Output file is empty" in log):
+        return f"{path}: no video frames"
+    return str(exc)
+
+
 class VideoReader:
     """Iterator over the frames of one video, decoded by ffmpeg.
 
@@ -221,7 +234,7 @@ class VideoReader:
             try:
                 self._proc.wait(f"cannot read {self.path}", timeout=30)
             except FFmpegError as exc:
-                raise VideoIOError(str(exc)) from None
+                raise VideoIOError(_explain_read_failure(self.path, exc)) from None
             raise VideoIOError(f"{self.path}: no video frames")
         if not line.startswith(b"YUV4MPEG2 "):
             raise VideoIOError(f"{self.path}: unexpected decoder output")
@@ -474,7 +487,7 @@ class VideoWriter:
                                    os.path.join(os.path.dirname(os.path.abspath(self.path)), name))
                     os.rmdir(self._tmp)
                 else:
-                    os.replace(self._tmp, self.path)
+                    publish(self._tmp, self.path)
                 self._tmp = None
         except BaseException:
             self.abort()
@@ -503,6 +516,18 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def publish(tmp: str, dst: str) -> None:
+    """Atomically move a finished temporary file onto `dst` with ordinary permissions.
+
+    mkstemp creates files as 0600; outputs get 0666 minus the umask, as any
+    program's newly created files would.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dst)
 
 
 def open_writer(path: str, width: int, height: int, fps: Fraction, *, overwrite: bool = False,

@@ -71,9 +71,9 @@ def find_model(model_id: str, digest: bytes) -> ModelEntry:
     for entry in MODELS:
         if entry.digest == digest:
             return entry
-    default = DEFAULT_MODEL_ID or "none"
+    have = ", ".join(f"{e.model_id!r} (sha256 {e.sha256[:16]}...)" for e in MODELS) or "none"
     raise ModelError(f"stream needs model {model_id!r} (sha256 {digest.hex()[:16]}...), which this "
-                     f"mcodec does not have (default model: {default!r})")
+                     f"mcodec does not have; it has {have}")
 
 
 def weights_file(entry: ModelEntry) -> Path:
