@@ -288,3 +288,20 @@ def test_position_bits_match_stream(context: bool) -> None:
         assert torch.all(bits >= 0)
         y_bits = 8 * sum(len(s) for s in c.strings[:-1])
         assert abs(float(bits.sum()) - y_bits) <= 0.1 * y_bits + 64, (q, float(bits.sum()), y_bits)
+
+
+def test_estimate_matches_compress_closely() -> None:
+    """The encoder's decision estimate: same rate model, near-identical reconstruction."""
+    import torch
+
+    from mcodec.codec import model as mdl
+
+    torch.manual_seed(0)
+    net = mdl.IntraCodec(mdl.ModelConfig(n=16, m=16, levels=4)).eval()
+    net.update()
+    x = torch.rand(1, 6, 32, 48)
+    est = net.estimate(x, 2)
+    comp = net.compress(x, 2)
+    assert torch.equal(est.position_bits, net.position_bits(x, 2))
+    assert abs(est.total_bits - 8 * sum(len(s) for s in comp.strings)) < 0.1 * est.total_bits + 64
+    assert (est.x_hat - comp.x_hat).abs().max() <= 1 / 255 + 1e-6

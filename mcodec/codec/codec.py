@@ -443,15 +443,16 @@ class FrameEncoder:
         if self.mask == "off":
             mask = np.zeros((hy, wy), dtype=bool)
         else:
-            full = net.compress(x, q)
-            coded = _add_residual(pred, _to_planes(full.x_hat, geometry))
+            # Decisions on an estimate (float32 synthesis, no rANS): ~40 % faster
+            # than a trial compress; the frame itself is then coded exactly.
+            est = net.estimate(x, q)
+            coded = _add_residual(pred, _to_planes(est.x_hat, geometry))
             d_code = _pad_to(_weighted_patch_sse(frame, coded), (hy, wy))
             if self.mask == "auto":
-                r_code = net.position_bits(x, q).cpu().numpy()          # (hy, wy) bits
+                r_code = est.position_bits.numpy()                       # (hy, wy) bits
                 mask = masking.choose_mask(d_mask, d_code, r_code, lam)
                 # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
-                total_bits = 8 * sum(len(s) for s in full.strings)
-                if d_mask.sum() <= d_code.sum() + lam * total_bits:
+                if d_mask.sum() <= d_code.sum() + lam * est.total_bits:
                     mask[:] = True
             else:
                 mask = _mask_worst_kept(d_mask - d_code, float(self.mask))

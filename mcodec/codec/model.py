@@ -238,6 +238,23 @@ class Compressed:
     x_hat: Tensor | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """Result of `IntraCodec.estimate` (encoder decisions; nothing is coded).
+
+    Attributes:
+        x_hat: (1, 6, h, w) float32 reconstruction on the 8-bit grid, approximate
+            (float32 synthesis; `compress` gives the exact one).
+        position_bits: (h/8, w/8) estimated y bits per latent position (CPU),
+            as `position_bits`.
+        total_bits: estimated bits of the whole unmasked frame (y estimate + real z string).
+    """
+
+    x_hat: Tensor
+    position_bits: Tensor
+    total_bits: float
+
+
 def _run_float64(module: nn.Module, x: Tensor) -> Tensor:
     """Run `module` on float64 `x` with float64 copies of its parameters and buffers."""
     state = {k: (v.detach().to(torch.float64) if v.is_floating_point() else v.detach())
@@ -601,6 +618,30 @@ class IntraCodec(CompressionModel):
                           for sel in self._coded_selections(hy, wy, mk))
         x_hat = self._synthesize(y_hat, q) if reconstruct else None
         return Compressed(strings=(*y_strings, z_string), shape=(hy, wy), x_hat=x_hat)
+
+    @torch.no_grad()
+    def estimate(self, x: Tensor, quality: int) -> Estimate:
+        """What coding `x` unmasked would cost and give, for the encoder's decisions.
+
+        One analysis and the exact entropy parameters (as `compress`), but no
+        rANS coding of y and a float32 synthesis: the reconstruction is close
+        to, not bit-identical with, `compress(x, q).x_hat`. Use it to choose a
+        mask; code the frame with `compress`.
+
+        Args:
+            x: (1, 6, h, w) in [0, 1], h and w multiples of STRIDE.
+            quality: integer level in 0..levels-1.
+        """
+        q = self._check_frame(x, quality)
+        y, z_sym, hs64 = self._analyse(x, q)
+        p, _ = self._coding_params(hs64, y)
+        _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
+        lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
+        bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
+        z_bits = 8 * len(ent.encode_factorized(self.entropy_bottleneck, z_sym[0]))
+        x_hat = self.g_s(y_hat * self._gain(self.log_inv_gain, q)).clamp(0.0, 1.0)
+        return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
+                        total_bits=float(bits.sum()) + z_bits)
 
     @torch.no_grad()
     def position_bits(self, x: Tensor, quality: int) -> Tensor:
