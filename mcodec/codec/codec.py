@@ -735,8 +735,7 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
     h = found.header
     _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    report = LossReport(lost=[], damage=[f"{e} (byte {e.offset})" if e.offset is not None else str(e)
-                                         for e in found.damage])
+    report = LossReport(lost=[], damage=[str(e) for e in found.damage])
     total = found.frame_count
     if total is None:
         total = found.frames[-1][1].index + 1 if found.frames else 0
@@ -748,7 +747,8 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
         for i in range(total):
             unit = units.get(i)
             frame = None
-            if unit is not None:
+            # A predicted frame whose reference is lost is lost too (not itself damage).
+            if unit is not None and (unit.frame_type == bs.FRAME_KEY or dec.reference is not None):
                 try:
                     frame = dec.decode(unit)
                 except BitstreamError as err:
