@@ -61,5 +61,5 @@ def test_missing_weights_and_unknown_models() -> None:
         zoo.load_weights(entry)
     with pytest.raises(ModelError, match="unknown model 'x9'"):
         zoo.get_model("x9")
-    with pytest.raises(ModelError, match=r"stream needs model 'other-7'.*default model: 'mcodec-"):
+    with pytest.raises(ModelError, match=r"stream needs model 'other-7'.*it has 'mcodec-"):
         zoo.find_model("other-7", b"\x01" * 32)

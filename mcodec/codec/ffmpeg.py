@@ -12,6 +12,7 @@ import collections
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -151,13 +152,21 @@ class FFmpegProcess:
             return "\n".join(self._tail)
 
     def error(self, what: str) -> FFmpegError:
-        """An FFmpegError for `what` carrying the tail of ffmpeg's stderr."""
+        """An FFmpegError for `what` carrying the tail of ffmpeg's stderr.
+
+        Raises KeyboardInterrupt instead when ffmpeg ended because of SIGINT
+        (a terminal's Ctrl-C reaches mcodec and its ffmpeg children together).
+        """
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
         self._drain.join(timeout=5)
         lines = [ln.strip() for ln in self._tail if ln.strip()]
+        if self._proc.returncode == -signal.SIGINT or any("received signal 2" in ln for ln in lines[-3:]):
+            # Ctrl-C reached ffmpeg (same process group) before it reached us: the
+            # user interrupted, ffmpeg did not fail.
+            raise KeyboardInterrupt
         # One line for the user (ffmpeg's last words); the whole tail on the exception.
         err = FFmpegError(f"{what} (ffmpeg exit code {self._proc.returncode})"
                           + (f": {lines[-1]}" if lines else ""))
