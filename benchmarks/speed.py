@@ -1,0 +1,69 @@
+"""Encode/decode speed of mcodec against x265 -preset medium, in one script.
+
+    python benchmarks/speed.py [CLIP] [--frames 32] [--threads 2] [--quality 4]
+
+Times, on the same frames (cut once to y4m): mcodec encode and decode (shipped
+model, CPU, `--threads` torch threads) and x265 medium low-delay encode (CRF 30,
+`--threads` pools) through the bundled ffmpeg. Prints fps and the ratios, which
+are what to compare across machines (absolute fps depend on the machine's load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("clip", nargs="?", default=str(REPO.parent / "shared/data/clips/cars_320x240.mkv"))
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quality", type=int, default=4)
+    args = ap.parse_args()
+    import torch
+
+    from mcodec.codec import codec
+    from mcodec.codec.ffmpeg import find_ffmpeg
+    from mcodec.codec.video_io import open_video, open_writer
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        with open_video(args.clip, max_frames=args.frames) as r, \
+                open_writer(str(d / "src.y4m"), r.info.width, r.info.height, r.info.fps) as w:
+            for f in r:
+                w.write(f)
+            n, size = r.frames_read, f"{r.info.width}x{r.info.height}"
+        nets = codec.load_networks()
+        t = time.perf_counter()
+        enc = codec.encode(str(d / "src.y4m"), str(d / "s.bin"),
+                           options=codec.EncodeOptions(quality=args.quality), networks=nets)
+        t_enc = time.perf_counter() - t
+        t = time.perf_counter()
+        codec.decode(str(d / "s.bin"), str(d / "out.y4m"), networks=nets)
+        t_dec = time.perf_counter() - t
+        x265 = [find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(d / "src.y4m"), "-c:v", "libx265",
+                "-preset", "medium", "-crf", "30", "-x265-params",
+                f"pools={args.threads}:frame-threads=1:bframes=0:keyint=32:scenecut=0:log-level=error",
+                "-f", "hevc", str(d / "x.265")]
+        t = time.perf_counter()
+        subprocess.run(x265, check=True)
+        t_x265 = time.perf_counter() - t
+    print(f"{Path(args.clip).name} {size}, {n} frames, {args.threads} threads, mcodec quality "
+          f"{args.quality} ({enc.kbps:.0f} kbps)")
+    print(f"mcodec encode {n / t_enc:7.2f} fps   decode {n / t_dec:7.2f} fps")
+    print(f"x265 medium encode {n / t_x265:7.2f} fps (includes ffmpeg start-up)")
+    print(f"ratios: mcodec encode / x265 encode = {t_x265 / t_enc:.3f}; "
+          f"mcodec decode fps / clip fps = {n / t_dec / float(enc.fps):.3f}")
+
+
+if __name__ == "__main__":
+    main()
