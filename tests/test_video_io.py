@@ -203,6 +203,29 @@ def test_ffmpeg_errors_carry_stderr(tmp_path: Path) -> None:
                                         "-f", "null", "-"], "probe")
 
 
+def test_ffmpeg_stopped_by_ctrl_c_is_an_interruption_not_an_error(tmp_path: Path) -> None:
+    """At loglevel error, an ffmpeg stopped by SIGINT exits 255 and says nothing: that is the
+    user's Ctrl-C (which reaches ffmpeg first), not a failure to report as one."""
+    import signal
+    import time
+
+    from mcodec.errors import FFmpegError
+
+    args = ff.base_args() + ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-f", "null", "-"]
+    with ff.FFmpegProcess(args) as proc:
+        time.sleep(0.5)
+        assert proc.returncode is None  # endless source: still running
+        os.kill(proc._proc.pid, signal.SIGINT)
+        proc._proc.wait(timeout=10)
+        assert proc.returncode == 255
+        with pytest.raises(KeyboardInterrupt):
+            proc.error("reading lavfi")
+    # a real failure at the same loglevel still names what failed
+    with pytest.raises(FFmpegError, match="exit code"):
+        ff.run_ffmpeg(ff.base_args() + ["-i", ff.input_url(str(tmp_path / "nope.mkv")),
+                                        "-f", "null", "-"], "probe")
+
+
 def test_parsers() -> None:
     assert parse_size("416x240") == (416, 240)
     assert parse_fps("30000/1001") == Fraction(30000, 1001)

@@ -58,9 +58,20 @@ SEARCH_RANGE = 16     # integer search range, luma pixels
 # offset. Tuned on training clips only (benchmarks/tune_encoder.py key 0,2):
 # +2 gave +0.1..1.2 dB at equal rate over +0.
 KEY_QUALITY_OFFSET = 2
+# Multiplier on the training lambda's rate weight (1/lambda, SSE per bit) in the encoder's
+# masking decisions; < 1 favours coding over masking. Tuned on training clips only
+# (benchmarks/tune_encoder.py masklam 1,2,4,8, mcodec-s2, 32 frames: 2 gave -0.7 % and
+# -3.5 % BD-rate on the two clips, 4 and 8 were worse; 1 kept until a larger tuning set agrees).
+MASK_LAMBDA_SCALE = 1.0
 # Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
 # i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
+
+
+def encoder_settings() -> dict[str, float]:
+    """The encoder's tuned constants by name; a result cache keyed on them re-codes when one changes."""
+    return {"key_quality_offset": KEY_QUALITY_OFFSET, "mask_lambda_scale": MASK_LAMBDA_SCALE,
+            "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE}
 
 
 # ----------------------------------------------------------------------------- options and results
@@ -440,6 +451,7 @@ class FrameEncoder:
             return bs.FRAME_REBUILT, (mv,), Frame(*pred)
         x, geometry = _to_tensor(_residual_planes(frame, pred), self.device)
         net = self.nets.inter
+        lam_mask = lam * MASK_LAMBDA_SCALE
         if self.mask == "off":
             mask = np.zeros((hy, wy), dtype=bool)
         else:
@@ -450,9 +462,9 @@ class FrameEncoder:
             d_code = _pad_to(_weighted_patch_sse(frame, coded), (hy, wy))
             if self.mask == "auto":
                 r_code = est.position_bits.numpy()                       # (hy, wy) bits
-                mask = masking.choose_mask(d_mask, d_code, r_code, lam)
+                mask = masking.choose_mask(d_mask, d_code, r_code, lam_mask)
                 # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
-                if d_mask.sum() <= d_code.sum() + lam * est.total_bits:
+                if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
                     mask[:] = True
             else:
                 mask = _mask_worst_kept(d_mask - d_code, float(self.mask))

@@ -163,9 +163,13 @@ class FFmpegProcess:
             pass
         self._drain.join(timeout=5)
         lines = [ln.strip() for ln in self._tail if ln.strip()]
-        if self._proc.returncode == -signal.SIGINT or any("received signal 2" in ln for ln in lines[-3:]):
-            # Ctrl-C reached ffmpeg (same process group) before it reached us: the
-            # user interrupted, ffmpeg did not fail.
+        # Ctrl-C reached ffmpeg (same process group) before it reached us: the user
+        # interrupted, ffmpeg did not fail. ffmpeg exits 255 after a signal; at
+        # loglevel error it then prints nothing (the "received signal 2" line is
+        # info level), while a real failure always leaves an error line.
+        signalled = self._proc.returncode == 255 and not lines
+        if (self._proc.returncode == -signal.SIGINT or signalled
+                or any("received signal 2" in ln for ln in lines[-3:])):
             raise KeyboardInterrupt
         # One line for the user (ffmpeg's last words); the whole tail on the exception.
         err = FFmpegError(f"{what} (ffmpeg exit code {self._proc.returncode})"

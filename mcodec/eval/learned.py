@@ -38,7 +38,9 @@ class McodecBenchCodec:
         # Low delay is mcodec's only structure (P frames from the previous decoded frame).
         self.description = (f"mcodec {__version__}, model {self._nets.model_id}, low delay "
                             f"(key frame every gop frames, P frames), mask {mask}")
-        self.cache_token = repr(("mcodec", __version__, self._nets.digest.hex(), mask))
+        # Weights, masking mode and the encoder's tuned constants: changing any re-codes.
+        self.cache_token = repr(("mcodec", __version__, self._nets.digest.hex(), mask,
+                                 sorted(codec.encoder_settings().items())))
         self.version = f"mcodec {__version__} ({self._nets.model_id} {self._nets.digest.hex()[:12]})"
 
     def encode(self, src: Path, gop: int, point: float, workdir: Path) -> Encoded:
