@@ -508,8 +508,9 @@ class Mutator:
             return d
         off = self.rng.choice(offsets)
         (n,) = struct.unpack_from(">I", b, off)
-        struct.pack_into(">I", b, off, self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 1 << 20, (1 << 20) + 1,
-                                                         0xFFFFFFFF, self.rng.getrandbits(32))))
+        value = self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 1 << 20, (1 << 20) + 1,
+                                 0xFFFFFFFF, self.rng.getrandbits(32)))
+        struct.pack_into(">I", b, off, value & 0xFFFFFFFF)  # n + 9 may pass 2^32 - 1: wrap
         return bytes(b)
 
     # -- driver
