@@ -23,8 +23,8 @@ grid-quantized mean (masked anchors enter the checkerboard context as their
 means), and the synthesis rebuilds the patch from the visible latents around
 it. Trained with random masks and whole-image distortion, the decoder learns
 that fill-in (He et al. 2022, "Masked Autoencoders Are Scalable Vision
-Learners"). `position_bits` gives the encoder the per-position rate for its
-mask decision.
+Learners"). `estimate` gives the encoder the per-position rate (and an approximate
+reconstruction) for its mask decision.
 
 Entropy coding goes through `mcodec.codec.entropy`, which makes the decoder
 exactly reproducible (float64 hyper-decoder, context and synthesis,
@@ -245,8 +245,12 @@ class Estimate:
     Attributes:
         x_hat: (1, 6, h, w) float32 reconstruction on the 8-bit grid, approximate
             (float32 synthesis; `compress` gives the exact one).
-        position_bits: (h/8, w/8) estimated y bits per latent position (CPU),
-            as `position_bits`.
+        position_bits: (h/8, w/8) float32 estimated y bits per latent position (CPU):
+            sum over the M channels of -log2(likelihood) under the exact coding
+            path's grid-quantized parameters; z excluded (sent whatever the mask).
+            The rANS size of the y strings is close to ``position_bits.sum() / 8``
+            bytes; masking a position changes the other positions' bits only
+            through the checkerboard context of its non-anchor neighbours.
         total_bits: estimated bits of the whole unmasked frame (y estimate + real z string).
     """
 
@@ -642,31 +646,6 @@ class IntraCodec(CompressionModel):
         x_hat = self.g_s(y_hat * self._gain(self.log_inv_gain, q)).clamp(0.0, 1.0)
         return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
                         total_bits=float(bits.sum()) + z_bits)
-
-    @torch.no_grad()
-    def position_bits(self, x: Tensor, quality: int) -> Tensor:
-        """Estimated y bits per latent position when nothing is masked.
-
-        Sum over the M channels of -log2(likelihood) under the exact coding
-        path's grid-quantized parameters (same as eval-mode `forward`); the
-        hyper-latent z is excluded (it is sent whatever the mask). The rANS
-        size of the y strings is close to ``position_bits(x, q).sum() / 8``
-        bytes. Masking a position never changes the other positions' bits
-        except through the checkerboard context of its non-anchor neighbours.
-
-        Args:
-            x: (1, 6, h, w) in [0, 1], h and w multiples of STRIDE.
-            quality: integer level in 0..levels-1.
-
-        Returns:
-            (h/8, w/8) float32 tensor of bits (CPU).
-        """
-        q = self._check_frame(x, quality)
-        y, _, hs64 = self._analyse(x, q)
-        p, _ = self._coding_params(hs64, y)
-        _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
-        lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
-        return (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
 
     def _synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.
