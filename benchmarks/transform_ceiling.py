@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VIDEO_SUFFIXES = (".mkv", ".mp4", ".y4m", ".avi", ".webm")
 
 
 def main() -> None:
@@ -37,12 +36,10 @@ def main() -> None:
     from mcodec.codec import model as mdl
     from mcodec.codec.codec import load_networks
     from mcodec.codec.video_io import open_video
+    from mcodec.eval.bench import resolve_clips
 
     torch.set_num_threads(2)
-    files: list[Path] = []
-    for c in args.clips:
-        p = Path(c)
-        files += sorted(f for f in p.iterdir() if f.suffix in VIDEO_SUFFIXES) if p.is_dir() else [p]
+    files = resolve_clips(args.clips)
     net = load_networks(args.model).intra
     qualities = [int(q) for q in args.qualities.split(",")]
     print("clip | " + " | ".join(f"q{q} continuous / coded dB (bpp)" for q in qualities))
