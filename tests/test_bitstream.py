@@ -159,15 +159,34 @@ def test_header_round_trip_all_fields() -> None:
     header = SequenceHeader(
         width=16384, height=4096, fps_num=2**32 - 1, fps_den=7, frame_count=0,
         coding=CodingParams(gop=2**32 - 1, quality=255, patch_size=255, search_range=255,
-                            mask_mode=bs.MASK_FIXED, mask_ratio_permille=1000, flags=0xBEEF),
+                            mask_mode=bs.MASK_FIXED, mask_ratio_permille=1000,
+                            flags=bs.CODING_FLAG_OBMC),
         model_sha256=bytes(range(100, 132)), model_name="A" * 60 + "z.9_",
         color_range=bs.COLOR_RANGE_FULL, color_matrix=bs.COLOR_MATRIX_BT709, extra=b"\x00\xffnew",
     )
     stream = read_bitstream(_stream(header, []))
     assert stream.header == header
     assert stream.header.fps == Fraction(2**32 - 1, 7)
-    assert (stream.format_version, stream.min_reader_version) == (1, 1)
+    # A coding flag needs a version-2 reader (version 1 ignored the then-reserved flags).
+    assert (stream.format_version, stream.min_reader_version) == (2, 2)
     assert stream.frames == () and stream.index == IndexUnit(()) and stream.end == EndUnit(0)
+
+
+def test_stream_without_coding_flags_stays_readable_by_version_1() -> None:
+    stream = read_bitstream(_stream(_header(), []))
+    assert stream.header.coding.flags == 0
+    assert (stream.format_version, stream.min_reader_version) == (2, 1)
+
+
+def test_unknown_coding_flag_bits_are_refused_with_their_offset() -> None:
+    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0002"):
+        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x0003)
+    data = _stream(_header(), [])
+    flags_at = 16 + 37  # payload start + the field's relative offset (docs section 4)
+    assert struct.unpack_from(">H", data, flags_at)[0] == 0
+    with pytest.raises(BitstreamError, match="unknown coding-tool bits") as err:
+        read_bitstream(_patch_header(data, flags_at, ">H", 0x8000))
+    assert err.value.offset == flags_at
 
 
 def test_frame_units_round_trip_with_offsets_and_index() -> None:
@@ -409,12 +428,12 @@ def test_huge_frame_count_fails_fast() -> None:
 
 
 def test_newer_min_reader_version_refused() -> None:
-    data = _patch_header(_stream(), 8, ">H", 3)
+    data = _patch_header(_stream(), 8, ">H", 4)
     assert len(read_bitstream(data).frames) == 4  # newer writer, old readers allowed
-    with pytest.raises(BitstreamError, match="stream needs reader version 2, this is 1"):
-        read_bitstream(_patch_header(data, 10, ">H", 2))
+    with pytest.raises(BitstreamError, match="stream needs reader version 3, this is 2"):
+        read_bitstream(_patch_header(data, 10, ">H", 3))
     with pytest.raises(BitstreamError, match="min_reader_version"):
-        read_bitstream(_patch_header(data, 10, ">H", 4))  # above format_version
+        read_bitstream(_patch_header(data, 10, ">H", 5))  # above format_version
 
 
 def test_unknown_critical_unit_rejected() -> None:

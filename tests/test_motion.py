@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcodec.codec.motion import (MotionField, blocks_shape, compensate, compensate_chroma,
-                                 compensate_luma, decode_motion, encode_motion, estimate_motion,
+                                 compensate_luma, compensate_obmc, decode_motion, encode_motion, estimate_motion,
                                  median_predictor)
 from mcodec.errors import BitstreamError
 
@@ -152,6 +152,66 @@ def test_compensation_is_deterministic_and_validates_shapes() -> None:
         compensate(y, u, v, MotionField.zeros((4, 4), 16))
     with pytest.raises(ValueError):
         compensate(y, u[:-1], v, field)
+
+
+def _obmc_reference(plane: np.ndarray, vectors: np.ndarray, block: int, chroma: bool) -> np.ndarray:
+    """OBMC written per sample from docs/bitstream.md section 10, on top of plain compensation."""
+    hb, wb = vectors.shape[:2]
+    whole = {}  # plain prediction of the whole plane with one vector everywhere, per vector
+
+    def sample(vec: tuple[int, int], r: int, c: int) -> int:
+        if vec not in whole:
+            f = MotionField(2 * block if chroma else block, np.broadcast_to(np.array(vec, np.int16), (hb, wb, 2)))
+            whole[vec] = (compensate_chroma(plane, f) if chroma else compensate_luma(plane, f)).astype(int)
+        return int(whole[vec][r, c])
+
+    def weight(p: int) -> int:
+        return min(8, 4 + (min(p, block - 1 - p) * 16) // block)
+
+    out = np.zeros(plane.shape, np.uint8)
+    for r in range(plane.shape[0]):
+        for c in range(plane.shape[1]):
+            i, j, p, q = r // block, c // block, r % block, c % block
+            i2 = min(max(i + (-1 if p < block // 2 else 1), 0), hb - 1)
+            j2 = min(max(j + (-1 if q < block // 2 else 1), 0), wb - 1)
+            wy, wx = weight(p), weight(q)
+            o, h, v, d = (sample(tuple(int(x) for x in vectors[a, b]), r, c)
+                          for a, b in ((i, j), (i, j2), (i2, j), (i2, j2)))
+            out[r, c] = (wy * (wx * o + (8 - wx) * h) + (8 - wy) * (wx * v + (8 - wx) * d) + 32) >> 6
+    return out
+
+
+@pytest.mark.parametrize("shape", [(37, 45), (16, 16), (24, 40), (9, 70)])
+def test_obmc_matches_its_per_sample_definition(shape: tuple[int, int]) -> None:
+    y = textured(*shape, seed=8)
+    u, v = chroma_of(y, 8)
+    hb, wb = blocks_shape(*shape, 16)
+    vec = np.random.default_rng(8).integers(-40, 41, (hb, wb, 2)).astype(np.int16)
+    vec[0, 0] = (0, 0)                                     # never a uniform field
+    py, pu, pv = compensate_obmc(y, u, v, MotionField(16, vec))
+    assert np.array_equal(py, _obmc_reference(y, vec, 16, chroma=False))
+    assert np.array_equal(pu, _obmc_reference(u, vec, 8, chroma=True))
+    assert np.array_equal(pv, _obmc_reference(v, vec, 8, chroma=True))
+
+
+def test_obmc_equals_plain_compensation_for_uniform_motion_and_smooths_block_edges() -> None:
+    y = textured(64, 96, seed=9)
+    u, v = chroma_of(y, 9)
+    hb, wb = blocks_shape(64, 96, 16)
+    uniform = MotionField(16, np.broadcast_to(np.array((5, -7), np.int16), (hb, wb, 2)))
+    assert all(np.array_equal(a, b) for a, b in zip(compensate_obmc(y, u, v, uniform),
+                                                     compensate(y, u, v, uniform)))
+    # Two halves moving apart: plain compensation puts a step at the block edge
+    # (column 48); OBMC spreads it over the 4 columns either side.
+    vec = np.zeros((hb, wb, 2), np.int16)
+    vec[:, 3:] = (0, 4 * 9)
+    field = MotionField(16, vec)
+    plain, blended = compensate(y, u, v, field)[0].astype(int), compensate_obmc(y, u, v, field)[0].astype(int)
+    assert np.array_equal(blended[:, :44], plain[:, :44]) and np.array_equal(blended[:, 52:], plain[:, 52:])
+    step = lambda p: np.abs(p[:, 48] - p[:, 47]).mean()  # noqa: E731
+    assert step(blended) < 0.5 * step(plain)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        compensate_obmc(y, u, v, MotionField(6, np.ones((*blocks_shape(64, 96, 6), 2), np.int16)))
 
 
 def test_integer_translation_found_exactly() -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "SIGNATURE", "FORMAT_VERSION", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
+    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "KNOWN_CODING_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
     "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "QUALITY_PER_FRAME",
     "MASK_OFF", "MASK_AUTO", "MASK_FIXED", "PIX_FMT_YUV420P",
     "COLOR_RANGE_LIMITED", "COLOR_RANGE_FULL",
@@ -44,7 +44,10 @@ __all__ = [
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
-FORMAT_VERSION = 1  # the spec version written, and this reader's version
+FORMAT_VERSION = 2  # the spec version written, and this reader's version
+# CodingParams.flags bits (docs section 4). Version 1 streams have flags 0.
+CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
+KNOWN_CODING_FLAGS = CODING_FLAG_OBMC
 MAX_DIM = 16384  # luma pixels, per side
 MAX_PIXELS = 2**26  # luma pixels per frame
 MAX_HEADER_LENGTH = 2**20  # bytes; frozen for every version (docs section 3)
@@ -122,7 +125,7 @@ class CodingParams:
         search_range: motion search range, luma pixels (0..255).
         mask_mode: MASK_OFF, MASK_AUTO or MASK_FIXED.
         mask_ratio_permille: masking ratio for MASK_FIXED, 0..1000 (0 otherwise).
-        flags: reserved u16, 0.
+        flags: coding-tool bits (CODING_FLAG_*); other bits are invalid.
     """
 
     gop: int
@@ -141,6 +144,9 @@ class CodingParams:
         _check_int("mask_mode", self.mask_mode, 0, len(_MASK_MODE_NAMES) - 1)
         _check_int("mask_ratio_permille", self.mask_ratio_permille, 0, 1000)
         _check_int("flags", self.flags, 0, 2**16 - 1)
+        if self.flags & ~KNOWN_CODING_FLAGS:
+            raise _FieldError("flags", f"flags 0x{self.flags:04x}: unknown coding-tool bits "
+                                       f"0x{self.flags & ~KNOWN_CODING_FLAGS:04x}")
 
 
 @dataclass(frozen=True)
@@ -292,7 +298,9 @@ def _encode_file_header(header: SequenceHeader) -> bytes:
         struct.pack(">H", len(header.extra)),
         header.extra,
     ))
-    envelope = _ENVELOPE.pack(FORMAT_VERSION, FORMAT_VERSION, len(payload))
+    # A version-1 reader ignores the coding flags, so only streams that set one need version 2.
+    min_reader = 2 if header.coding.flags else 1
+    envelope = _ENVELOPE.pack(FORMAT_VERSION, min_reader, len(payload))
     return SIGNATURE + envelope + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(envelope)))
 
 

@@ -19,6 +19,9 @@ Conventions:
       (diagonal quarters: of the two nearest half samples). Chroma uses the same
       vector as eighth chroma pixels with H.264's bilinear filter. Everything is
       numpy int32, so the prediction is bit-exact on every machine.
+    * `compensate_obmc` (overlapped block motion compensation, a header flag of
+      the stream) blends, near block edges, the predictions made with the
+      neighbouring blocks' vectors into each block's own (integer weights).
 
 Motion search (`estimate_motion`), vectorised over all blocks: full search on a
 2x2-averaged pyramid (1/4 resolution for 16x16 blocks), +-1 refinement per
@@ -246,6 +249,75 @@ def compensate(ref_y: np.ndarray, ref_u: np.ndarray, ref_v: np.ndarray,
     _check_planes(ref_y, ref_u, ref_v)
     return (compensate_luma(ref_y, field), compensate_chroma(ref_u, field),
             compensate_chroma(ref_v, field))
+
+
+def _obmc_own_weights(size: int, block: int) -> np.ndarray:
+    """(size,) int32 weight, out of 8, of a sample's own block along one axis.
+
+    8 in the block's inner half, falling to 4 at its edges over a quarter block
+    (luma 16: 4 5 6 7 8 ... 8 7 6 5 4; chroma 8: 4 6 8 8 8 8 6 4); the
+    neighbour across the nearer edge gets 8 minus it, so two adjacent blocks
+    weigh 4:4 at their boundary and the blend is continuous.
+    """
+    p = np.arange(size) % block
+    d = np.minimum(p, block - 1 - p)
+    return np.minimum(8, 4 + (d * 16) // block).astype(np.int32)
+
+
+def _half_block_fields(field: MotionField, shape: tuple[int, int]) -> list[MotionField]:
+    """Own, horizontal-, vertical- and diagonal-neighbour fields on the half-block grid.
+
+    Each block splits into 2x2 half blocks; a half block's neighbour along an
+    axis is the block across its nearer edge (itself at the picture edge).
+    `shape` is the half-block grid of the frame (its partial last row/column cropped).
+    """
+    v = field.vectors
+    hb, wb = v.shape[:2]
+    r2, c2 = np.arange(shape[0]), np.arange(shape[1])
+    rows = r2 // 2
+    cols = c2 // 2
+    rows_nb = np.clip(rows + np.where(r2 % 2 == 0, -1, 1), 0, hb - 1)   # (H2,)
+    cols_nb = np.clip(cols + np.where(c2 % 2 == 0, -1, 1), 0, wb - 1)   # (W2,)
+    half = field.block // 2
+    return [MotionField(half, np.ascontiguousarray(v[r][:, c]))
+            for r, c in ((rows, cols), (rows, cols_nb), (rows_nb, cols), (rows_nb, cols_nb))]
+
+
+def _obmc_plane(preds: list[np.ndarray], block: int) -> np.ndarray:
+    """Blend own/horizontal/vertical/diagonal predictions (H, W) uint8 with separable weights."""
+    h, w = preds[0].shape
+    wy = _obmc_own_weights(h, block)[:, None]
+    wx = _obmc_own_weights(w, block)[None, :]
+    own, hor, ver, dia = (p.astype(np.int32) for p in preds)
+    acc = wy * (wx * own + (8 - wx) * hor) + (8 - wy) * (wx * ver + (8 - wx) * dia)
+    return ((acc + 32) >> 6).astype(np.uint8)
+
+
+def compensate_obmc(ref_y: np.ndarray, ref_u: np.ndarray, ref_v: np.ndarray,
+                    field: MotionField) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Overlapped block motion compensation: same shapes and exactness as `compensate`.
+
+    Every sample is the blend (weights `_obmc_own_weights`, out of 64 with
+    rounding) of the predictions made with its own block's vector and with the
+    vectors of the blocks across its nearer horizontal, vertical and diagonal
+    edges. Where neighbouring vectors agree it equals `compensate`; where they
+    differ, the block edges of the prediction are smoothed over a quarter block
+    on each side instead of leaving a step the residual must code (or a
+    masked patch must show). Needs a block size divisible by 4.
+    Measured on training clips (benchmarks/tune_encoder.py obmc 0,1): see docs/model.md.
+    """
+    _check_planes(ref_y, ref_u, ref_v)
+    if field.block % 4:
+        raise ValueError(f"OBMC needs a block size divisible by 4, got {field.block}")
+    v = field.vectors
+    if v.size == 0 or bool((v == v.reshape(-1, 2)[0]).all()):
+        return compensate(ref_y, ref_u, ref_v, field)     # uniform field: no edges to blend
+    h, w = ref_y.shape
+    shape = blocks_shape(h, w, field.block // 2)
+    preds = [compensate(ref_y, ref_u, ref_v, f) for f in _half_block_fields(field, shape)]
+    return (_obmc_plane([p[0] for p in preds], field.block),
+            _obmc_plane([p[1] for p in preds], field.block // 2),
+            _obmc_plane([p[2] for p in preds], field.block // 2))
 
 
 # --------------------------------------------------------------------------- prediction + rate
