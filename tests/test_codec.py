@@ -109,7 +109,10 @@ def test_odd_sizes_single_frames_and_gop_edges(nets, tmp_path, size, count, gop)
     assert keys == [i % gop == 0 for i in range(count)]
 
 
-def test_mask_modes(nets, cars_cut, tmp_path) -> None:
+def test_mask_modes(nets, cars_cut, tmp_path, monkeypatch) -> None:
+    # The tiny random networks predict so badly that coding frames as key frames
+    # (scene cuts) can win; this test is about the masks of predicted frames.
+    monkeypatch.setattr(codec, "SCENE_CUT_PSNR", 0.0)
     sizes = {}
     for mode in ("off", 0.5, 1.0):
         out = tmp_path / f"m{mode}.bin"
@@ -185,6 +188,39 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
     with pytest.raises(BitstreamError, match="hash mismatch"):
         for unit in streams[True].frames:
             plain.decode(unit)
+
+
+@pytest.fixture(scope="module")
+def cut_clip(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 frames 320x240 with a scene cut at frame 4: cars, then a crop of city."""
+    from mcodec.codec.video_io import Frame
+
+    with open_video(str(clips_dir / "cars_320x240.mkv"), max_frames=4) as r:
+        frames = list(r)
+    with open_video(str(clips_dir / "city_704x576.mkv"), max_frames=4) as r:
+        frames += [Frame(f.y[100:340, 200:520].copy(), f.u[50:170, 100:260].copy(),
+                         f.v[50:170, 100:260].copy()) for f in r]
+    return write_clip(tmp_path_factory.mktemp("cut") / "cut.y4m", frames)
+
+
+@pytest.mark.parametrize("mask", ["auto", "off"])
+def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, monkeypatch, mask) -> None:
+    out = tmp_path / "cut.bin"
+    opts = codec.EncodeOptions(quality=3, gop=32, mask=mask)
+    s = codec.encode(str(cut_clip), str(out), options=opts, networks=shipped)
+    stream = bs.read_bitstream(str(out))
+    assert [f.frame_type == bs.FRAME_KEY for f in stream.frames] == [i in (0, 4) for i in range(8)]
+    assert s.scene_cuts == 1 and "1 scene cut(s)" in s.line()
+    assert stream.frames[4].quality == stream.frames[0].quality  # a new GOP's key-frame level
+    assert [i for i, _ in stream.index.entries] == [0, 4]       # and a random-access point
+    dec = tmp_path / "cut.y4m"
+    codec.decode(str(out), str(dec), networks=shipped)           # hash-verified
+    assert len(read_frames(dec)) == 8
+    # Without the test the cut frame is predicted from cars: more bytes, lower PSNR.
+    monkeypatch.setattr(codec, "SCENE_CUT_PSNR", 0.0)
+    s0 = codec.encode(str(cut_clip), str(tmp_path / "nocut.bin"), options=opts, networks=shipped)
+    assert s0.scene_cuts == 0
+    assert s0.bytes > s.bytes and s0.psnr_yuv < s.psnr_yuv
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,13 @@ MASK_LAMBDA_SCALE = 1.0
 # obmc 0,1, mcodec-s2, 32 frames, q0..7): -7.5 % BD-rate on bigbuckbunny, -6.3 %
 # on bikes, +1.2 % on carphone (little motion: few differing neighbours).
 USE_OBMC = True
+# A predicted frame whose motion-compensated prediction is below this PSNR-YUV (dB)
+# may be a scene cut: the encoder then also estimates coding it as a key frame and
+# does so when that is cheaper in J = D + lambda*R (the predicted-frame path has no
+# intra patches, so new content costs it several times a key frame). The threshold
+# only bounds the work: the choice itself is the J comparison. On the training clips,
+# predictions of ordinary frames were >= 31.8 dB and bikes' cut 16.7 dB.
+SCENE_CUT_PSNR = 25.0
 # Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
 # i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
@@ -78,7 +85,8 @@ _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
 def encoder_settings() -> dict[str, float]:
     """The encoder's tuned constants by name; a result cache keyed on them re-codes when one changes."""
     return {"key_quality_offset": KEY_QUALITY_OFFSET, "mask_lambda_scale": MASK_LAMBDA_SCALE,
-            "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE, "obmc": int(USE_OBMC)}
+            "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE, "obmc": int(USE_OBMC),
+            "scene_cut_psnr": SCENE_CUT_PSNR}
 
 
 # ----------------------------------------------------------------------------- options and results
@@ -141,6 +149,7 @@ class EncodeSummary:
     psnr_yuv: float          # mean over frames of (6*PSNR_Y + PSNR_U + PSNR_V)/8, dB (vs source)
     qualities: tuple[int, ...]  # quality used per GOP
     masked_fraction: float   # masked patches / patches of predicted frames
+    scene_cuts: int = 0      # frames coded as key frames off the --gop grid (scene cuts)
 
     @property
     def kbps(self) -> float:
@@ -157,7 +166,8 @@ class EncodeSummary:
                 f"{self.bytes} bytes, {self.kbps:.1f} kbps, {self.bpp:.4f} bpp, "
                 f"PSNR-YUV {self.psnr_yuv:.2f} dB, quality {q}, "
                 f"{100 * self.masked_fraction:.0f}% of P-frame patches masked, "
-                f"{self.frames / max(self.seconds, 1e-9):.2f} fps")
+                + (f"{self.scene_cuts} scene cut(s) coded as key frames, " if self.scene_cuts else "")
+                + f"{self.frames / max(self.seconds, 1e-9):.2f} fps")
 
 
 @dataclass(frozen=True)
@@ -420,18 +430,25 @@ class FrameEncoder:
         self.recon = FrameDecoder(nets, width, height, device, obmc=USE_OBMC)
         self.patches_total = 0
         self.patches_masked = 0
+        self.scene_cuts = 0      # predicted frames coded as key frames instead
 
     def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
         """Code one frame at the GOP's `quality` (key frames: + KEY_QUALITY_OFFSET, clamped);
-        return its unit (which records the level used) and the decoder's reconstruction."""
+        return its unit (which records the level used) and the decoder's reconstruction.
+
+        A non-key frame is coded as a key frame too when the encoder finds it a
+        scene cut (see SCENE_CUT_PSNR)."""
         import torch
 
         with torch.no_grad():
-            if key or self.recon.reference is None:
+            coded = None
+            if not key and self.recon.reference is not None:
+                coded = self._encode_inter(frame, quality)
+                self.scene_cuts += coded is None
+            if coded is None:
                 quality = min(quality + KEY_QUALITY_OFFSET, self.nets.levels - 1)
-                ftype, segments, recon = self._encode_key(frame, quality)
-            else:
-                ftype, segments, recon = self._encode_inter(frame, quality)
+                coded = self._encode_key(frame, quality)
+            ftype, segments, recon = coded
         unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,
                             frame_hash=bs.frame_hash(*recon.planes()), segments=segments)
         self.recon.reference = recon
@@ -442,7 +459,8 @@ class FrameEncoder:
         comp = self.nets.intra.compress(x, q)
         return bs.FRAME_KEY, tuple(comp.strings), Frame(*_to_planes(comp.x_hat, geometry))
 
-    def _encode_inter(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame]:
+    def _encode_inter(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame] | None:
+        """Code `frame` as a predicted frame, or return None when it should be a key frame."""
         import torch
 
         ref = self.recon.reference
@@ -455,35 +473,60 @@ class FrameEncoder:
         geo = self.recon.geo
         hy, wy = geo.latent_shape
         d_mask = _pad_to(_weighted_patch_sse(frame, pred), (hy, wy))
-        self.patches_total += hy * wy
         if self.mask == 1.0 or (self.mask != "off" and not d_mask.any()):
+            self.patches_total += hy * wy
             self.patches_masked += hy * wy
             return bs.FRAME_REBUILT, (mv,), Frame(*pred)
         x, geometry = _to_tensor(_residual_planes(frame, pred), self.device)
         net = self.nets.inter
         lam_mask = lam * MASK_LAMBDA_SCALE
-        if self.mask == "off":
-            mask = np.zeros((hy, wy), dtype=bool)
-        else:
+        cut_suspect = frame_psnr_yuv(frame, Frame(*pred)) < SCENE_CUT_PSNR
+        est = d_code = None
+        if self.mask != "off":
             # Decisions on an estimate (float32 synthesis, no rANS): ~40 % faster
             # than a trial compress; the frame itself is then coded exactly.
             est = net.estimate(x, q)
             coded = _add_residual(pred, _to_planes(est.x_hat, geometry))
             d_code = _pad_to(_weighted_patch_sse(frame, coded), (hy, wy))
-            if self.mask == "auto":
-                r_code = est.position_bits.numpy()                       # (hy, wy) bits
-                mask = masking.choose_mask(d_mask, d_code, r_code, lam_mask)
-                # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
-                if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
-                    mask[:] = True
-            else:
-                mask = _mask_worst_kept(d_mask - d_code, float(self.mask))
+        if self.mask == "off":
+            mask = np.zeros((hy, wy), dtype=bool)
+        elif self.mask == "auto":
+            r_code = est.position_bits.numpy()                       # (hy, wy) bits
+            mask = masking.choose_mask(d_mask, d_code, r_code, lam_mask)
+            # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
+            if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
+                mask[:] = True
+        else:
+            mask = _mask_worst_kept(d_mask - d_code, float(self.mask))
+        if cut_suspect and self._key_is_cheaper(frame, q, lam, x, geometry, pred, est, d_mask, d_code,
+                                                mask, 8 * len(mv)):
+            return None
+        self.patches_total += hy * wy
         self.patches_masked += int(mask.sum())
         if mask.all():
             return bs.FRAME_REBUILT, (mv,), Frame(*pred)
         comp = net.compress(x, q, mask=torch.from_numpy(mask))
         recon = _add_residual(pred, _to_planes(comp.x_hat, geometry))
         return bs.FRAME_INTER, (mv, masking.encode_mask(mask), *comp.strings), recon
+
+    def _key_is_cheaper(self, frame: Frame, q: int, lam: float, x, geometry, pred, est, d_mask, d_code,
+                        mask: np.ndarray, side_bits: float) -> bool:
+        """Scene-cut test: is coding `frame` as a key frame (at level q's lambda) cheaper
+        in J = D + lam*R than the predicted-frame choice (`mask`) from the estimates?"""
+        hy, wy = self.recon.geo.latent_shape
+        if est is None:  # mask "off": the residual estimate was not needed until now
+            est = self.nets.inter.estimate(x, q)
+            coded = _add_residual(pred, _to_planes(est.x_hat, geometry))
+            d_code = _pad_to(_weighted_patch_sse(frame, coded), (hy, wy))
+        r_code = est.position_bits.numpy()
+        z_bits = est.total_bits - float(r_code.sum())
+        visible = ~mask
+        j_inter = (float(np.where(mask, d_mask, d_code).sum())
+                   + lam * (float(r_code[visible].sum()) + (z_bits if visible.any() else 0.0) + side_bits))
+        xk, gk = _to_tensor(frame.planes(), self.device)
+        key = self.nets.intra.estimate(xk, q)
+        d_key = float(_weighted_patch_sse(frame, Frame(*_to_planes(key.x_hat, gk))).sum())
+        return d_key + lam * key.total_bits < j_inter
 
 
 def _pad_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -525,6 +568,7 @@ class _GopResult:
     nbytes: int
     masked: int
     total: int
+    scene_cuts: int
 
 
 def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
@@ -536,7 +580,7 @@ def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, qual
         units.append(unit)
         psnr.append(frame_psnr_yuv(frame, recon))
     nbytes = sum(sum(len(s) for s in u.segments) + 24 + 4 * len(u.segments) + 9 for u in units)
-    return _GopResult(units, psnr, nbytes, enc.patches_masked, enc.patches_total)
+    return _GopResult(units, psnr, nbytes, enc.patches_masked, enc.patches_total, enc.scene_cuts)
 
 
 def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts: EncodeOptions,
@@ -615,7 +659,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
             color_range=bs.COLOR_RANGE_LIMITED, color_matrix=bs.COLOR_MATRIX_BT601)
         out, tmp = _open_output(dst, overwrite)
         try:
-            frames = psnr_sum = masked = total = spent = 0
+            frames = psnr_sum = masked = total = spent = cuts = 0
             qualities: list[int] = []
             q = options.quality
             from tqdm import tqdm
@@ -637,6 +681,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
                     psnr_sum += sum(result.psnr)
                     masked += result.masked
                     total += result.total
+                    cuts += result.scene_cuts
                     bar.update(len(gop))
             bar.close()
             if frames == 0:
@@ -656,7 +701,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
     return EncodeSummary(frames=frames, width=info.width, height=info.height, fps=info.fps,
                          bytes=nbytes, seconds=time.perf_counter() - start,
                          psnr_yuv=psnr_sum / frames, qualities=tuple(qualities),
-                         masked_fraction=masked / total if total else 0.0)
+                         masked_fraction=masked / total if total else 0.0, scene_cuts=cuts)
 
 
 @dataclass(frozen=True)
