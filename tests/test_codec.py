@@ -93,6 +93,56 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
     assert abs(psnr - summary.psnr_yuv) < 1e-9
 
 
+def test_quality_ladder_offers_both_scales_at_equal_slope() -> None:
+    from mcodec.codec.ladder import LEVEL_SHIFT_2X
+
+    lad = codec.quality_ladder(4)
+    assert LEVEL_SHIFT_2X == 2 and len(lad) == 6
+    assert lad == (((1, 0),), ((1, 1),), ((1, 2), (2, 0)), ((1, 3), (2, 1)), ((2, 2),), ((2, 3),))
+
+
+def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_path, monkeypatch) -> None:
+    import dataclasses
+
+    monkeypatch.setattr(codec, "CODING_SCALES", (2,))       # the tiny networks: force 2x
+    frames = synthetic_frames(33, 17, 3)                     # odd size
+    src = write_clip(tmp_path / "in.y4m", frames)
+    out = tmp_path / "2x.bin"
+    q = 3                                                    # (1, 3) or (2, 1)
+    ladder = {2: 1}
+    summary = codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=q, gop=2),
+                           networks=nets)
+    stream = bs.read_bitstream(str(out))
+    assert stream.header.coding.flags & bs.CODING_FLAG_SCALE2
+    assert [f.flags for f in stream.frames] == [bs.FRAME_FLAG_SCALE2] * 3
+    assert [f.quality for f in stream.frames][1] == ladder[2]
+    dec = tmp_path / "dec.y4m"
+    done = subprocess.run([sys.executable, "-c", DECODE_IN_CHILD, str(bundle), str(out), str(dec)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    back = read_frames(dec)
+    assert [(f.width, f.height) for f in back] == [(33, 17)] * 3
+    from mcodec.eval.metrics import frame_psnr_yuv
+
+    assert abs(np.mean([frame_psnr_yuv(a, b) for a, b in zip(frames, back)]) - summary.psnr_yuv) < 1e-9
+    # 1x levels set neither flag.
+    monkeypatch.setattr(codec, "CODING_SCALES", (1, 2))
+    codec.encode(str(src), str(tmp_path / "1x.bin"), options=codec.EncodeOptions(quality=0, gop=2),
+                 networks=nets)
+    one = bs.read_bitstream(str(tmp_path / "1x.bin"))
+    assert not one.header.coding.flags & bs.CODING_FLAG_SCALE2 and {f.flags for f in one.frames} == {0}
+    # The decoder checks the scale syntax before decoding anything.
+    key, pred = stream.frames[0], stream.frames[1]
+    with pytest.raises(BitstreamError, match="does not allow"):
+        codec.FrameDecoder(nets, 33, 17, scale2=False).decode(key)
+    dec2 = codec.FrameDecoder(nets, 33, 17, scale2=True)
+    with pytest.raises(BitstreamError, match="unknown frame flags 0x81"):
+        dec2.decode(dataclasses.replace(key, flags=0x81))
+    dec2.decode(key)
+    with pytest.raises(BitstreamError, match="predicted frame at scale 1, its reference at 2"):
+        dec2.decode(dataclasses.replace(pred, flags=0))
+
+
 @pytest.mark.parametrize("size,count,gop", [((33, 17), 3, 2), ((16, 16), 1, 32), ((50, 30), 4, 1)])
 def test_odd_sizes_single_frames_and_gop_edges(nets, tmp_path, size, count, gop) -> None:
     frames = synthetic_frames(size[0], size[1], count)
@@ -171,7 +221,7 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
     for obmc in (True, False):
         monkeypatch.setattr(codec, "USE_OBMC", obmc)
         out = tmp_path / f"obmc{int(obmc)}.bin"
-        codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=2, gop=6, mask="off"),
+        codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=1, gop=6, mask="off"),
                      networks=shipped)
         streams[obmc] = bs.read_bitstream(str(out))
         assert streams[obmc].header.coding.flags == (bs.CODING_FLAG_OBMC if obmc else 0)
@@ -206,7 +256,7 @@ def cut_clip(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("mask", ["auto", "off"])
 def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, monkeypatch, mask) -> None:
     out = tmp_path / "cut.bin"
-    opts = codec.EncodeOptions(quality=3, gop=32, mask=mask)
+    opts = codec.EncodeOptions(quality=1, gop=32, mask=mask)
     s = codec.encode(str(cut_clip), str(out), options=opts, networks=shipped)
     stream = bs.read_bitstream(str(out))
     assert [f.frame_type == bs.FRAME_KEY for f in stream.frames] == [i in (0, 4) for i in range(8)]
@@ -216,11 +266,12 @@ def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, monkeypa
     dec = tmp_path / "cut.y4m"
     codec.decode(str(out), str(dec), networks=shipped)           # hash-verified
     assert len(read_frames(dec)) == 8
-    # Without the test the cut frame is predicted from cars: more bytes, lower PSNR.
+    # Without the test the cut frame is predicted from cars: over 1 dB worse (worth
+    # well over 20 % rate) at about the same size.
     monkeypatch.setattr(codec, "SCENE_CUT_PSNR", 0.0)
     s0 = codec.encode(str(cut_clip), str(tmp_path / "nocut.bin"), options=opts, networks=shipped)
     assert s0.scene_cuts == 0
-    assert s0.bytes > s.bytes and s0.psnr_yuv < s.psnr_yuv
+    assert s.psnr_yuv > s0.psnr_yuv + 1.0 and s.bytes < 1.1 * s0.bytes, (s.line(), s0.line())
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +283,7 @@ def cars12(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_shipped_model_quality_levels_are_monotonic_in_rate(shipped, cars12, tmp_path) -> None:
     sizes, psnrs = [], []
-    for q in range(shipped.levels):
+    for q in range(len(codec.quality_ladder(shipped.levels))):  # 1x levels, then 2x
         s = codec.encode(str(cars12), str(tmp_path / f"q{q}.bin"),
                          options=codec.EncodeOptions(quality=q, gop=32, frames=4), networks=shipped)
         sizes.append(s.bytes)

@@ -75,9 +75,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _quality_range() -> str:
-    from mcodec.codec import zoo  # light: no torch
+    from mcodec.codec import ladder, zoo  # light: no torch, no numpy
 
-    levels = zoo.get_model().quality_levels
+    levels = len(ladder.quality_ladder(zoo.get_model().quality_levels))
     return f"0..{levels - 1} (0 = smallest file, {levels - 1} = best quality)"
 
 
@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"quality level {_quality_range()}; default %(default)s")
     rate.add_argument("--bitrate", type=float, metavar="KBPS",
                       help="target bitrate in kbit/s for the whole clip (quality chosen per GOP)")
-    p.add_argument("--gop", type=int, default=32, help="key-frame interval (default 32)")
+    p.add_argument("--gop", type=int, default=32,
+                   help="key-frame interval (default 32); scene cuts get key frames in between")
     p.add_argument("--mask", default="auto", metavar="auto|off|RATIO",
                    help="patch masking: auto (rate-distortion choice, default), off, or a "
                         "fraction of patches of each predicted frame to mask")

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "KNOWN_CODING_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
+    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2",
+    "KNOWN_CODING_FLAGS", "FRAME_FLAG_SCALE2", "KNOWN_FRAME_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
     "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "QUALITY_PER_FRAME",
     "MASK_OFF", "MASK_AUTO", "MASK_FIXED", "PIX_FMT_YUV420P",
     "COLOR_RANGE_LIMITED", "COLOR_RANGE_FULL",
@@ -47,7 +48,11 @@ SIGNATURE = b"\x8bMCD\r\n\x1a\n"
 FORMAT_VERSION = 2  # the spec version written, and this reader's version
 # CodingParams.flags bits (docs section 4). Version 1 streams have flags 0.
 CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
-KNOWN_CODING_FLAGS = CODING_FLAG_OBMC
+CODING_FLAG_SCALE2 = 0x0002  # frames may be coded at twice the width and height
+KNOWN_CODING_FLAGS = CODING_FLAG_OBMC | CODING_FLAG_SCALE2
+# FrameUnit.flags bits (docs section 10); the codec refuses other bits.
+FRAME_FLAG_SCALE2 = 0x01    # this frame is coded at twice the width and height
+KNOWN_FRAME_FLAGS = FRAME_FLAG_SCALE2
 MAX_DIM = 16384  # luma pixels, per side
 MAX_PIXELS = 2**26  # luma pixels per frame
 MAX_HEADER_LENGTH = 2**20  # bytes; frozen for every version (docs section 3)

@@ -43,7 +43,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import masking, motion
+from mcodec.codec import ladder, masking, motion, resample
 from mcodec.codec import zoo
 from mcodec.codec.video_io import Frame, open_video, open_writer, publish
 from mcodec.errors import BitstreamError, McodecError, ModelError
@@ -82,11 +82,21 @@ SCENE_CUT_PSNR = 25.0
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
 
 
+# Coding scales the encoder may choose from (tune_encoder.py restricts them to compare).
+CODING_SCALES: tuple[int, ...] = (1, 2)
+
+
+def quality_ladder(levels: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """(coding scale, model level) candidates of each --quality value; see `mcodec.codec.ladder`."""
+    return ladder.quality_ladder(levels)
+
+
 def encoder_settings() -> dict[str, float]:
     """The encoder's tuned constants by name; a result cache keyed on them re-codes when one changes."""
     return {"key_quality_offset": KEY_QUALITY_OFFSET, "mask_lambda_scale": MASK_LAMBDA_SCALE,
             "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE, "obmc": int(USE_OBMC),
-            "scene_cut_psnr": SCENE_CUT_PSNR}
+            "scene_cut_psnr": SCENE_CUT_PSNR, "coding_scales": ".".join(map(str, CODING_SCALES)),
+            "level_shift_2x": ladder.LEVEL_SHIFT_2X}
 
 
 # ----------------------------------------------------------------------------- options and results
@@ -97,7 +107,7 @@ class EncodeOptions:
     """How to encode.
 
     Attributes:
-        quality: level 0..levels-1 (0 = smallest file); ignored when `bitrate` is set.
+        quality: index into `quality_ladder` (0 = smallest file); ignored when `bitrate` is set.
         bitrate: target in kbit/s for the whole clip (quality chosen per GOP), or None.
         gop: key-frame interval in frames (>= 1).
         mask: "auto" (rate-distortion decision per patch), "off" (code every
@@ -305,10 +315,17 @@ def save_bundle(intra, inter, lambdas: tuple[float, ...], path: str) -> str:
 
 @dataclass(frozen=True)
 class _Geometry:
-    """Sizes derived from the frame size (identical on both sides)."""
+    """Sizes of the coded frame (identical on both sides).
+
+    Attributes:
+        height, width: luma size of the frame as coded (`scale` x the output size).
+        scale: coding scale, 1 or 2 (motion blocks scale with it, so a 2x frame
+            has as many vectors as a 1x one).
+    """
 
     height: int
     width: int
+    scale: int = 1
 
     @property
     def latent_shape(self) -> tuple[int, int]:
@@ -316,8 +333,12 @@ class _Geometry:
         return -(-self.height // PATCH), -(-self.width // PATCH)
 
     @property
+    def motion_block(self) -> int:
+        return MOTION_BLOCK * self.scale
+
+    @property
     def motion_shape(self) -> tuple[int, int]:
-        return motion.blocks_shape(self.height, self.width, MOTION_BLOCK)
+        return motion.blocks_shape(self.height, self.width, self.motion_block)
 
 
 def _to_tensor(planes: tuple[np.ndarray, np.ndarray, np.ndarray], device: str):
@@ -354,20 +375,32 @@ def _weighted_patch_sse(a, b) -> np.ndarray:
 class FrameDecoder:
     """Rebuilds frames from their syntax; used by the decoder *and* the encoder.
 
-    Holds the reference (previous reconstruction). All inputs are validated
-    before they reach an entropy decoder.
+    Holds the reference (previous reconstruction, at its coding scale). All
+    inputs are validated before they reach an entropy decoder.
     """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, device: str = "cpu",
-                 obmc: bool = False) -> None:
+                 obmc: bool = False, scale2: bool = False) -> None:
         self.nets, self.device = nets, device
-        self.geo = _Geometry(height, width)
+        self.width, self.height = width, height
         self.reference: Frame | None = None
+        self.reference_scale = 1
         # The stream's motion compensation (CODING_FLAG_OBMC in its header).
         self.compensate = motion.compensate_obmc if obmc else motion.compensate
+        # Whether the header allows frames coded at 2x (CODING_FLAG_SCALE2).
+        self.scale2 = scale2
+
+    def geometry(self, scale: int) -> _Geometry:
+        return _Geometry(self.height * scale, self.width * scale, scale)
+
+    def output(self, coded: Frame, scale: int) -> Frame:
+        """The displayed frame of a reconstruction at coding scale `scale`."""
+        if scale == 1:
+            return coded
+        return resample.downsample_frame(coded, self.width, self.height)
 
     def decode(self, unit: bs.FrameUnit) -> Frame:
-        """Reconstruct `unit` and make it the reference for the next frame."""
+        """Reconstruct `unit`, make it the reference for the next frame, return the output frame."""
         import torch
 
         if not 0 <= unit.quality < self.nets.levels:
@@ -379,30 +412,41 @@ class FrameDecoder:
         if len(unit.segments) != expected:
             raise BitstreamError(f"frame {unit.index}: {len(unit.segments)} segments, "
                                  f"expected {expected} for its frame type")
-        if unit.frame_type != bs.FRAME_KEY and self.reference is None:
-            raise BitstreamError(f"frame {unit.index}: predicted frame without a reference")
+        if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
+            raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
+        scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
+        if scale == 2 and not self.scale2:
+            raise BitstreamError(f"frame {unit.index}: coded at 2x in a stream whose header "
+                                 "does not allow it")
+        if unit.frame_type != bs.FRAME_KEY:
+            if self.reference is None:
+                raise BitstreamError(f"frame {unit.index}: predicted frame without a reference")
+            if scale != self.reference_scale:
+                raise BitstreamError(f"frame {unit.index}: predicted frame at scale {scale}, "
+                                     f"its reference at {self.reference_scale}")
         try:
             with torch.no_grad():
-                frame = self._decode(unit)
+                coded = self._decode(unit, self.geometry(scale))
         except BitstreamError:
             raise
         except (ValueError, RuntimeError) as exc:
             # An entropy-decoder or shape failure on data whose CRC was fine.
             raise BitstreamError(f"frame {unit.index}: undecodable payload ({exc})") from None
+        frame = self.output(coded, scale)
         if bs.frame_hash(*frame.planes()) != unit.frame_hash:
             raise BitstreamError(
                 f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
                 "(hash mismatch): the stream is damaged or was made on an incompatible platform")
-        self.reference = frame
+        self.reference, self.reference_scale = coded, scale
         return frame
 
-    def _decode(self, unit: bs.FrameUnit) -> Frame:
-        hy, wy = self.geo.latent_shape
+    def _decode(self, unit: bs.FrameUnit, geo: _Geometry) -> Frame:
+        hy, wy = geo.latent_shape
         if unit.frame_type == bs.FRAME_KEY:
             x_hat = self.nets.intra.decompress(unit.segments, (hy, wy), unit.quality)
-            return Frame(*_to_planes(x_hat, self._tensor_geometry()))
+            return Frame(*_to_planes(x_hat, _tensor_geometry(geo)))
         assert self.reference is not None
-        field = motion.decode_motion(unit.segments[0], self.geo.motion_shape, MOTION_BLOCK)
+        field = motion.decode_motion(unit.segments[0], geo.motion_shape, geo.motion_block)
         pred = self.compensate(*self.reference.planes(), field)
         if unit.frame_type == bs.FRAME_REBUILT:
             return Frame(*pred)
@@ -411,48 +455,58 @@ class FrameDecoder:
 
         r_hat = self.nets.inter.decompress(unit.segments[2:], (hy, wy), unit.quality,
                                            mask=torch.from_numpy(mask))
-        return _add_residual(pred, _to_planes(r_hat, self._tensor_geometry()))
+        return _add_residual(pred, _to_planes(r_hat, _tensor_geometry(geo)))
 
-    def _tensor_geometry(self):
-        from mcodec.codec import model as mdl
 
-        g = self.geo
-        hp, wp = -(-g.height // PATCH) * PATCH, -(-g.width // PATCH) * PATCH
-        return mdl.FrameGeometry(g.height, g.width, hp, wp)
+def _tensor_geometry(g: _Geometry):
+    from mcodec.codec import model as mdl
+
+    hp, wp = -(-g.height // PATCH) * PATCH, -(-g.width // PATCH) * PATCH
+    return mdl.FrameGeometry(g.height, g.width, hp, wp)
 
 
 class FrameEncoder:
-    """Chooses and produces the syntax of each frame; closed loop via FrameDecoder."""
+    """Chooses and produces the syntax of each frame; closed loop via FrameDecoder.
+
+    One encoder codes frames at one coding scale (1 or 2; see `quality_ladder`):
+    at 2 every frame is upsampled (`resample.upsample_frame`) and coded at twice
+    the width and height, and the reconstruction is downsampled for output.
+    """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, mask: str | float,
-                 device: str = "cpu") -> None:
-        self.nets, self.mask, self.device = nets, mask, device
-        self.recon = FrameDecoder(nets, width, height, device, obmc=USE_OBMC)
+                 device: str = "cpu", scale: int = 1) -> None:
+        if scale not in (1, 2):
+            raise ValueError(f"coding scale must be 1 or 2, got {scale}")
+        self.nets, self.mask, self.device, self.scale = nets, mask, device, scale
+        self.recon = FrameDecoder(nets, width, height, device, obmc=USE_OBMC, scale2=scale == 2)
         self.patches_total = 0
         self.patches_masked = 0
         self.scene_cuts = 0      # predicted frames coded as key frames instead
 
     def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
-        """Code one frame at the GOP's `quality` (key frames: + KEY_QUALITY_OFFSET, clamped);
-        return its unit (which records the level used) and the decoder's reconstruction.
+        """Code one frame at model level `quality` (key frames: + KEY_QUALITY_OFFSET, clamped);
+        return its unit (which records the level used) and the decoder's output frame.
 
         A non-key frame is coded as a key frame too when the encoder finds it a
         scene cut (see SCENE_CUT_PSNR)."""
         import torch
 
+        src = frame if self.scale == 1 else resample.upsample_frame(frame)
         with torch.no_grad():
             coded = None
             if not key and self.recon.reference is not None:
-                coded = self._encode_inter(frame, quality)
+                coded = self._encode_inter(src, quality)
                 self.scene_cuts += coded is None
             if coded is None:
                 quality = min(quality + KEY_QUALITY_OFFSET, self.nets.levels - 1)
-                coded = self._encode_key(frame, quality)
+                coded = self._encode_key(src, quality)
             ftype, segments, recon = coded
+        out = self.recon.output(recon, self.scale)
         unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,
-                            frame_hash=bs.frame_hash(*recon.planes()), segments=segments)
-        self.recon.reference = recon
-        return unit, recon
+                            frame_hash=bs.frame_hash(*out.planes()), segments=segments,
+                            flags=bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0)
+        self.recon.reference, self.recon.reference_scale = recon, self.scale
+        return unit, out
 
     def _encode_key(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame]:
         x, geometry = _to_tensor(frame.planes(), self.device)
@@ -466,11 +520,12 @@ class FrameEncoder:
         ref = self.recon.reference
         assert ref is not None
         lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
-        field = motion.estimate_motion(frame.y, ref.y, block=MOTION_BLOCK, search=SEARCH_RANGE,
+        geo = self.recon.geometry(self.scale)
+        field = motion.estimate_motion(frame.y, ref.y, block=geo.motion_block,
+                                       search=SEARCH_RANGE * self.scale,
                                        lam=float(np.sqrt(lam)))  # SAD per bit, H.264's rule
         mv = motion.encode_motion(field)
         pred = self.recon.compensate(*ref.planes(), field)
-        geo = self.recon.geo
         hy, wy = geo.latent_shape
         d_mask = _pad_to(_weighted_patch_sse(frame, pred), (hy, wy))
         if self.mask == 1.0 or (self.mask != "off" and not d_mask.any()):
@@ -513,7 +568,7 @@ class FrameEncoder:
                         mask: np.ndarray, side_bits: float) -> bool:
         """Scene-cut test: is coding `frame` as a key frame (at level q's lambda) cheaper
         in J = D + lam*R than the predicted-frame choice (`mask`) from the estimates?"""
-        hy, wy = self.recon.geo.latent_shape
+        hy, wy = self.recon.geometry(self.scale).latent_shape
         if est is None:  # mask "off": the residual estimate was not needed until now
             est = self.nets.inter.estimate(x, q)
             coded = _add_residual(pred, _to_planes(est.x_hat, geometry))
@@ -571,12 +626,40 @@ class _GopResult:
     scene_cuts: int
 
 
+def _choose_scale(nets: CodecNetworks, frame: Frame, quality: int, device: str) -> tuple[int, int]:
+    """(scale, model level) of a GOP at --quality `quality`: when both scales are
+    offered, the one whose key frame costs less in J = D + lambda*R (estimates;
+    D on the output frame, lambda of the 1x key level), so the content decides."""
+    cands = [c for c in quality_ladder(nets.levels)[quality] if c[0] in CODING_SCALES]
+    if not cands:
+        raise McodecError(f"--quality {quality}: no coding scale of {CODING_SCALES} offers it")
+    if len(cands) == 1:
+        return cands[0]
+    import torch
+
+    top = nets.levels - 1
+    lam = 1.0 / nets.lambdas[min(cands[0][1] + KEY_QUALITY_OFFSET, top)]   # weighted SSE per bit
+    costs = []
+    for scale, level in cands:
+        src = frame if scale == 1 else resample.upsample_frame(frame)
+        x, geometry = _to_tensor(src.planes(), device)
+        with torch.no_grad():
+            est = nets.intra.estimate(x, min(level + KEY_QUALITY_OFFSET, top))
+        coded = Frame(*_to_planes(est.x_hat, geometry))
+        if scale == 2:
+            coded = resample.downsample_frame(coded, frame.width, frame.height)
+        costs.append(float(_weighted_patch_sse(frame, coded).sum()) + lam * est.total_bits)
+    return cands[int(np.argmin(costs))]
+
+
 def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
                 mask: str | float, device: str) -> _GopResult:
-    enc = FrameEncoder(nets, frames[0].width, frames[0].height, mask, device)
+    """Code one GOP at --quality `quality` (see `quality_ladder` and `_choose_scale`)."""
+    scale, level = _choose_scale(nets, frames[0], quality, device)
+    enc = FrameEncoder(nets, frames[0].width, frames[0].height, mask, device, scale=scale)
     units, psnr = [], []
     for i, frame in enumerate(frames):
-        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=quality)
+        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=level)
         units.append(unit)
         psnr.append(frame_psnr_yuv(frame, recon))
     nbytes = sum(sum(len(s) for s in u.segments) + 24 + 4 * len(u.segments) + 9 for u in units)
@@ -600,7 +683,7 @@ def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts
 
     q = start_q
     step = 1 if trial(q).nbytes < budget_bytes else -1
-    while 0 <= q + step < nets.levels:
+    while 0 <= q + step < len(quality_ladder(nets.levels)):
         nxt = q + step
         if (trial(nxt).nbytes < budget_bytes) != (step == 1):
             break  # crossed the budget between q and nxt
@@ -635,7 +718,8 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
     Raises:
         McodecError: unreadable input, existing output without `overwrite`, bad options.
     """
-    levels = networks.levels if networks is not None else zoo.get_model(model_id).quality_levels
+    levels = len(quality_ladder(networks.levels if networks is not None
+                                else zoo.get_model(model_id).quality_levels))
     if not 0 <= options.quality < levels:
         raise McodecError(f"--quality must be in 0..{levels - 1}, got {options.quality}")
     start = time.perf_counter()
@@ -654,7 +738,11 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
                 quality=bs.QUALITY_PER_FRAME if options.bitrate else options.quality,
                 patch_size=PATCH, search_range=SEARCH_RANGE, mask_mode=mask_mode,
                 mask_ratio_permille=int(round(1000 * options.mask)) if mask_mode == bs.MASK_FIXED else 0,
-                flags=bs.CODING_FLAG_OBMC if USE_OBMC else 0),
+                flags=((bs.CODING_FLAG_OBMC if USE_OBMC else 0)
+                       | (bs.CODING_FLAG_SCALE2 if 2 in CODING_SCALES and (
+                           options.bitrate or any(c[0] == 2 for c in
+                                                  quality_ladder(nets.levels)[options.quality]))
+                          else 0))),
             model_sha256=nets.digest, model_name=nets.model_id,
             color_range=bs.COLOR_RANGE_LIMITED, color_matrix=bs.COLOR_MATRIX_BT601)
         out, tmp = _open_output(dst, overwrite)
@@ -738,8 +826,11 @@ def _networks_for(h: bs.SequenceHeader, device: str, networks: CodecNetworks | N
     return networks
 
 
-def _uses_obmc(h: bs.SequenceHeader) -> bool:
-    return bool(h.coding.flags & bs.CODING_FLAG_OBMC)
+def _frame_decoder(nets: CodecNetworks, h: bs.SequenceHeader, device: str) -> FrameDecoder:
+    """The frame decoder of a stream: its coding tools come from the header's flags."""
+    return FrameDecoder(nets, h.width, h.height, device,
+                        obmc=bool(h.coding.flags & bs.CODING_FLAG_OBMC),
+                        scale2=bool(h.coding.flags & bs.CODING_FLAG_SCALE2))
 
 
 def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetworks | None = None,
@@ -758,7 +849,7 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
     h = reader.header
     _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    dec = FrameDecoder(nets, h.width, h.height, device, obmc=_uses_obmc(h))
+    dec = _frame_decoder(nets, h, device)
 
     def frames() -> Iterator[Frame]:
         for _, unit in reader.units():
@@ -814,7 +905,7 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
     units = {u.index: u for _, u in found.frames if u.index < total}
 
     def frames() -> Iterator[Frame]:
-        dec = FrameDecoder(nets, h.width, h.height, device, obmc=_uses_obmc(h))
+        dec = _frame_decoder(nets, h, device)
         last = _grey_frame(h.width, h.height)
         for i in range(total):
             unit = units.get(i)

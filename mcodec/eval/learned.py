@@ -34,7 +34,7 @@ class McodecBenchCodec:
         self.threads = int(threads)
         self._nets = networks if networks is not None else codec.load_networks()
         self._mask = mask
-        self.points = tuple(float(q) for q in range(self._nets.levels))
+        self.points = tuple(float(q) for q in range(len(codec.quality_ladder(self._nets.levels))))
         # Low delay is mcodec's only structure (P frames from the previous decoded frame).
         self.description = (f"mcodec {__version__}, model {self._nets.model_id}, low delay "
                             f"(key frame every gop frames, P frames), mask {mask}")
