@@ -97,8 +97,10 @@ def test_quality_ladder_offers_both_scales_at_equal_slope() -> None:
     from mcodec.codec.ladder import LEVEL_SHIFT_2X
 
     lad = codec.quality_ladder(4)
-    assert LEVEL_SHIFT_2X == 2 and len(lad) == 6
+    assert LEVEL_SHIFT_2X == 2
     assert lad == (((1, 0),), ((1, 1),), ((1, 2), (2, 0)), ((1, 3), (2, 1)), ((2, 2),), ((2, 3),))
+    lad = codec.quality_ladder(8)
+    assert len(lad) == 10 and lad[5] == ((1, 5), (2, 3)) and lad[9] == ((2, 7),)
 
 
 def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_path, monkeypatch) -> None:

@@ -626,30 +626,56 @@ class _GopResult:
     scene_cuts: int
 
 
+def _scale_crossover(nets: CodecNetworks, frame: Frame, device: str) -> int:
+    """The smallest --quality value from which a GOP starting with `frame` is coded at 2x.
+
+    For each value q offering both scales, in increasing order, the key frame's
+    J = D + lambda_q * R is estimated at both (D on the output frame in the
+    training loss's weighted SSE, lambda_q = 1/lambda of model level q, R the
+    estimated bits); the first q where 2x costs less is the crossover. One
+    threshold per GOP makes the choice monotonic in q (a per-q comparison was
+    not: on training clips it flipped back to 1x at q7). Returns len(ladder)
+    when 1x always wins.
+    """
+    import torch
+
+    ladder = quality_ladder(nets.levels)
+    top = nets.levels - 1
+    cost: dict[tuple[int, int], tuple[float, float]] = {}   # (scale, key level) -> (D, bits)
+
+    def key_cost(scale: int, level: int) -> tuple[float, float]:
+        k = (scale, min(level + KEY_QUALITY_OFFSET, top))
+        if k not in cost:
+            src = frame if scale == 1 else resample.upsample_frame(frame)
+            x, geometry = _to_tensor(src.planes(), device)
+            with torch.no_grad():
+                est = nets.intra.estimate(x, k[1])
+            coded = Frame(*_to_planes(est.x_hat, geometry))
+            if scale == 2:
+                coded = resample.downsample_frame(coded, frame.width, frame.height)
+            cost[k] = float(_weighted_patch_sse(frame, coded).sum()), est.total_bits
+        return cost[k]
+
+    for q, cands in enumerate(ladder):
+        if len(cands) < 2:
+            continue
+        lam = 1.0 / nets.lambdas[min(q, top)]                 # weighted SSE per bit
+        (d1, r1), (d2, r2) = (key_cost(*c) for c in cands)
+        if d2 + lam * r2 < d1 + lam * r1:
+            return q
+    return len(ladder)
+
+
 def _choose_scale(nets: CodecNetworks, frame: Frame, quality: int, device: str) -> tuple[int, int]:
-    """(scale, model level) of a GOP at --quality `quality`: when both scales are
-    offered, the one whose key frame costs less in J = D + lambda*R (estimates;
-    D on the output frame, lambda of the 1x key level), so the content decides."""
+    """(scale, model level) of a GOP at --quality `quality`: the only candidate the
+    ladder offers, or, when it offers both, 2x from the GOP's crossover up
+    (`_scale_crossover`: the content decides)."""
     cands = [c for c in quality_ladder(nets.levels)[quality] if c[0] in CODING_SCALES]
     if not cands:
         raise McodecError(f"--quality {quality}: no coding scale of {CODING_SCALES} offers it")
     if len(cands) == 1:
         return cands[0]
-    import torch
-
-    top = nets.levels - 1
-    lam = 1.0 / nets.lambdas[min(cands[0][1] + KEY_QUALITY_OFFSET, top)]   # weighted SSE per bit
-    costs = []
-    for scale, level in cands:
-        src = frame if scale == 1 else resample.upsample_frame(frame)
-        x, geometry = _to_tensor(src.planes(), device)
-        with torch.no_grad():
-            est = nets.intra.estimate(x, min(level + KEY_QUALITY_OFFSET, top))
-        coded = Frame(*_to_planes(est.x_hat, geometry))
-        if scale == 2:
-            coded = resample.downsample_frame(coded, frame.width, frame.height)
-        costs.append(float(_weighted_patch_sse(frame, coded).sum()) + lam * est.total_bits)
-    return cands[int(np.argmin(costs))]
+    return cands[1] if quality >= _scale_crossover(nets, frame, device) else cands[0]
 
 
 def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
