@@ -96,7 +96,7 @@ def encoder_settings() -> dict[str, float]:
     return {"key_quality_offset": KEY_QUALITY_OFFSET, "mask_lambda_scale": MASK_LAMBDA_SCALE,
             "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE, "obmc": int(USE_OBMC),
             "scene_cut_psnr": SCENE_CUT_PSNR, "coding_scales": ".".join(map(str, CODING_SCALES)),
-            "level_shift_2x": ladder.LEVEL_SHIFT_2X}
+            "level_shift_2x": ladder.LEVEL_SHIFT_2X, "scale_choice": "gop-crossover"}
 
 
 # ----------------------------------------------------------------------------- options and results
