@@ -188,6 +188,21 @@ def test_decoder_refuses_frames_over_its_pixel_limit(stream, nets) -> None:
         codec.iter_decode(io.BytesIO(data), networks=nets, max_pixels=1000)
 
 
+def test_pixel_limit_counts_the_2x_coded_size(tmp_path) -> None:
+    """A header allowing 2x frames is checked at 4x the pixels (the decoder works at 2x)."""
+    from mcodec.codec import bitstream as bs
+
+    def header(flags: int) -> bs.SequenceHeader:
+        return bs.SequenceHeader(width=64, height=48, fps_num=25, fps_den=1, frame_count=0,
+                                 coding=bs.CodingParams(gop=1, quality=0, patch_size=16,
+                                                        search_range=16, flags=flags),
+                                 model_sha256=bytes(32), model_name="x")
+    codec._check_decode_size(header(bs.CODING_FLAG_OBMC), 64 * 48)          # 1x: fits exactly
+    with pytest.raises(BitstreamError, match=r"64x48 \(coded at 2x: 128x96\) exceeds"):
+        codec._check_decode_size(header(bs.CODING_FLAG_SCALE2), 64 * 48 * 4 - 1)
+    codec._check_decode_size(header(bs.CODING_FLAG_SCALE2), 64 * 48 * 4)
+
+
 def test_a_different_platform_is_caught_by_the_frame_hash(stream, bundle) -> None:
     """Decoding networks that compute slightly differently (as another platform could) give
     an error naming the platform, never silently different frames."""

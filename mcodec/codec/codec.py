@@ -834,11 +834,14 @@ class StreamInfo:
 DEFAULT_MAX_DECODE_PIXELS = 4096 * 2304
 
 
-def _check_decode_size(width: int, height: int, max_pixels: int | None) -> None:
+def _check_decode_size(h: bs.SequenceHeader, max_pixels: int | None) -> None:
+    """Refuse frames whose *coded* size (2x when the header allows it) exceeds the limit."""
     limit = DEFAULT_MAX_DECODE_PIXELS if max_pixels is None else max_pixels
-    if width * height > limit:
-        raise BitstreamError(f"frame size {width}x{height} exceeds this decoder's limit of {limit} "
-                             "pixels (raise it with --max-pixels if you have the memory)")
+    s = 2 if h.coding.flags & bs.CODING_FLAG_SCALE2 else 1
+    if h.width * h.height * s * s > limit:
+        coded = f" (coded at 2x: {2 * h.width}x{2 * h.height})" if s == 2 else ""
+        raise BitstreamError(f"frame size {h.width}x{h.height}{coded} exceeds this decoder's limit "
+                             f"of {limit} pixels (raise it with --max-pixels if you have the memory)")
 
 
 def _networks_for(h: bs.SequenceHeader, device: str, networks: CodecNetworks | None) -> CodecNetworks:
@@ -873,7 +876,7 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
     """
     reader = bs.BitstreamReader(source)
     h = reader.header
-    _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
+    _check_decode_size(h, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
     dec = _frame_decoder(nets, h, device)
 
@@ -922,7 +925,7 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
     """
     found = bs.salvage(data)
     h = found.header
-    _check_decode_size(h.width, h.height, max_pixels)  # before torch and the weights load
+    _check_decode_size(h, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
     report = LossReport(lost=[], damage=[str(e) for e in found.damage])
     total = found.frame_count
