@@ -337,7 +337,7 @@ def test_header_claims_16384x4096(stream: bytes, tmp_path: Path) -> None:
     data = patch_header(stream, {HEADER_PAYLOAD: struct.pack(">I", 16384),
                                  HEADER_PAYLOAD + 4: struct.pack(">I", 4096)})
     user_error(decode_patched(tmp_path, data),
-               "frame size 16384x4096 exceeds this decoder's limit of 9437184 pixels",
+               "frame size 16384x4096", "exceeds this decoder's limit of 9437184 pixels",
                "--max-pixels")
 
 
