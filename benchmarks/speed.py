@@ -29,6 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from mcodec.codec import bitstream as bs
     from mcodec.codec import codec
     from mcodec.codec.video_io import open_video, open_writer
     from mcodec.eval.anchors import anchor_codec
@@ -49,13 +50,14 @@ def main() -> None:
         t = time.perf_counter()
         codec.decode(str(d / "s.bin"), str(d / "out.y4m"), networks=nets)
         t_dec = time.perf_counter() - t
+        n2x = sum(bool(f.flags & bs.FRAME_FLAG_SCALE2) for f in bs.read_bitstream(str(d / "s.bin")).frames)
         # The bench's own x265 low-delay anchor (medium, tune psnr, no B-frames), CRF 30.
         x265 = anchor_codec("x265", "lowdelay", threads=args.threads)
         t = time.perf_counter()
         x265.encode(d / "src.y4m", 32, 30.0, d)
         t_x265 = time.perf_counter() - t
     print(f"{Path(args.clip).name} {size}, {n} frames, {args.threads} threads, mcodec quality "
-          f"{args.quality} ({enc.kbps:.0f} kbps)")
+          f"{args.quality} ({enc.kbps:.0f} kbps, {n2x} of {n} frames coded at 2x)")
     print(f"mcodec encode {n / t_enc:7.2f} fps   decode {n / t_dec:7.2f} fps")
     print(f"x265 medium encode {n / t_x265:7.2f} fps (includes ffmpeg start-up)")
     print(f"ratios: mcodec encode / x265 encode = {t_x265 / t_enc:.3f}; "
