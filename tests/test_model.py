@@ -79,6 +79,9 @@ def test_mse_yuv_weighting() -> None:
     b = a.clone()
     b[:, 4] = 0.1
     assert float(mse_yuv(b, a)) == pytest.approx(1 / 8 * 0.01)
+    assert float(mse_yuv(b, a, chroma_weight=3.0)) == pytest.approx(3 / 8 * 0.01)
+    b[:, :4] = 0.1  # the luma term does not scale with the chroma weight
+    assert float(mse_yuv(b, a, chroma_weight=3.0)) == pytest.approx(9 / 8 * 0.01)
 
 
 def test_entropy_param_grid() -> None:

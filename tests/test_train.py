@@ -210,3 +210,25 @@ def test_warm_start_from_the_shipped_bundle() -> None:
         model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
         missing, unexpected = model.load_state_dict(ck["model"], strict=False)
         assert not missing and not unexpected
+
+
+def test_chroma_weight_enters_the_loss_and_is_validated(tmp_path: Path) -> None:
+    """Same seed, data and initial weights, chroma weight 1 vs 3: the first step's loss
+    (computed before any update) is larger with the larger weight, and the weight is stored
+    with the run's config."""
+    torch.set_num_threads(1)
+    lambdas = (0.002, 0.02)
+    bank = _write_pair_bank(tmp_path / "pairs.npz")
+    intra = _fake_ckpt(tmp_path / "intra.pt", lambdas)
+    losses = {}
+    for w in (1.0, 3.0):
+        out = tmp_path / f"w{w:g}"
+        train(TrainConfig(out=str(out), steps=1, batch=2, crop=32, n=16, m=16, lambdas=lambdas,
+                          log_every=1, eval_every=100, progress=False, pairs=str(bank),
+                          val_pairs=2, mask_prob=0.0, init_from=str(intra), chroma_weight=w))
+        rec = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+        losses[w] = rec["loss"]
+        assert json.loads((out / "config.json").read_text())["chroma_weight"] == w
+    assert losses[3.0] > losses[1.0]
+    with pytest.raises(ValueError, match="chroma_weight"):
+        TrainConfig(out=str(tmp_path / "bad"), chroma_weight=0.0)

@@ -144,14 +144,15 @@ def tensor_to_yuv420(x: Tensor, geometry: FrameGeometry) -> tuple[np.ndarray, np
             np.ascontiguousarray(q[5, :ch, :cw]))
 
 
-def mse_yuv(x_hat: Tensor, x: Tensor) -> Tensor:
-    """(B,) per-image MSE weighted Y:U:V = 6:1:1 on 6-channel tensors (units of [0,1]^2).
+def mse_yuv(x_hat: Tensor, x: Tensor, chroma_weight: float = 1.0) -> Tensor:
+    """(B,) per-image MSE weighted Y:U:V = 6:w:w on 6-channel tensors (units of [0,1]^2).
 
     Luma MSE is the mean over the 4 space-to-depth channels, so this equals
-    (6 * MSE_Y + MSE_U + MSE_V) / 8 on the planes.
+    (6 * MSE_Y + w * MSE_U + w * MSE_V) / 8 on the planes; w = `chroma_weight`
+    (1: the PSNR-YUV 6:1:1 weighting applied to MSE).
     """
     d = (x_hat - x).pow(2).mean(dim=(2, 3))
-    return (6.0 * d[:, :4].mean(dim=1) + d[:, 4] + d[:, 5]) / 8.0
+    return (6.0 * d[:, :4].mean(dim=1) + chroma_weight * (d[:, 4] + d[:, 5])) / 8.0
 
 
 def psnr_from_mse(mse: Tensor | float, peak: float = 1.0) -> float:
