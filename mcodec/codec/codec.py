@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -401,9 +402,7 @@ class FrameDecoder:
 
     def output(self, coded: Frame, scale: int) -> Frame:
         """The displayed frame of a reconstruction at coding scale `scale`."""
-        if scale == 1:
-            return coded
-        return resample.downsample_frame(coded, self.width, self.height)
+        return _output_at(coded, scale, self.width, self.height)
 
     def decode(self, unit: bs.FrameUnit) -> Frame:
         """Reconstruct `unit`, make it the reference for the next frame, return the output frame."""
@@ -464,6 +463,16 @@ class FrameDecoder:
         return _add_residual(pred, _to_planes(r_hat, _tensor_geometry(geo)))
 
 
+def _source_at(frame: Frame, scale: int) -> Frame:
+    """The frame as coded at `scale`: itself at 1, its `resample.upsample_frame` at 2."""
+    return frame if scale == 1 else resample.upsample_frame(frame)
+
+
+def _output_at(coded: Frame, scale: int, width: int, height: int) -> Frame:
+    """The displayed width x height frame of a reconstruction coded at `scale`."""
+    return coded if scale == 1 else resample.downsample_frame(coded, width, height)
+
+
 def _tensor_geometry(g: _Geometry):
     from mcodec.codec import model as mdl
 
@@ -497,7 +506,7 @@ class FrameEncoder:
         scene cut (see SCENE_CUT_PSNR)."""
         import torch
 
-        src = frame if self.scale == 1 else resample.upsample_frame(frame)
+        src = _source_at(frame, self.scale)
         with torch.no_grad():
             coded = None
             if not key and self.recon.reference is not None:
@@ -652,13 +661,11 @@ def _scale_crossover(nets: CodecNetworks, frame: Frame, device: str) -> int:
     def key_cost(scale: int, level: int) -> tuple[float, float]:
         k = (scale, min(level + KEY_QUALITY_OFFSET, top))
         if k not in cost:
-            src = frame if scale == 1 else resample.upsample_frame(frame)
-            x, geometry = _to_tensor(src.planes(), device)
+            x, geometry = _to_tensor(_source_at(frame, scale).planes(), device)
             with torch.no_grad():
                 est = nets.intra.estimate(x, k[1])
-            coded = Frame(*_to_planes(est.x_hat, geometry))
-            if scale == 2:
-                coded = resample.downsample_frame(coded, frame.width, frame.height)
+            coded = _output_at(Frame(*_to_planes(est.x_hat, geometry)), scale, frame.width,
+                               frame.height)
             cost[k] = float(_weighted_patch_sse(frame, coded).sum()), est.total_bits
         return cost[k]
 
@@ -672,22 +679,30 @@ def _scale_crossover(nets: CodecNetworks, frame: Frame, device: str) -> int:
     return len(ladder)
 
 
-def _choose_scale(nets: CodecNetworks, frame: Frame, quality: int, device: str) -> tuple[int, int]:
+def _gop_crossover(nets: CodecNetworks, frames: list[Frame], device: str) -> Callable[[], int]:
+    """The GOP's `_scale_crossover`, computed on first use and only once (rate control
+    tries several qualities of one GOP; values offering one scale never need it)."""
+    return functools.cache(lambda: _scale_crossover(nets, frames[0], device))
+
+
+def _choose_scale(nets: CodecNetworks, quality: int, crossover: Callable[[], int]) -> tuple[int, int]:
     """(scale, model level) of a GOP at --quality `quality`: the only candidate the
     ladder offers, or, when it offers both, 2x from the GOP's crossover up
-    (`_scale_crossover`: the content decides)."""
+    (`crossover()`, see `_gop_crossover`: the content decides)."""
     cands = [c for c in quality_ladder(nets.levels)[quality] if c[0] in CODING_SCALES]
     if not cands:
         raise McodecError(f"--quality {quality}: no coding scale of {CODING_SCALES} offers it")
     if len(cands) == 1:
         return cands[0]
-    return cands[1] if quality >= _scale_crossover(nets, frame, device) else cands[0]
+    return cands[1] if quality >= crossover() else cands[0]
 
 
 def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
-                mask: str | float, device: str) -> _GopResult:
-    """Code one GOP at --quality `quality` (see `quality_ladder` and `_choose_scale`)."""
-    scale, level = _choose_scale(nets, frames[0], quality, device)
+                mask: str | float, device: str,
+                crossover: Callable[[], int] | None = None) -> _GopResult:
+    """Code one GOP at --quality `quality` (see `quality_ladder` and `_choose_scale`);
+    `crossover` is the GOP's `_gop_crossover` when the caller already has one."""
+    scale, level = _choose_scale(nets, quality, crossover or _gop_crossover(nets, frames, device))
     enc = FrameEncoder(nets, frames[0].width, frames[0].height, mask, device, scale=scale)
     units, psnr = [], []
     for i, frame in enumerate(frames):
@@ -707,10 +722,11 @@ def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts
     crosses the budget, then keeps the closer of the two bracketing levels.
     """
     tried: dict[int, _GopResult] = {}
+    crossover = _gop_crossover(nets, frames, device)
 
     def trial(q: int) -> _GopResult:
         if q not in tried:
-            tried[q] = _encode_gop(nets, frames, first_index, q, opts.mask, device)
+            tried[q] = _encode_gop(nets, frames, first_index, q, opts.mask, device, crossover)
         return tried[q]
 
     q = start_q
@@ -722,6 +738,16 @@ def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts
         q = nxt
     best = min(tried, key=lambda k: abs(tried[k].nbytes - budget_bytes))
     return best, tried[best]
+
+
+def _coding_flags(options: EncodeOptions, levels: int) -> int:
+    """The header's CODING_FLAG_* bits: OBMC when the encoder uses it, SCALE2 when a GOP
+    may be coded at 2x (any quality under --bitrate, else the --quality value's ladder)."""
+    may_2x = 2 in CODING_SCALES and (
+        bool(options.bitrate)
+        or any(scale == 2 for scale, _ in quality_ladder(levels)[options.quality]))
+    return ((bs.CODING_FLAG_OBMC if USE_OBMC else 0)
+            | (bs.CODING_FLAG_SCALE2 if may_2x else 0))
 
 
 def _open_output(dst: str, overwrite: bool) -> tuple[BinaryIO, str | None]:
@@ -770,11 +796,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
                 quality=bs.QUALITY_PER_FRAME if options.bitrate else options.quality,
                 patch_size=PATCH, search_range=SEARCH_RANGE, mask_mode=mask_mode,
                 mask_ratio_permille=int(round(1000 * options.mask)) if mask_mode == bs.MASK_FIXED else 0,
-                flags=((bs.CODING_FLAG_OBMC if USE_OBMC else 0)
-                       | (bs.CODING_FLAG_SCALE2 if 2 in CODING_SCALES and (
-                           options.bitrate or any(c[0] == 2 for c in
-                                                  quality_ladder(nets.levels)[options.quality]))
-                          else 0))),
+                flags=_coding_flags(options, nets.levels)),
             model_sha256=nets.digest, model_name=nets.model_id,
             color_range=bs.COLOR_RANGE_LIMITED, color_matrix=bs.COLOR_MATRIX_BT601)
         out, tmp = _open_output(dst, overwrite)
