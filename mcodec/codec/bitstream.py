@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2",
-    "KNOWN_CODING_FLAGS", "FRAME_FLAG_SCALE2", "KNOWN_FRAME_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
+    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2", "CODING_FLAG_LOOPFILTER",
+    "KNOWN_CODING_FLAGS", "FRAME_FLAG_SCALE2", "FRAME_FLAG_FILTER", "KNOWN_FRAME_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
     "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "QUALITY_PER_FRAME",
     "MASK_OFF", "MASK_AUTO", "MASK_FIXED", "PIX_FMT_YUV420P",
     "COLOR_RANGE_LIMITED", "COLOR_RANGE_FULL",
@@ -45,14 +45,16 @@ __all__ = [
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
-FORMAT_VERSION = 2  # the spec version written, and this reader's version
+FORMAT_VERSION = 3  # the spec version written, and this reader's version
 # CodingParams.flags bits (docs section 4). Version 1 streams have flags 0.
 CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
 CODING_FLAG_SCALE2 = 0x0002  # frames may be coded at twice the width and height
-KNOWN_CODING_FLAGS = CODING_FLAG_OBMC | CODING_FLAG_SCALE2
+CODING_FLAG_LOOPFILTER = 0x0004  # frames may carry a loop filter (version 3)
+KNOWN_CODING_FLAGS = CODING_FLAG_OBMC | CODING_FLAG_SCALE2 | CODING_FLAG_LOOPFILTER
 # FrameUnit.flags bits (docs section 10); the codec refuses other bits.
 FRAME_FLAG_SCALE2 = 0x01    # this frame is coded at twice the width and height
-KNOWN_FRAME_FLAGS = FRAME_FLAG_SCALE2
+FRAME_FLAG_FILTER = 0x02    # this frame's last segment is its loop filter (version 3)
+KNOWN_FRAME_FLAGS = FRAME_FLAG_SCALE2 | FRAME_FLAG_FILTER
 MAX_DIM = 16384  # luma pixels, per side
 MAX_PIXELS = 2**26  # luma pixels per frame
 MAX_HEADER_LENGTH = 2**20  # bytes; frozen for every version (docs section 3)
@@ -303,8 +305,10 @@ def _encode_file_header(header: SequenceHeader) -> bytes:
         struct.pack(">H", len(header.extra)),
         header.extra,
     ))
-    # A version-1 reader ignores the coding flags, so only streams that set one need version 2.
-    min_reader = 2 if header.coding.flags else 1
+    # A version-1 reader ignores the coding flags, so only streams that set one need version 2;
+    # a version-2 reader would not know the loop filter's frame flag and segment.
+    min_reader = (3 if header.coding.flags & CODING_FLAG_LOOPFILTER
+                  else 2 if header.coding.flags else 1)
     envelope = _ENVELOPE.pack(FORMAT_VERSION, min_reader, len(payload))
     return SIGNATURE + envelope + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(envelope)))
 

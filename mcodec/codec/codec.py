@@ -44,7 +44,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import ladder, masking, motion, resample
+from mcodec.codec import ladder, loopfilter, masking, motion, resample
 from mcodec.codec import zoo
 from mcodec.codec.video_io import Frame, open_video, open_writer, publish
 from mcodec.errors import BitstreamError, McodecError, ModelError
@@ -81,6 +81,7 @@ SCENE_CUT_PSNR = 25.0
 # Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
 # i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
+_PLANE_WEIGHTS = (_LUMA_SHARE, _LUMA_SHARE * _CHROMA_WEIGHT, _LUMA_SHARE * _CHROMA_WEIGHT)
 
 
 # Coding scales the encoder may choose from (tune_encoder.py restricts them to compare).
@@ -90,6 +91,9 @@ CODING_SCALES: tuple[int, ...] = (1, 2)
 # Training clips, 16 frames, q0..9 (tune_encoder.py scalebias 1,1.15,1.3): 1.15 gave
 # -8.1 % BD-rate on bigbuckbunny, -5.0 % carphone, 0.0 % bikes; 1.3 cost bikes +10.0 %.
 SCALE_J_BIAS = 1.15
+# Frames may carry a Wiener loop filter (mcodec.codec.loopfilter, header flag
+# CODING_FLAG_LOOPFILTER, bitstream version 3), sent when it pays in J.
+USE_LOOP_FILTER = True
 
 
 def quality_ladder(levels: int) -> tuple[tuple[tuple[int, int], ...], ...]:
@@ -103,7 +107,8 @@ def encoder_settings() -> dict[str, float]:
             "motion_block": MOTION_BLOCK, "search_range": SEARCH_RANGE, "obmc": int(USE_OBMC),
             "scene_cut_psnr": SCENE_CUT_PSNR, "coding_scales": ".".join(map(str, CODING_SCALES)),
             "level_shift_2x": ladder.LEVEL_SHIFT_2X, "scale_choice": "gop-crossover",
-            "scale_j_bias": SCALE_J_BIAS, "decision_chroma_weight": _CHROMA_WEIGHT}
+            "scale_j_bias": SCALE_J_BIAS, "decision_chroma_weight": _CHROMA_WEIGHT,
+            "loop_filter": int(USE_LOOP_FILTER)}
 
 
 # ----------------------------------------------------------------------------- options and results
@@ -411,7 +416,7 @@ class FrameDecoder:
     """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, device: str = "cpu",
-                 obmc: bool = False, scale2: bool = False) -> None:
+                 obmc: bool = False, scale2: bool = False, loopfilter: bool = False) -> None:
         self.nets, self.device = nets, device
         self.width, self.height = width, height
         self.reference: Frame | None = None
@@ -420,6 +425,8 @@ class FrameDecoder:
         self.compensate = motion.compensate_obmc if obmc else motion.compensate
         # Whether the header allows frames coded at 2x (CODING_FLAG_SCALE2).
         self.scale2 = scale2
+        # Whether the header allows frames with a loop filter (CODING_FLAG_LOOPFILTER).
+        self.loopfilter = loopfilter
 
     def geometry(self, scale: int) -> _Geometry:
         return _Geometry(self.height * scale, self.width * scale, scale)
@@ -435,9 +442,10 @@ class FrameDecoder:
         if not 0 <= unit.quality < self.nets.levels:
             raise BitstreamError(f"frame {unit.index}: quality {unit.quality} outside "
                                  f"0..{self.nets.levels - 1} of this model")
+        filtered = bool(unit.flags & bs.FRAME_FLAG_FILTER)
         expected = {bs.FRAME_KEY: self.nets.intra.num_strings,
                     bs.FRAME_INTER: 2 + self.nets.inter.num_strings,
-                    bs.FRAME_REBUILT: 1}[unit.frame_type]
+                    bs.FRAME_REBUILT: 1}[unit.frame_type] + filtered
         if len(unit.segments) != expected:
             raise BitstreamError(f"frame {unit.index}: {len(unit.segments)} segments, "
                                  f"expected {expected} for its frame type")
@@ -447,6 +455,9 @@ class FrameDecoder:
         if scale == 2 and not self.scale2:
             raise BitstreamError(f"frame {unit.index}: coded at 2x in a stream whose header "
                                  "does not allow it")
+        if filtered and not self.loopfilter:
+            raise BitstreamError(f"frame {unit.index}: loop filter in a stream whose header "
+                                 "does not allow it")
         if unit.frame_type != bs.FRAME_KEY:
             if self.reference is None:
                 raise BitstreamError(f"frame {unit.index}: predicted frame without a reference")
@@ -455,7 +466,11 @@ class FrameDecoder:
                                      f"its reference at {self.reference_scale}")
         try:
             with torch.no_grad():
-                coded = self._decode(unit, self.geometry(scale))
+                segments = unit.segments[:-1] if filtered else unit.segments
+                coded = self._decode(unit.index, unit.frame_type, unit.quality, segments,
+                                     self.geometry(scale))
+            if filtered:
+                coded = Frame(*loopfilter.apply(coded.planes(), loopfilter.decode(unit.segments[-1])))
         except BitstreamError:
             raise
         except (ValueError, RuntimeError) as exc:
@@ -469,20 +484,22 @@ class FrameDecoder:
         self.reference, self.reference_scale = coded, scale
         return frame
 
-    def _decode(self, unit: bs.FrameUnit, geo: _Geometry) -> Frame:
+    def _decode(self, index: int, frame_type: int, quality: int, segments: tuple[bytes, ...],
+                geo: _Geometry) -> Frame:
+        """The reconstruction of a frame's coding segments (before any loop filter)."""
         hy, wy = geo.latent_shape
-        if unit.frame_type == bs.FRAME_KEY:
-            x_hat = self.nets.intra.decompress(unit.segments, (hy, wy), unit.quality)
+        if frame_type == bs.FRAME_KEY:
+            x_hat = self.nets.intra.decompress(segments, (hy, wy), quality)
             return Frame(*_to_planes(x_hat, _tensor_geometry(geo)))
         assert self.reference is not None
-        field = motion.decode_motion(unit.segments[0], geo.motion_shape, geo.motion_block)
+        field = motion.decode_motion(segments[0], geo.motion_shape, geo.motion_block)
         pred = self.compensate(*self.reference.planes(), field)
-        if unit.frame_type == bs.FRAME_REBUILT:
+        if frame_type == bs.FRAME_REBUILT:
             return Frame(*pred)
-        mask = masking.decode_mask(unit.segments[1], (hy, wy))
+        mask = masking.decode_mask(segments[1], (hy, wy))
         import torch
 
-        r_hat = self.nets.inter.decompress(unit.segments[2:], (hy, wy), unit.quality,
+        r_hat = self.nets.inter.decompress(segments[2:], (hy, wy), quality,
                                            mask=torch.from_numpy(mask))
         return _add_residual(pred, _to_planes(r_hat, _tensor_geometry(geo)))
 
@@ -517,7 +534,8 @@ class FrameEncoder:
         if scale not in (1, 2):
             raise ValueError(f"coding scale must be 1 or 2, got {scale}")
         self.nets, self.mask, self.device, self.scale = nets, mask, device, scale
-        self.recon = FrameDecoder(nets, width, height, device, obmc=USE_OBMC, scale2=scale == 2)
+        self.recon = FrameDecoder(nets, width, height, device, obmc=USE_OBMC, scale2=scale == 2,
+                                  loopfilter=USE_LOOP_FILTER)
         self.patches_total = 0
         self.patches_masked = 0
         self.scene_cuts = 0      # predicted frames coded as key frames instead
@@ -540,10 +558,19 @@ class FrameEncoder:
                 quality = min(quality + KEY_QUALITY_OFFSET, self.nets.levels - 1)
                 coded = self._encode_key(src, quality)
             ftype, segments, recon = coded
+        flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0
+        if USE_LOOP_FILTER:
+            filt = loopfilter.fit(recon.planes(), frame.planes(), _PLANE_WEIGHTS,
+                                  1.0 / self.nets.lambdas[quality],
+                                  lambda planes: self.recon.output(Frame(*planes), self.scale).planes(),
+                                  self.scale)
+            if filt.active:
+                segments = (*segments, loopfilter.encode(filt))
+                recon = Frame(*loopfilter.apply(recon.planes(), filt))
+                flags |= bs.FRAME_FLAG_FILTER
         out = self.recon.output(recon, self.scale)
         unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,
-                            frame_hash=bs.frame_hash(*out.planes()), segments=segments,
-                            flags=bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0)
+                            frame_hash=bs.frame_hash(*out.planes()), segments=segments, flags=flags)
         self.recon.reference, self.recon.reference_scale = recon, self.scale
         return unit, out
 
@@ -771,7 +798,8 @@ def _coding_flags(options: EncodeOptions, levels: int) -> int:
         bool(options.bitrate)
         or any(scale == 2 for scale, _ in quality_ladder(levels)[options.quality]))
     return ((bs.CODING_FLAG_OBMC if USE_OBMC else 0)
-            | (bs.CODING_FLAG_SCALE2 if may_2x else 0))
+            | (bs.CODING_FLAG_SCALE2 if may_2x else 0)
+            | (bs.CODING_FLAG_LOOPFILTER if USE_LOOP_FILTER else 0))
 
 
 def _open_output(dst: str, overwrite: bool) -> tuple[BinaryIO, str | None]:
@@ -911,7 +939,8 @@ def _frame_decoder(nets: CodecNetworks, h: bs.SequenceHeader, device: str) -> Fr
     """The frame decoder of a stream: its coding tools come from the header's flags."""
     return FrameDecoder(nets, h.width, h.height, device,
                         obmc=bool(h.coding.flags & bs.CODING_FLAG_OBMC),
-                        scale2=bool(h.coding.flags & bs.CODING_FLAG_SCALE2))
+                        scale2=bool(h.coding.flags & bs.CODING_FLAG_SCALE2),
+                        loopfilter=bool(h.coding.flags & bs.CODING_FLAG_LOOPFILTER))
 
 
 def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetworks | None = None,
