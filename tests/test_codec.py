@@ -131,7 +131,7 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
                            networks=nets)
     stream = bs.read_bitstream(str(out))
     assert stream.header.coding.flags & bs.CODING_FLAG_SCALE2
-    assert [f.flags for f in stream.frames] == [bs.FRAME_FLAG_SCALE2] * 3
+    assert [f.flags & bs.FRAME_FLAG_SCALE2 for f in stream.frames] == [bs.FRAME_FLAG_SCALE2] * 3
     assert [f.quality for f in stream.frames][1] == ladder[2]
     dec = tmp_path / "dec.y4m"
     done = subprocess.run([sys.executable, "-c", DECODE_IN_CHILD, str(bundle), str(out), str(dec)],
@@ -147,17 +147,18 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
     codec.encode(str(src), str(tmp_path / "1x.bin"), options=codec.EncodeOptions(quality=0, gop=2),
                  networks=nets)
     one = bs.read_bitstream(str(tmp_path / "1x.bin"))
-    assert not one.header.coding.flags & bs.CODING_FLAG_SCALE2 and {f.flags for f in one.frames} == {0}
+    assert not one.header.coding.flags & bs.CODING_FLAG_SCALE2
+    assert not any(f.flags & bs.FRAME_FLAG_SCALE2 for f in one.frames)
     # The decoder checks the scale syntax before decoding anything.
     key, pred = stream.frames[0], stream.frames[1]
     with pytest.raises(BitstreamError, match="does not allow"):
-        codec.FrameDecoder(nets, 33, 17, scale2=False).decode(key)
-    dec2 = codec.FrameDecoder(nets, 33, 17, scale2=True)
+        codec.FrameDecoder(nets, 33, 17, scale2=False, loopfilter=True).decode(key)
+    dec2 = codec.FrameDecoder(nets, 33, 17, scale2=True, loopfilter=True)
     with pytest.raises(BitstreamError, match="unknown frame flags 0x81"):
         dec2.decode(dataclasses.replace(key, flags=0x81))
     dec2.decode(key)
     with pytest.raises(BitstreamError, match="predicted frame at scale 1, its reference at 2"):
-        dec2.decode(dataclasses.replace(pred, flags=0))
+        dec2.decode(dataclasses.replace(pred, flags=pred.flags & ~bs.FRAME_FLAG_SCALE2))
 
 
 @pytest.mark.parametrize("size,count,gop", [((33, 17), 3, 2), ((16, 16), 1, 32), ((50, 30), 4, 1)])
@@ -256,6 +257,38 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
     with pytest.raises(BitstreamError, match="hash mismatch"):
         for unit in streams[True].frames:
             plain.decode(unit)
+
+
+def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tmp_path, monkeypatch) -> None:
+    import dataclasses
+
+    streams = {}
+    for on in (True, False):
+        monkeypatch.setattr(codec, "USE_LOOP_FILTER", on)
+        out = tmp_path / f"lf{int(on)}.bin"
+        codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=3, gop=6), networks=shipped)
+        streams[on] = bs.read_bitstream(str(out))
+        assert bool(streams[on].header.coding.flags & bs.CODING_FLAG_LOOPFILTER) == on
+        assert streams[on].min_reader_version == (3 if on else 2)
+        codec.decode(str(out), str(tmp_path / f"d{int(on)}.y4m"), networks=shipped)  # hashes verified
+    filtered = [f for f in streams[True].frames if f.flags & bs.FRAME_FLAG_FILTER]
+    assert filtered and not any(f.flags & bs.FRAME_FLAG_FILTER for f in streams[False].frames)
+    # The decoder checks the syntax: the header must allow the filter, the segment must be
+    # there, and the filter must be applied (without it the frame hash fails).
+    h = streams[True].header
+    key = streams[True].frames[0]
+    assert key.flags & bs.FRAME_FLAG_FILTER  # cars: the key frame's filter pays
+    with pytest.raises(BitstreamError, match="loop filter in a stream whose header does not allow it"):
+        codec.FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True).decode(key)
+    dec = codec.FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True, loopfilter=True)
+    with pytest.raises(BitstreamError, match="3 segments, expected 4 for its frame type and its loop filter"):
+        dec.decode(dataclasses.replace(key, segments=key.segments[:-1]))
+    with pytest.raises(BitstreamError, match="hash mismatch"):
+        dec.decode(dataclasses.replace(key, flags=key.flags & ~bs.FRAME_FLAG_FILTER,
+                                       segments=key.segments[:-1]))
+    with pytest.raises(BitstreamError):
+        dec.decode(dataclasses.replace(key, segments=(*key.segments[:-1], b"\xff" * 9)))
+    dec.decode(key)
 
 
 @pytest.fixture(scope="module")

@@ -442,15 +442,16 @@ class FrameDecoder:
         if not 0 <= unit.quality < self.nets.levels:
             raise BitstreamError(f"frame {unit.index}: quality {unit.quality} outside "
                                  f"0..{self.nets.levels - 1} of this model")
+        if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
+            raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
         filtered = bool(unit.flags & bs.FRAME_FLAG_FILTER)
         expected = {bs.FRAME_KEY: self.nets.intra.num_strings,
                     bs.FRAME_INTER: 2 + self.nets.inter.num_strings,
                     bs.FRAME_REBUILT: 1}[unit.frame_type] + filtered
         if len(unit.segments) != expected:
             raise BitstreamError(f"frame {unit.index}: {len(unit.segments)} segments, "
-                                 f"expected {expected} for its frame type")
-        if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
-            raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
+                                 f"expected {expected} for its frame type"
+                                 + (" and its loop filter" if filtered else ""))
         scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
         if scale == 2 and not self.scale2:
             raise BitstreamError(f"frame {unit.index}: coded at 2x in a stream whose header "
