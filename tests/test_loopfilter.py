@@ -45,14 +45,6 @@ def test_syntax_round_trip() -> None:
     for filt in cases:
         assert lf.decode(lf.encode(filt)) == filt
     assert lf.encode(cases[0]) == b""  # "all off" costs nothing inside its segment
-    # Against a previous filter: reuse costs a bit or two, a close filter codes its difference.
-    prev = cases[2]
-    near = lf.LoopFilter((prev.planes[0], tuple(c + 1 for c in prev.planes[1]), None))
-    for filt in cases + [near, prev]:
-        assert lf.decode(lf.encode(filt, prev), prev) == filt
-    assert len(lf.encode(prev, prev)) <= 1 < len(lf.encode(near, prev)) < len(lf.encode(near))
-    # The same bytes mean another filter against another previous one: state matters.
-    assert lf.decode(lf.encode(near, prev)) != near
     with pytest.raises(ValueError):
         lf.encode(lf.LoopFilter(((1, 2), None, None)))  # wrong coefficient count
     with pytest.raises(ValueError):
@@ -162,25 +154,3 @@ def test_fit_at_2x_targets_the_displayed_frame() -> None:
     for i in range(3):
         if filt.planes[i] is not None:
             assert sse(after[i], target[i]) < sse(before[i], target[i])
-
-
-def test_predictor_keeps_the_last_filter_of_each_plane_until_a_key_frame() -> None:
-    pred = lf.Predictor()
-    a = lf.LoopFilter(((1,) * lf.N_LUMA, (2,) * lf.N_CHROMA, None))
-    b = lf.LoopFilter((None, (3,) * lf.N_CHROMA, (4,) * lf.N_CHROMA))
-    pred.update(a)
-    pred.update(b)
-    assert pred.state == lf.LoopFilter((a.planes[0], b.planes[1], b.planes[2]))
-    pred.reset()
-    assert pred.state == lf.LoopFilter((None, None, None))
-
-
-def test_fit_reuses_the_previous_filter_when_it_is_as_good() -> None:
-    rng = np.random.default_rng(5)
-    target = _smooth(rng, 64, 80)
-    recon = tuple(_blur(p) for p in target)
-    first = lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1.0)
-    # Same frame again: the previous filter is the least-squares one, so it is reused
-    # (and costs almost nothing), even at a rate weight where a fresh one would not pay.
-    again = lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1.0, previous=first)
-    assert again == first and len(lf.encode(again, first)) <= 1

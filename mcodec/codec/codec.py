@@ -44,8 +44,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import ladder, masking, motion, resample
-from mcodec.codec import loopfilter as loopfilter_mod  # FrameDecoder has a `loopfilter` flag
+from mcodec.codec import ladder, loopfilter, masking, motion, resample
 from mcodec.codec import zoo
 from mcodec.codec.video_io import Frame, open_video, open_writer, publish
 from mcodec.errors import BitstreamError, McodecError, ModelError
@@ -426,10 +425,8 @@ class FrameDecoder:
         self.compensate = motion.compensate_obmc if obmc else motion.compensate
         # Whether the header allows frames coded at 2x (CODING_FLAG_SCALE2).
         self.scale2 = scale2
-        # Whether the header allows frames with a loop filter (CODING_FLAG_LOOPFILTER), and
-        # the filters the next frame's are coded against.
+        # Whether the header allows frames with a loop filter (CODING_FLAG_LOOPFILTER).
         self.loopfilter = loopfilter
-        self.filters = loopfilter_mod.Predictor()
 
     def geometry(self, scale: int) -> _Geometry:
         return _Geometry(self.height * scale, self.width * scale, scale)
@@ -473,10 +470,8 @@ class FrameDecoder:
                 segments = unit.segments[:-1] if filtered else unit.segments
                 coded = self._decode(unit.index, unit.frame_type, unit.quality, segments,
                                      self.geometry(scale))
-            filt = loopfilter_mod.LoopFilter((None, None, None))
             if filtered:
-                filt = loopfilter_mod.decode(unit.segments[-1], self.filter_reference(unit.frame_type))
-                coded = Frame(*loopfilter_mod.apply(coded.planes(), filt))
+                coded = Frame(*loopfilter.apply(coded.planes(), loopfilter.decode(unit.segments[-1])))
         except BitstreamError:
             raise
         except (ValueError, RuntimeError) as exc:
@@ -487,21 +482,8 @@ class FrameDecoder:
             raise BitstreamError(
                 f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
                 "(hash mismatch): the stream is damaged or was made on an incompatible platform")
-        self.set_reference(coded, scale, unit.frame_type, filt)
-        return frame
-
-    def filter_reference(self, frame_type: int) -> loopfilter_mod.LoopFilter:
-        """What a frame of `frame_type`'s loop filter is coded against (nothing for a key frame)."""
-        return (loopfilter_mod.LoopFilter((None, None, None)) if frame_type == bs.FRAME_KEY
-                else self.filters.state)
-
-    def set_reference(self, coded: Frame, scale: int, frame_type: int,
-                      filt: loopfilter_mod.LoopFilter) -> None:
-        """After a frame: it becomes the reference; its filters update the prediction state."""
         self.reference, self.reference_scale = coded, scale
-        if frame_type == bs.FRAME_KEY:
-            self.filters.reset()
-        self.filters.update(filt)
+        return frame
 
     def _decode(self, index: int, frame_type: int, quality: int, segments: tuple[bytes, ...],
                 geo: _Geometry) -> Frame:
@@ -578,21 +560,19 @@ class FrameEncoder:
                 coded = self._encode_key(src, quality)
             ftype, segments, recon = coded
         flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0
-        filt = loopfilter_mod.LoopFilter((None, None, None))
         if USE_LOOP_FILTER:
-            against = self.recon.filter_reference(ftype)
-            filt = loopfilter_mod.fit(
-                recon.planes(), frame.planes(), _PLANE_WEIGHTS, 1.0 / self.nets.lambdas[quality],
-                lambda planes: self.recon.output(Frame(*planes), self.scale).planes(), self.scale,
-                previous=against)
+            filt = loopfilter.fit(recon.planes(), frame.planes(), _PLANE_WEIGHTS,
+                                  1.0 / self.nets.lambdas[quality],
+                                  lambda planes: self.recon.output(Frame(*planes), self.scale).planes(),
+                                  self.scale)
             if filt.active:
-                segments = (*segments, loopfilter_mod.encode(filt, against))
-                recon = Frame(*loopfilter_mod.apply(recon.planes(), filt))
+                segments = (*segments, loopfilter.encode(filt))
+                recon = Frame(*loopfilter.apply(recon.planes(), filt))
                 flags |= bs.FRAME_FLAG_FILTER
         out = self.recon.output(recon, self.scale)
         unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,
                             frame_hash=bs.frame_hash(*out.planes()), segments=segments, flags=flags)
-        self.recon.set_reference(recon, self.scale, ftype, filt)
+        self.recon.reference, self.recon.reference_scale = recon, self.scale
         return unit, out
 
     def _encode_key(self, frame: Frame, q: int) -> tuple[int, tuple[bytes, ...], Frame]:

@@ -115,23 +115,19 @@ def _block_mean(x: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
 
 
 def fit(recon: Planes, target: Planes, weights: tuple[float, float, float], lam: float,
-        output: Callable[[Planes], Planes] | None = None, scale: int = 1,
-        previous: LoopFilter | None = None) -> LoopFilter:
+        output: Callable[[Planes], Planes] | None = None, scale: int = 1) -> LoopFilter:
     """The encoder's filters for the reconstruction `recon` (uint8 planes at coding scale).
 
     `target` is the source at output resolution, `output` maps coded planes to
     the displayed planes (identity at `scale` 1; at 2 the decoder's 2x2 mean, so
     the least squares run on the features' 2x2 means: the filter is fitted to
-    what is displayed). `previous` is the prediction state (`Predictor.state`).
-    Per plane the encoder picks, of "off", the previous filter (a 2-bit reuse)
-    and the new least-squares fit (rounded to integers, coded as a difference
-    from the previous one), the one with the lowest
-    J = weights[i] * SSE on the displayed plane + lam * bits
-    (SSE in squared 8-bit levels, lam in weighted SSE per bit).
+    what is displayed). Per plane, the rounded integer coefficients are kept when
+    weights[i] * (SSE before - SSE after) on the displayed plane exceeds
+    lam * (their bits), SSE in squared 8-bit levels, lam in weighted SSE per bit.
     """
     output = output or (lambda planes: planes)
-    prev = previous.planes if previous is not None else (None, None, None)
-    candidates: list[list[tuple[int, ...]]] = []
+    proposed: list[tuple[int, ...] | None] = []
+    filtered = []
     for i, (p, t) in enumerate(zip(recon, target)):
         feats = features(recon, i)
         cols = [f.astype(np.float64) if scale == 1 else _block_mean(f.astype(np.float64), t.shape, scale)
@@ -144,113 +140,71 @@ def fit(recon: Planes, target: Planes, weights: tuple[float, float, float], lam:
         except np.linalg.LinAlgError:
             sol = np.zeros(a.shape[1])
         coefs = tuple(int(c) for c in np.clip(np.round(sol * (1 << SHIFT)), -MAX_COEF, MAX_COEF))
-        cands = [c for c in (coefs, prev[i]) if c is not None and any(c)]
-        candidates.append(list(dict.fromkeys(cands)))
-    # Each candidate is scored on the displayed plane (output() of the whole frame; a
-    # plane's output depends on that plane alone).
-    rounds = max(len(c) for c in candidates)
-    filtered = [[_filtered(p, features(recon, i), c) for c in cands]
-                for i, (p, cands) in enumerate(zip(recon, candidates))]
-    shown = [output(recon)] + [output(tuple(f[k] if k < len(f) else p for f, p in zip(filtered, recon)))
-                               for k in range(rounds)]
+        proposed.append(coefs if any(coefs) else None)
+        filtered.append(p if proposed[-1] is None else _filtered(p, feats, coefs))
+    before, after = output(recon), output(tuple(filtered))  # type: ignore[arg-type]
     chosen: list[tuple[int, ...] | None] = []
-    for i in range(3):
+    for i, coefs in enumerate(proposed):
+        if coefs is None:
+            chosen.append(None)
+            continue
         t = target[i].astype(np.float64)
-        best, best_j = None, weights[i] * float(np.square(t - shown[0][i]).sum()) + lam * 1.0
-        for k, c in enumerate(candidates[i]):
-            j = (weights[i] * float(np.square(t - shown[k + 1][i]).sum())
-                 + lam * _plane_bits(c, prev[i]))
-            if j < best_j:
-                best, best_j = c, j
-        chosen.append(best)
+        gain = float(np.square(t - before[i]).sum() - np.square(t - after[i]).sum())
+        chosen.append(coefs if weights[i] * gain > lam * _plane_bits(coefs) else None)
     return LoopFilter(tuple(chosen))  # type: ignore[arg-type]
 
 
-def _plane_bits(coefs: tuple[int, ...], prev: tuple[int, ...] | None) -> float:
-    """Approximate bits of one plane's syntax: on flag, reuse flag, then per coefficient
-    difference a zero flag, and for a nonzero one a sign and its Elias-gamma code."""
-    if prev is not None and coefs == prev:
-        return 2.0
-    ref = prev or (0,) * len(coefs)
-    return 1.0 + (prev is not None) + sum(
-        1.0 + (2 * abs(c - r).bit_length() if c != r else 0) for c, r in zip(coefs, ref))
-
-
-class Predictor:
-    """The filters a frame's filters are coded against: per plane the last filter
-    applied since the last key frame (identical state on both sides)."""
-
-    def __init__(self) -> None:
-        self.state = LoopFilter((None, None, None))
-
-    def reset(self) -> None:
-        """At a key frame: nothing to predict from (GOPs stay independent)."""
-        self.state = LoopFilter((None, None, None))
-
-    def update(self, filt: LoopFilter) -> None:
-        """After a frame: planes it filtered replace their previous filter."""
-        self.state = LoopFilter(tuple(c if c is not None else p
-                                      for c, p in zip(filt.planes, self.state.planes)))  # type: ignore[arg-type]
+def _plane_bits(coefs: tuple[int, ...]) -> float:
+    """Approximate cost of one plane's coefficients: 1 zero flag, sign and Elias-gamma each."""
+    return 1.0 + sum(1.0 + (2 * abs(c).bit_length() if c else 0) for c in coefs)
 
 
 class _Contexts:
     def __init__(self) -> None:
         self.on = models(3)
-        self.same = models(3)
         self.zero = models(2)                    # luma, chroma
         self.prefix = [models(_PREFIX), models(_PREFIX)]
 
 
-def encode(filt: LoopFilter, previous: LoopFilter | None = None) -> bytes:
-    """Entropy-code a frame's filters (adaptive binary range coder), each plane's
-    coefficients as differences from `previous` (the `Predictor.state`)."""
+def encode(filt: LoopFilter) -> bytes:
+    """Entropy-code a frame's filters (adaptive binary range coder)."""
     enc, ctx = RangeEncoder(), _Contexts()
-    prev = previous.planes if previous is not None else (None, None, None)
     for i, coefs in enumerate(filt.planes):
         enc.encode_bit(coefs is not None, ctx.on[i])
         if coefs is None:
             continue
         if len(coefs) != (N_LUMA if i == 0 else N_CHROMA):
             raise ValueError(f"plane {i}: {len(coefs)} coefficients")
-        if any(abs(c) > MAX_COEF for c in coefs):
-            raise ValueError(f"plane {i}: a coefficient outside +-{MAX_COEF}")
-        if prev[i] is not None:
-            enc.encode_bit(coefs == prev[i], ctx.same[i])
-            if coefs == prev[i]:
-                continue
         kind = min(i, 1)
-        for c, r in zip(coefs, prev[i] or (0,) * len(coefs)):
-            d = c - r
-            enc.encode_bit(d != 0, ctx.zero[kind])
-            if d:
-                enc.encode_bypass(d < 0)
-                encode_ueg(enc, abs(d), ctx.prefix[kind], _PREFIX)
+        for c in coefs:
+            if abs(c) > MAX_COEF:
+                raise ValueError(f"coefficient {c} outside +-{MAX_COEF}")
+            enc.encode_bit(c != 0, ctx.zero[kind])
+            if c:
+                enc.encode_bypass(c < 0)
+                encode_ueg(enc, abs(c), ctx.prefix[kind], _PREFIX)
     return enc.finish()
 
 
-def decode(data: bytes, previous: LoopFilter | None = None) -> LoopFilter:
+def decode(data: bytes) -> LoopFilter:
     """Inverse of `encode`. Raises BitstreamError on malformed data."""
     dec, ctx = RangeDecoder(data), _Contexts()
-    prev = previous.planes if previous is not None else (None, None, None)
     planes: list[tuple[int, ...] | None] = []
     for i in range(3):
         if not dec.decode_bit(ctx.on[i]):
             planes.append(None)
             continue
-        if prev[i] is not None and dec.decode_bit(ctx.same[i]):
-            planes.append(prev[i])
-            continue
         kind = min(i, 1)
         coefs = []
-        for r in prev[i] or (0,) * (N_LUMA if i == 0 else N_CHROMA):
-            d = 0
+        for _ in range(N_LUMA if i == 0 else N_CHROMA):
+            c = 0
             if dec.decode_bit(ctx.zero[kind]):
                 neg = dec.decode_bypass()
-                d = decode_ueg(dec, ctx.prefix[kind], _PREFIX)
-                d = -d if neg else d
-            if abs(r + d) > MAX_COEF:
-                raise BitstreamError(f"loop filter coefficient {r + d} exceeds +-{MAX_COEF}")
-            coefs.append(r + d)
+                c = decode_ueg(dec, ctx.prefix[kind], _PREFIX)
+                if c > MAX_COEF:
+                    raise BitstreamError(f"loop filter coefficient {c} exceeds {MAX_COEF}")
+                c = -c if neg else c
+            coefs.append(c)
         planes.append(tuple(coefs))
     dec.finish()
     return LoopFilter(tuple(planes))  # type: ignore[arg-type]
