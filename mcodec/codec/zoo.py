@@ -44,16 +44,16 @@ class ModelEntry:
 # earlier development model fail with an error naming both ids.
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
-        model_id="mcodec-s2",
-        filename="mcodec-s2.safetensors",
-        sha256="b1a3524a5a3dde49cf3d612027d34a95fa14c457c4e55b8e908d00020562ca52",
+        model_id="mcodec-s3",
+        filename="mcodec-s3.safetensors",
+        sha256="14b2cfdd973fedc28e939bc00f7d01c4b1ef270590991ea2aa47af5f38031868",
         quality_levels=8,
         description="small MAE video codec: intra + residual networks (N=64, M=96, "
                     "checkerboard context), 8 levels, escape-free rANS; CPU training "
-                    "(intra 12.2k steps, residual 14.5k), see docs/model.md",
+                    "(intra 12.2k steps + 4k with chroma weight 6, residual 14.5k), see docs/model.md",
     ),
 )
-DEFAULT_MODEL_ID = "mcodec-s2"
+DEFAULT_MODEL_ID = "mcodec-s3"
 
 
 def get_model(model_id: str | None = None) -> ModelEntry:
