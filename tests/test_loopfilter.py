@@ -124,17 +124,18 @@ def test_fit_restores_a_blurred_frame_and_respects_lambda() -> None:
     rng = np.random.default_rng(3)
     target = _smooth(rng, 64, 80)
     recon = tuple(_blur(p) for p in target)
-    filt = lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1.0)
+    filt, out = lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1.0)
     assert filt.planes[0] is not None and filt.active
-    out = lf.apply(recon, filt)
+    assert all(np.array_equal(a, b) for a, b in zip(out, lf.apply(recon, filt)))  # what it returns
     for i, (r, o, t) in enumerate(zip(recon, out, target)):
         if filt.planes[i] is not None:
             sse = lambda a: float(np.square(a.astype(np.float64) - t).sum())  # noqa: E731
             assert sse(o) < 0.8 * sse(r)
     # A rate weight far above any gain turns every plane off.
-    assert not lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1e9).active
+    off, same = lf.fit(recon, target, (0.75, 0.5, 0.5), lam=1e9)
+    assert not off.active and all(a is b for a, b in zip(same, recon))
     # A perfect reconstruction needs no filter.
-    assert not lf.fit(target, target, (0.75, 0.5, 0.5), lam=1.0).active
+    assert not lf.fit(target, target, (0.75, 0.5, 0.5), lam=1.0)[0].active
 
 
 def test_fit_at_2x_targets_the_displayed_frame() -> None:
@@ -147,7 +148,7 @@ def test_fit_at_2x_targets_the_displayed_frame() -> None:
     def output(planes):
         return resample.downsample_frame(Frame(*planes), src.width, src.height).planes()
 
-    filt = lf.fit(recon, target, (0.75, 0.5, 0.5), 1.0, output, scale=2)
+    filt, _ = lf.fit(recon, target, (0.75, 0.5, 0.5), 1.0, output, scale=2)
     assert filt.planes[0] is not None
     before, after = output(recon), output(lf.apply(recon, filt))
     sse = lambda a, t: float(np.square(a.astype(np.float64) - t).sum())  # noqa: E731

@@ -81,7 +81,6 @@ SCENE_CUT_PSNR = 25.0
 # Weighted SSE of the training loss: lambda * (6*SSE_y + 4*SSE_u + 4*SSE_v) / 8 + bits,
 # i.e. 0.75 * (SSE_y + 2/3 * (SSE_u + SSE_v)); see mcodec.codec.train.
 _LUMA_SHARE, _CHROMA_WEIGHT = 0.75, 2.0 / 3.0
-_PLANE_WEIGHTS = (_LUMA_SHARE, _LUMA_SHARE * _CHROMA_WEIGHT, _LUMA_SHARE * _CHROMA_WEIGHT)
 
 
 # Coding scales the encoder may choose from (tune_encoder.py restricts them to compare).
@@ -468,8 +467,7 @@ class FrameDecoder:
         try:
             with torch.no_grad():
                 segments = unit.segments[:-1] if filtered else unit.segments
-                coded = self._decode(unit.index, unit.frame_type, unit.quality, segments,
-                                     self.geometry(scale))
+                coded = self._decode(unit.frame_type, unit.quality, segments, self.geometry(scale))
             if filtered:
                 coded = Frame(*loopfilter.apply(coded.planes(), loopfilter.decode(unit.segments[-1])))
         except BitstreamError:
@@ -485,7 +483,7 @@ class FrameDecoder:
         self.reference, self.reference_scale = coded, scale
         return frame
 
-    def _decode(self, index: int, frame_type: int, quality: int, segments: tuple[bytes, ...],
+    def _decode(self, frame_type: int, quality: int, segments: tuple[bytes, ...],
                 geo: _Geometry) -> Frame:
         """The reconstruction of a frame's coding segments (before any loop filter)."""
         hy, wy = geo.latent_shape
@@ -561,13 +559,14 @@ class FrameEncoder:
             ftype, segments, recon = coded
         flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0
         if USE_LOOP_FILTER:
-            filt = loopfilter.fit(recon.planes(), frame.planes(), _PLANE_WEIGHTS,
-                                  1.0 / self.nets.lambdas[quality],
-                                  lambda planes: self.recon.output(Frame(*planes), self.scale).planes(),
-                                  self.scale)
+            chroma = _LUMA_SHARE * _CHROMA_WEIGHT     # the weighted SSE's per-plane weights
+            filt, filtered = loopfilter.fit(
+                recon.planes(), frame.planes(), (_LUMA_SHARE, chroma, chroma),
+                1.0 / self.nets.lambdas[quality],
+                lambda planes: self.recon.output(Frame(*planes), self.scale).planes(), self.scale)
             if filt.active:
                 segments = (*segments, loopfilter.encode(filt))
-                recon = Frame(*loopfilter.apply(recon.planes(), filt))
+                recon = Frame(*filtered)
                 flags |= bs.FRAME_FLAG_FILTER
         out = self.recon.output(recon, self.scale)
         unit = bs.FrameUnit(index=index, frame_type=ftype, quality=quality,

@@ -40,6 +40,8 @@ N_LUMA = len(LUMA_TAPS)
 N_CHROMA = len(CHROMA_TAPS) + 5
 _PREFIX = 12                    # adaptive prefix contexts of the magnitudes' Elias-gamma code
 
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]   # Y, U, V (4:2:0)
+
 
 @dataclass(frozen=True)
 class LoopFilter:
@@ -52,14 +54,11 @@ class LoopFilter:
         return any(c is not None for c in self.planes)
 
 
-def _shifted(p: np.ndarray, r: int) -> tuple[np.ndarray, int, int]:
-    return np.pad(p, r, mode="edge"), p.shape[0], p.shape[1]
-
-
 def _pair_features(p: np.ndarray, taps: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
     """P[+d] + P[-d] - 2 P[0] for each d in `taps`; (H, W) int64 each."""
     r = max(max(abs(dy), abs(dx)) for dy, dx in taps)
-    q, h, w = _shifted(p.astype(np.int64), r)
+    h, w = p.shape
+    q = np.pad(p.astype(np.int64), r, mode="edge")
     c = q[r:r + h, r:r + w]
     return [q[r + dy:r + dy + h, r + dx:r + dx + w] + q[r - dy:r - dy + h, r - dx:r - dx + w] - 2 * c
             for dy, dx in taps]
@@ -78,7 +77,7 @@ def _luma_guide(y: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
             b[:, 0, :, 0] - b[:, 1, :, 1], b[:, 0, :, 1] - b[:, 1, :, 0]]
 
 
-def features(planes: tuple[np.ndarray, np.ndarray, np.ndarray], index: int) -> list[np.ndarray]:
+def features(planes: Planes, index: int) -> list[np.ndarray]:
     """The features of plane `index` (0 = Y, 1 = U, 2 = V) of a reconstruction."""
     if index == 0:
         return _pair_features(planes[0], LUMA_TAPS)
@@ -95,14 +94,10 @@ def _filtered(plane: np.ndarray, feats: list[np.ndarray], coefs: tuple[int, ...]
     return np.clip(plane.astype(np.int64) + delta, 0, 255).astype(np.uint8)
 
 
-def apply(planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-          filt: LoopFilter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def apply(planes: Planes, filt: LoopFilter) -> Planes:
     """The filtered planes (uint8, same shapes); planes whose filter is off are returned as is."""
     return tuple(p if c is None else _filtered(p, features(planes, i), c)
                  for i, (p, c) in enumerate(zip(planes, filt.planes)))  # type: ignore[return-value]
-
-
-Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _block_mean(x: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
@@ -115,8 +110,9 @@ def _block_mean(x: np.ndarray, shape: tuple[int, int], k: int) -> np.ndarray:
 
 
 def fit(recon: Planes, target: Planes, weights: tuple[float, float, float], lam: float,
-        output: Callable[[Planes], Planes] | None = None, scale: int = 1) -> LoopFilter:
-    """The encoder's filters for the reconstruction `recon` (uint8 planes at coding scale).
+        output: Callable[[Planes], Planes] | None = None, scale: int = 1) -> tuple[LoopFilter, Planes]:
+    """The encoder's filters for the reconstruction `recon` (uint8 planes at coding scale),
+    and `apply(recon, filters)`, which the fit has already computed.
 
     `target` is the source at output resolution, `output` maps coded planes to
     the displayed planes (identity at `scale` 1; at 2 the decoder's 2x2 mean, so
@@ -151,7 +147,8 @@ def fit(recon: Planes, target: Planes, weights: tuple[float, float, float], lam:
         t = target[i].astype(np.float64)
         gain = float(np.square(t - before[i]).sum() - np.square(t - after[i]).sum())
         chosen.append(coefs if weights[i] * gain > lam * _plane_bits(coefs) else None)
-    return LoopFilter(tuple(chosen))  # type: ignore[arg-type]
+    planes = tuple(f if c is not None else p for f, c, p in zip(filtered, chosen, recon))
+    return LoopFilter(tuple(chosen)), planes  # type: ignore[return-value]
 
 
 def _plane_bits(coefs: tuple[int, ...]) -> float:
