@@ -115,59 +115,6 @@ def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     return np.array(bits, dtype=bool).reshape(hp, wp)
 
 
-def plane_patch_sse(a: np.ndarray, b: np.ndarray, patch: int) -> np.ndarray:
-    """Per-patch sum of squared differences of two (H, W) planes.
-
-    Returns int64 (ceil(H / patch), ceil(W / patch)); partial edge patches sum
-    only their real pixels.
-    """
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"planes {a.shape} and {b.shape} must be equal 2-D shapes")
-    if patch < 1:
-        raise ValueError(f"patch {patch} must be >= 1")
-    h, w = a.shape
-    hp, wp = -(-h // patch), -(-w // patch)
-    d = a.astype(np.int64) - b.astype(np.int64)
-    # Zero padding to whole patches: partial edge patches sum only real pixels.
-    sq = np.zeros((hp * patch, wp * patch), np.int64)                    # (Hp*p, Wp*p)
-    sq[:h, :w] = d * d
-    return sq.reshape(hp, patch, wp, patch).sum(axis=(1, 3))
-
-
-def _planes(x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(y, u, v) of a Frame-like object (attributes y, u, v) or a 3-sequence."""
-    if hasattr(x, "y") and hasattr(x, "u") and hasattr(x, "v"):
-        return x.y, x.u, x.v
-    y, u, v = x
-    return y, u, v
-
-
-def patch_sse(a: Any, b: Any, patch: int,
-              chroma_weight: float | None = None) -> np.ndarray:
-    """Per-patch SSE over YUV 4:2:0: luma patch x patch plus both chroma patch/2 x patch/2.
-
-    Args:
-        a, b: frames (objects with y, u, v) or (y, u, v) tuples of uint8 planes.
-        patch: luma patch size (even).
-        chroma_weight: None -> plain sum Y + U + V as int64 (in squared 8-bit
-            sample units); a float w -> Y + w * (U + V) as float64.
-
-    Returns:
-        (ceil(H / patch), ceil(W / patch)) SSE per patch.
-    """
-    if patch < 2 or patch % 2:
-        raise ValueError(f"patch {patch} must be even and >= 2")
-    ay, au, av = _planes(a)
-    by, bu, bv = _planes(b)
-    sy = plane_patch_sse(ay, by, patch)
-    sc = plane_patch_sse(au, bu, patch // 2) + plane_patch_sse(av, bv, patch // 2)
-    if sc.shape != sy.shape:
-        raise ValueError(f"chroma planes {au.shape} do not match luma {ay.shape} for 4:2:0")
-    if chroma_weight is None:
-        return sy + sc
-    return sy + float(chroma_weight) * sc
-
-
 def choose_mask(d_mask: np.ndarray, d_code: np.ndarray, r_code: np.ndarray,
                 lam: float) -> np.ndarray:
     """The encoder's per-patch rate-distortion decision.

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mcodec.codec import entropy as ent
+from mcodec.codec.distortion import yuv_weighted
 
 
 def _import_compressai():
@@ -152,13 +153,7 @@ def mse_yuv(x_hat: Tensor, x: Tensor, chroma_weight: float = 1.0) -> Tensor:
     (1: the PSNR-YUV 6:1:1 weighting applied to MSE).
     """
     d = (x_hat - x).pow(2).mean(dim=(2, 3))
-    return (6.0 * d[:, :4].mean(dim=1) + chroma_weight * (d[:, 4] + d[:, 5])) / 8.0
-
-
-def psnr_from_mse(mse: Tensor | float, peak: float = 1.0) -> float:
-    """PSNR in dB for an MSE in units of peak^2."""
-    mse = float(mse)
-    return 99.0 if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+    return yuv_weighted(d[:, :4].mean(dim=1), d[:, 4], d[:, 5], chroma_weight)
 
 
 # ----------------------------------------------------------------------------- model
@@ -710,9 +705,9 @@ class IntraCodec(CompressionModel):
 
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
-        if "model_config" not in meta:
-            raise ValueError(f"{path}: no model_config in safetensors metadata")
-        model = cls(ModelConfig.from_json(meta["model_config"]))
+        if "config" not in meta:
+            raise ValueError(f"{path}: no config in safetensors metadata")
+        model = cls(ModelConfig.from_json(meta["config"]))
         model.load_state_dict(load_file(path, device=str(device)))
         return model.eval()
 

@@ -21,7 +21,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,76 +28,15 @@ from typing import BinaryIO
 
 import numpy as np
 
+from mcodec.atomic import publish, temporary_beside
 from mcodec.codec import ffmpeg as ff
+from mcodec.codec.bitstream import MAX_DIM
+from mcodec.codec.frame import Frame, chroma_shape, frame_bytes
 from mcodec.errors import FFmpegError, VideoIOError
 
-MAX_DIM = 16384
 _RAW_EXTENSIONS = (".yuv", ".raw")
 # ffmpeg pixel formats that are already what mcodec codes (no conversion warning).
 _NATIVE_PIX_FMTS = ("yuv420p",)
-
-
-def chroma_shape(height: int, width: int) -> tuple[int, int]:
-    """(rows, cols) of a 4:2:0 chroma plane for a luma plane of `height` x `width`."""
-    return (height + 1) // 2, (width + 1) // 2
-
-
-def frame_bytes(width: int, height: int) -> int:
-    """Bytes of one raw yuv420p frame of `width` x `height` (odd sizes round chroma up)."""
-    ch, cw = chroma_shape(height, width)
-    return width * height + 2 * ch * cw
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One YUV 4:2:0 8-bit frame.
-
-    Attributes:
-        y: (H, W) uint8 luma.
-        u, v: (ceil(H/2), ceil(W/2)) uint8 chroma.
-    """
-
-    y: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-
-    def __post_init__(self) -> None:
-        h, w = self.y.shape
-        for name, plane in (("u", self.u), ("v", self.v)):
-            if plane.shape != chroma_shape(h, w) or plane.dtype != np.uint8:
-                raise ValueError(f"{name} plane {plane.shape} {plane.dtype} does not match "
-                                 f"luma {self.y.shape} for yuv420p uint8")
-        if self.y.dtype != np.uint8:
-            raise ValueError(f"luma dtype {self.y.dtype}, expected uint8")
-
-    @property
-    def width(self) -> int:
-        return int(self.y.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.y.shape[0])
-
-    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.y, self.u, self.v
-
-    def tobytes(self) -> bytes:
-        """Raw yuv420p bytes (Y, then U, then V)."""
-        return self.y.tobytes() + self.u.tobytes() + self.v.tobytes()
-
-    @classmethod
-    def frombuffer(cls, buf: bytes | memoryview, width: int, height: int) -> Frame:
-        """Frame from raw yuv420p bytes (copies, so the planes are writable and own their memory)."""
-        ch, cw = chroma_shape(height, width)
-        n_y, n_c = width * height, ch * cw
-        arr = np.frombuffer(buf, dtype=np.uint8, count=n_y + 2 * n_c)
-        return cls(arr[:n_y].reshape(height, width).copy(),
-                   arr[n_y:n_y + n_c].reshape(ch, cw).copy(),
-                   arr[n_y + n_c:].reshape(ch, cw).copy())
-
-    def equals(self, other: Frame) -> bool:
-        """True when all three planes are identical."""
-        return all(np.array_equal(a, b) for a, b in zip(self.planes(), other.planes()))
 
 
 @dataclass(frozen=True)
@@ -412,12 +350,7 @@ class VideoWriter:
         if self.kind == "mp4" and (width % 2 or height % 2):
             raise VideoIOError(f"{path}: H.264 in mp4 needs even width and height, got "
                                f"{width}x{height}; write .mkv or .y4m instead")
-        base = os.path.basename(path)
-        if self.kind == "png":
-            self._tmp = tempfile.mkdtemp(prefix=f".{base.split('%')[0]}", suffix=".partial", dir=parent)
-        else:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".partial", dir=parent)
-            os.close(fd)
+        self._tmp = temporary_beside(path, directory=self.kind == "png")
         try:
             if self.kind in ("y4m", "yuv"):
                 self._file = open(self._tmp, "wb")
@@ -516,18 +449,6 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
-
-
-def publish(tmp: str, dst: str) -> None:
-    """Atomically move a finished temporary file onto `dst` with ordinary permissions.
-
-    mkstemp creates files as 0600; outputs get 0666 minus the umask, as any
-    program's newly created files would.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, dst)
 
 
 def open_writer(path: str, width: int, height: int, fps: Fraction, *, overwrite: bool = False,

@@ -1,19 +1,37 @@
-"""The one table of mcodec models: stable ids, weight files and their SHA-256.
+"""The one table of mcodec models (stable ids, weight files, SHA-256) and their bundles.
 
 A bitstream names the model it needs by id and by the SHA-256 of the weight
 file; a decoder refuses to decode with anything else. Weights are safetensors
-files shipped inside the package (no pickle), and their digest is checked
+bundles shipped inside the package (no pickle), and their digest is checked
 before a single tensor is read.
+
+Bundle format (what `save_bundle` writes and `load_networks` reads): tensors
+"intra.*" and "inter.*" (the two networks' state dicts, CDF tables included),
+metadata "config" (ModelConfig JSON) and "lambdas" (JSON list, one training
+lambda per model level); the header is canonical (sorted metadata keys), so
+the same networks always give the same bytes and the same SHA-256.
+
+Only the table is light: torch and safetensors load inside the functions that
+need them, so `mcodec --help` can read the table.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import struct
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcodec.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from mcodec.codec.model import IntraCodec
 
 
 @dataclass(frozen=True)
@@ -92,9 +110,6 @@ def file_sha256(path: Path) -> str:
 
 def safetensors_metadata(data: bytes) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors file's header (strings only)."""
-    import json
-    import struct
-
     if len(data) < 8:
         raise ModelError("weight file too short for safetensors")
     (n,) = struct.unpack("<Q", data[:8])
@@ -127,3 +142,112 @@ def load_weights(entry: ModelEntry, path: Path | None = None) -> tuple[dict, dic
     from safetensors.torch import load  # lazy: torch is heavy
 
     return load(data), safetensors_metadata(data)
+
+
+# ----------------------------------------------------------------------------- network bundles
+
+
+@dataclass(frozen=True, eq=False)
+class CodecNetworks:
+    """The two learned transforms of one model, and its identity.
+
+    Attributes:
+        intra: codes key frames (6-channel YUV 4:2:0 tensor).
+        inter: same architecture, codes motion-compensated residuals.
+        lambdas: training rate-distortion weight per model level.
+        model_id, digest: what the container records (table id, SHA-256 of the bundle).
+    """
+
+    intra: IntraCodec
+    inter: IntraCodec
+    lambdas: tuple[float, ...]
+    model_id: str
+    digest: bytes
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live (inputs are moved there)."""
+        return next(self.intra.parameters()).device
+
+
+def load_networks(model_id: str | None = None, device: str = "cpu",
+                  digest: bytes | None = None) -> CodecNetworks:
+    """Networks of a model in the table (by id, or by the id + digest a stream names), on `device`."""
+    entry = find_model(model_id or "", digest) if digest is not None else get_model(model_id)
+    tensors, metadata = load_weights(entry)
+    return networks_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
+                          device: str = "cpu") -> CodecNetworks:
+    """Build `CodecNetworks` from a bundle's tensors ("intra.*", "inter.*") and metadata."""
+    from mcodec.codec import model as mdl
+
+    try:
+        config = mdl.ModelConfig.from_json(metadata["config"])
+        lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
+    nets = []
+    for prefix in ("intra.", "inter."):
+        net = mdl.IntraCodec(config)
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        net.load_state_dict(state, strict=True)
+        nets.append(net.to(device).eval())
+    if len(lambdas) != config.levels:
+        raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
+    return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest)
+
+
+def networks_from_file(path: str | os.PathLike[str], model_id: str = "local",
+                       device: str = "cpu") -> CodecNetworks:
+    """Networks from a bundle file outside the model table (training, tests); digest computed."""
+    from safetensors.torch import load
+
+    data = Path(path).read_bytes()
+    return networks_from_tensors(load(data), safetensors_metadata(data), model_id,
+                                 hashlib.sha256(data).digest(), device)
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """`data` (a safetensors file) with its metadata keys sorted.
+
+    safetensors writes ``__metadata__`` from a hash map, so the same tensors and
+    metadata can come out in either key order, and the file's SHA-256 (which the
+    model table pins) would depend on the run. The header is rewritten as compact
+    JSON, metadata first with sorted keys, tensor entries in their original order,
+    space-padded to 8 bytes as the format asks; the tensor bytes are untouched
+    (their offsets are relative to the end of the header).
+    """
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    if "__metadata__" in header:
+        out["__metadata__"] = dict(sorted(header.pop("__metadata__").items()))
+    out.update(header)
+    text = json.dumps(out, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + n:]
+
+
+def save_bundle(intra: IntraCodec, inter: IntraCodec, lambdas: tuple[float, ...],
+                path: str | os.PathLike[str]) -> str:
+    """Write the two networks as one bundle (format above; call `update()` on both first);
+    return its hex SHA-256. Written atomically."""
+    from safetensors.torch import save
+
+    from mcodec.atomic import atomic_write
+
+    if intra.config != inter.config:
+        raise ValueError("intra and inter networks must share one ModelConfig")
+    tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
+               for prefix, net in (("intra", intra), ("inter", inter))
+               for k, v in net.state_dict().items()}
+    data = canonical_safetensors(save(tensors, metadata={
+        "config": intra.config.to_json(), "lambdas": json.dumps([float(x) for x in lambdas])}))
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()

@@ -41,51 +41,14 @@ from typing import Any
 import numpy as np
 
 from mcodec.codec import ffmpeg as ff
-from mcodec.codec.video_io import Frame
+from mcodec.codec.distortion import (PSNR_CAP_DB, YUV_WEIGHTS, frame_mse, frame_psnr_yuv,  # noqa: F401
+                                    plane_mse, psnr_from_mse, yuv_weighted)
+from mcodec.codec.frame import Frame
 from mcodec.errors import VideoIOError
 
-PSNR_CAP_DB = 100.0
-PEAK = 255.0
-# PSNR-YUV weights (Y, U, V), normalised by their sum (8).
-YUV_WEIGHTS = (6.0, 1.0, 1.0)
 # pytorch-msssim asserts min(H, W) > (win_size - 1) * 2**4 for its 5 scales.
 MSSSIM_WIN = 11
 MSSSIM_MIN_SIDE = (MSSSIM_WIN - 1) * 2 ** 4 + 1
-
-
-def psnr_from_mse(mse: float | np.ndarray, cap: float = PSNR_CAP_DB) -> float | np.ndarray:
-    """PSNR in dB (peak 255) of a mean squared error, capped at `cap` (MSE 0 -> `cap`)."""
-    m = np.asarray(mse, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        out = np.where(m > 0, 10.0 * np.log10(PEAK * PEAK / np.where(m > 0, m, 1.0)), np.inf)
-    out = np.minimum(out, cap)
-    return float(out) if out.ndim == 0 else out
-
-
-def yuv_weighted(y: float | np.ndarray, u: float | np.ndarray,
-                 v: float | np.ndarray) -> float | np.ndarray:
-    """The 6:1:1 weighted combination ``(6 y + u + v) / 8`` of per-plane values."""
-    wy, wu, wv = YUV_WEIGHTS
-    # Plain arithmetic: works on floats and on numpy arrays alike.
-    return (wy * y + wu * u + wv * v) / (wy + wu + wv)
-
-
-def plane_mse(ref: np.ndarray, dist: np.ndarray) -> float:
-    """Mean squared error of two uint8 planes of equal shape (exact integer sum)."""
-    if ref.shape != dist.shape:
-        raise VideoIOError(f"plane shapes differ: {ref.shape} vs {dist.shape}")
-    d = ref.astype(np.int32) - dist.astype(np.int32)
-    return float(np.sum(d * d, dtype=np.int64)) / d.size
-
-
-def frame_mse(ref: Frame, dist: Frame) -> tuple[float, float, float]:
-    """(MSE-Y, MSE-U, MSE-V) of one frame pair."""
-    return (plane_mse(ref.y, dist.y), plane_mse(ref.u, dist.u), plane_mse(ref.v, dist.v))
-
-
-def frame_psnr_yuv(ref: Frame, dist: Frame) -> float:
-    """PSNR-YUV of one frame pair: (6*PSNR_Y + PSNR_U + PSNR_V)/8 in dB, planes capped."""
-    return float(yuv_weighted(*(psnr_from_mse(m) for m in frame_mse(ref, dist))))
 
 
 def msssim_available(height: int, width: int) -> bool:
