@@ -8,7 +8,8 @@ compressai until coding starts.
     open_writer(path, w, h, fps) -> VideoWriter   (mcodec.codec.video_io)
     read_bitstream(path)         -> Bitstream     (mcodec.codec.bitstream)
     inspect_bitstream(path)      -> dict          (what `mcodec info --json` prints)
-    encode(src, dst, ...)        -> EncodeSummary (mcodec.codec.codec)
+    encode(src, dst, options=EncodeOptions(...)) -> EncodeSummary (mcodec.codec.codec;
+                                    options and tuning: mcodec.codec.options)
     decode(src, dst, ...)        -> DecodeSummary (mcodec.codec.codec)
     run_bench(config)            -> BenchResult   (mcodec.eval.bench)
 """
@@ -24,7 +25,9 @@ __version__ = "0.1.0"
 _API = {
     "open_video": ("mcodec.codec.video_io", "open_video"),
     "open_writer": ("mcodec.codec.video_io", "open_writer"),
-    "Frame": ("mcodec.codec.video_io", "Frame"),
+    "Frame": ("mcodec.codec.frame", "Frame"),
+    "EncodeOptions": ("mcodec.codec.options", "EncodeOptions"),
+    "EncoderTuning": ("mcodec.codec.options", "EncoderTuning"),
     "read_bitstream": ("mcodec.codec.bitstream", "read_bitstream"),
     "inspect_bitstream": ("mcodec.codec.bitstream", "inspect"),
     "encode": ("mcodec.codec.codec", "encode"),

@@ -83,10 +83,11 @@ def _quality_range() -> str:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from mcodec.codec import codec
+    from mcodec.codec.options import EncodeOptions, parse_mask
 
     check_io_paths(args.input, args.output, args.overwrite)
-    options = codec.EncodeOptions(quality=args.quality, bitrate=args.bitrate, gop=args.gop,
-                                  mask=codec.parse_mask(args.mask), frames=args.frames)
+    options = EncodeOptions(quality=args.quality, bitrate=args.bitrate, gop=args.gop,
+                            mask=parse_mask(args.mask), frames=args.frames)
     summary = codec.encode(args.input, args.output, options=options, model_id=args.model,
                            device=args.device, overwrite=args.overwrite, size=args.size,
                            fps=args.fps, pix_fmt=args.pix_fmt, progress=not args.quiet,

@@ -1,6 +1,7 @@
 """The mcodec container format: write, read and validate mcodec bitstreams.
 
-Implements docs/bitstream.md (format version 1) exactly; read that first. A
+Implements docs/bitstream.md (format version `FORMAT_VERSION`, 3; readers of
+versions 1 and 2 streams included) exactly; read that first. A
 stream is a signature, a CRC-checked file header carrying a `SequenceHeader`,
 then CRC-checked units: one FRAME per coded frame, then INDEX (key-frame
 offsets), then END. Readers validate incrementally, one unit in memory at a
@@ -230,8 +231,9 @@ class FrameUnit:
         frame_type: FRAME_KEY, FRAME_INTER or FRAME_REBUILT.
         quality: quality the frame was coded at, 0..254.
         frame_hash: 16 bytes, `frame_hash()` of the decoded picture.
-        segments: up to 255 opaque entropy-coded strings, meaning set by the codec.
-        flags: reserved u8, 0.
+        segments: up to 255 opaque entropy-coded strings, meaning set by the codec
+            (`mcodec.codec.syntax.FrameSyntax` is their layout).
+        flags: FRAME_FLAG_* bits (version 3), u8.
     """
 
     index: int
@@ -250,6 +252,16 @@ class FrameUnit:
         if (not isinstance(self.segments, tuple) or len(self.segments) > 255
                 or not all(isinstance(s, bytes) for s in self.segments)):
             raise _FieldError("segments", "segments must be a tuple of at most 255 bytes objects")
+
+    @property
+    def payload_length(self) -> int:
+        """Bytes of this frame's unit payload: fixed fields, segment lengths, segments."""
+        return _FRAME_FIXED.size + 4 * len(self.segments) + sum(len(s) for s in self.segments)
+
+    @property
+    def unit_size(self) -> int:
+        """Bytes this frame takes in a stream: its unit's head and CRC plus the payload."""
+        return _UNIT_OVERHEAD + self.payload_length
 
 
 @dataclass(frozen=True)
@@ -449,7 +461,7 @@ class BitstreamWriter:
         if self.header.frame_count and self._frames >= self.header.frame_count:
             raise ValueError(f"header promised {self.header.frame_count} frames")
         sizes = [len(s) for s in unit.segments]
-        payload_length = _FRAME_FIXED.size + 4 * len(sizes) + sum(sizes)
+        payload_length = unit.payload_length
         if payload_length > self.header.max_unit_length:
             raise ValueError(
                 f"frame {unit.index}: {payload_length} bytes exceeds {self.header.max_unit_length}"

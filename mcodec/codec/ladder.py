@@ -27,15 +27,15 @@ from __future__ import annotations
 LEVEL_SHIFT_2X = 2
 
 
-def quality_ladder(levels: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+def quality_ladder(levels: int, shift: int = LEVEL_SHIFT_2X) -> tuple[tuple[tuple[int, int], ...], ...]:
     """For each --quality value (0 = smallest file), its (coding scale, model level)
-    candidates: (1, q) when q < levels, then (2, q - LEVEL_SHIFT_2X) when that level exists."""
+    candidates: (1, q) when q < levels, then (2, q - shift) when that level exists."""
     out = []
-    for q in range(levels + LEVEL_SHIFT_2X):
+    for q in range(levels + shift):
         cands = []
         if q < levels:
             cands.append((1, q))
-        if 0 <= q - LEVEL_SHIFT_2X < levels:
-            cands.append((2, q - LEVEL_SHIFT_2X))
+        if 0 <= q - shift < levels:
+            cands.append((2, q - shift))
         out.append(tuple(cands))
     return tuple(out)

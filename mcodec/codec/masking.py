@@ -1,4 +1,4 @@
-"""Patch masks: random masks for training, coded mask maps and the encoder's RD choice.
+"""Patch masks: the MAE-style mask generator and the coded mask map (both sides).
 
 A mask is a bool array over the patch grid, True = masked: the patch is not coded
 and the decoder takes the (motion-compensated) prediction there, or lets the
@@ -11,12 +11,12 @@ patch/2 x patch/2 chroma pixels of YUV 4:2:0 frames; the grid is
   one mask over T frames).
 * `encode_mask` / `decode_mask`: the mask map coded with the adaptive binary
   range coder (`mcodec.codec.rangecoder`), context = (left bit, top bit).
-* `patch_sse` and `choose_mask`: the encoder's rate-distortion decision.
+
+Which patches a predicted frame masks is the encoder's decision, in
+`mcodec.codec.mask_decision`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -113,26 +113,3 @@ def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
             row[c] = bool(dec.decode_bit(ctx[k]))
     dec.finish()
     return np.array(bits, dtype=bool).reshape(hp, wp)
-
-
-def choose_mask(d_mask: np.ndarray, d_code: np.ndarray, r_code: np.ndarray,
-                lam: float) -> np.ndarray:
-    """The encoder's per-patch rate-distortion decision.
-
-    Args:
-        d_mask: (Hp, Wp) distortion if the patch is masked (decoder uses the
-            prediction), e.g. `patch_sse(source, prediction, patch)`.
-        d_code: (Hp, Wp) distortion if the patch is coded, same units as d_mask.
-        r_code: (Hp, Wp) bits spent coding the patch.
-        lam: Lagrangian multiplier in distortion units per bit (for SSE on
-            8-bit samples: squared sample units per bit).
-
-    Returns:
-        bool (Hp, Wp), True = masked: D_mask <= D_code + lam * R_code (masking
-        costs no bits; the mask map's own few bits are shared by both choices
-        and ignored). Arrays broadcast.
-    """
-    if lam < 0:
-        raise ValueError(f"lambda {lam} must be >= 0")
-    dm = np.asarray(d_mask, dtype=np.float64)
-    return dm <= np.asarray(d_code, dtype=np.float64) + lam * np.asarray(r_code, dtype=np.float64)

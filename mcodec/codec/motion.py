@@ -1,4 +1,4 @@
-"""Classical block motion: estimation, bit-exact compensation, vector coding.
+"""Classical block motion: the field, bit-exact compensation and vector syntax (both sides).
 
 The temporal predictor of a P frame needs no training: the encoder block-matches
 the current luma against the previous *decoded* luma, sends one quarter-pel
@@ -23,22 +23,8 @@ Conventions:
       the stream) blends, near block edges, the predictions made with the
       neighbouring blocks' vectors into each block's own (integer weights).
 
-Motion search (`estimate_motion`), vectorised over all blocks: full search on a
-2x2-averaged pyramid (1/4 resolution for 16x16 blocks), +-1 refinement per
-level, then at full resolution the best of {pyramid vector, zero, neighbours'
-vectors, their median} and an iterated +-1 square search, then half- and
-quarter-pel refinement and two passes that re-cost every block against the
-median predictor of its final sub-pel neighbours. Cost = SAD + lam * estimated
-bits of the vector difference. Work is bounded: (2*ceil(search/4)+1)^2 shifts
-of a 1/16-size frame, then at most ~190 block-cost evaluations per block
-(typically ~60; iterations stop where vectors stop moving).
-
-Measured speed of `estimate_motion` (block 16, search 16, subpel 4, lam 4; one
-CPU core via taskset, numpy 1.26, shared 2-core machine under load; median of 5
-runs on frames of the development clips):
-    720x576 (and 704x576): ~0.24 s      720x480: ~0.16-0.20 s      416x240: ~0.06 s
-Its integer stage reaches within ~2 % of exhaustive +-16 search SAD.
-compensate: ~0.02 s at 720x576; encode_motion / decode_motion: ~3 / ~6 ms.
+Motion *search* (the encoder's decision) is in `mcodec.codec.motion_search`;
+this module is what both sides share: the field, compensation and vector syntax.
 
 Vector coding (`encode_motion` / `decode_motion`): vectors in raster order,
 predicted by the component-wise median of left / top / top-right neighbours
@@ -115,7 +101,7 @@ def blocks_shape(height: int, width: int, block: int) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- interpolation
 
-def _six_tap(x: np.ndarray, axis: int, n: int) -> np.ndarray:
+def six_tap(x: np.ndarray, axis: int, n: int) -> np.ndarray:
     """Unscaled H.264 6-tap sums along `axis`: output i uses inputs i..i+5 (int32)."""
     def s(k: int) -> np.ndarray:
         idx = [slice(None)] * x.ndim
@@ -124,7 +110,7 @@ def _six_tap(x: np.ndarray, axis: int, n: int) -> np.ndarray:
     return s(0) - 5 * s(1) + 20 * s(2) + 20 * s(3) - 5 * s(4) + s(5)
 
 
-def _half_grid(win: np.ndarray, n: int) -> np.ndarray:
+def half_grid(win: np.ndarray, n: int) -> np.ndarray:
     """Half-pel sample grid of windows.
 
     win: (N, n+5, n+5) integer samples, win[:, i, j] at position (i-2, j-2).
@@ -135,16 +121,16 @@ def _half_grid(win: np.ndarray, n: int) -> np.ndarray:
     N = w.shape[0]
     g = np.empty((N, 2 * n + 1, 2 * n + 1), np.int32)
     g[:, 0::2, 0::2] = w[:, 2:n + 3, 2:n + 3]
-    b1 = _six_tap(w, 2, n)                                   # (N, n+5, n)   rows -2..n+2
+    b1 = six_tap(w, 2, n)                                   # (N, n+5, n)   rows -2..n+2
     g[:, 0::2, 1::2] = np.clip((b1[:, 2:n + 3] + 16) >> 5, 0, 255)
-    h1 = _six_tap(w[:, :, 2:n + 3], 1, n)                    # (N, n, n+1)
+    h1 = six_tap(w[:, :, 2:n + 3], 1, n)                    # (N, n, n+1)
     g[:, 1::2, 0::2] = np.clip((h1 + 16) >> 5, 0, 255)
-    j1 = _six_tap(b1, 1, n)                                  # (N, n, n) from unrounded b1
+    j1 = six_tap(b1, 1, n)                                  # (N, n, n) from unrounded b1
     g[:, 1::2, 1::2] = np.clip((j1 + 512) >> 10, 0, 255)
     return g
 
 
-def _qpel_from_grid(g: np.ndarray, qy: int, qx: int, n: int) -> np.ndarray:
+def qpel_from_grid(g: np.ndarray, qy: int, qx: int, n: int) -> np.ndarray:
     """(N, n, n) prediction at quarter offset (qy, qx) >= 0 from a half grid `g`.
 
     Quarter samples average the two nearest samples on the half grid; when both
@@ -169,7 +155,7 @@ def _qpel_from_grid(g: np.ndarray, qy: int, qx: int, n: int) -> np.ndarray:
     return (a + b + 1) >> 1
 
 
-def _gather(plane: np.ndarray, r0: np.ndarray, c0: np.ndarray, size: int) -> np.ndarray:
+def gather_window(plane: np.ndarray, r0: np.ndarray, c0: np.ndarray, size: int) -> np.ndarray:
     """(N, size, size) windows with top-left (r0, c0), edge-replicated (clipped indices)."""
     h, w = plane.shape
     ar = np.arange(size, dtype=np.int64)
@@ -210,15 +196,15 @@ def compensate_luma(ref_y: np.ndarray, field: MotionField) -> np.ndarray:
     out = np.empty((hb * wb, B, B), np.uint8)
     full = (fy == 0) & (fx == 0)
     if full.any():
-        out[full] = _gather(ref_y, by[full] + iy[full], bx[full] + ix[full], B)
+        out[full] = gather_window(ref_y, by[full] + iy[full], bx[full] + ix[full], B)
     if not full.all():
         # 6-tap needs 2 samples before and 3 after the block on each axis.
         sub = np.flatnonzero(~full)
-        g = _half_grid(_gather(ref_y, by[sub] + iy[sub] - 2, bx[sub] + ix[sub] - 2, B + 5), B)
+        g = half_grid(gather_window(ref_y, by[sub] + iy[sub] - 2, bx[sub] + ix[sub] - 2, B + 5), B)
         phase = fy[sub] * 4 + fx[sub]
         for ph in np.unique(phase):
             sel = phase == ph
-            out[sub[sel]] = _qpel_from_grid(g[sel], int(ph) >> 2, int(ph) & 3, B)
+            out[sub[sel]] = qpel_from_grid(g[sel], int(ph) >> 2, int(ph) & 3, B)
     return _blocks_to_plane(out, hb, wb, h, w)
 
 
@@ -234,7 +220,7 @@ def compensate_chroma(ref_c: np.ndarray, field: MotionField) -> np.ndarray:
     q = field.vectors.reshape(-1, 2).astype(np.int64)                    # (N, 2) eighth chroma pel
     by = np.repeat(np.arange(hb) * bc, wb)
     bx = np.tile(np.arange(wb) * bc, hb)
-    win = _gather(ref_c, by + (q[:, 0] >> 3), bx + (q[:, 1] >> 3), bc + 1).astype(np.int32)
+    win = gather_window(ref_c, by + (q[:, 0] >> 3), bx + (q[:, 1] >> 3), bc + 1).astype(np.int32)
     fy = (q[:, 0] & 7).astype(np.int32)[:, None, None]                   # (N, 1, 1)
     fx = (q[:, 1] & 7).astype(np.int32)[:, None, None]
     pred = ((8 - fx) * (8 - fy) * win[:, :-1, :-1] + fx * (8 - fy) * win[:, :-1, 1:]
@@ -370,251 +356,6 @@ def mv_bits(d: np.ndarray) -> np.ndarray:
     nz = a > 0
     lg[nz] = np.floor(np.log2(a[nz])).astype(np.int64)
     return np.where(nz, 3 + 2 * lg, 1)
-
-
-# --------------------------------------------------------------------------- estimation
-
-def _downsample(x: np.ndarray) -> np.ndarray:
-    """2x2 rounded mean of an int32 plane with even dims."""
-    return (x[0::2, 0::2] + x[1::2, 0::2] + x[0::2, 1::2] + x[1::2, 1::2] + 2) >> 2
-
-
-class _Level:
-    """One pyramid level: current blocks, padded reference and block origins."""
-
-    def __init__(self, cur: np.ndarray, ref_pad: np.ndarray, pad: int, b: int,
-                 hb: int, wb: int, valid: np.ndarray | None) -> None:
-        self.b, self.pad = b, pad
-        self.ref = np.ascontiguousarray(ref_pad.astype(np.int16))
-        self.stride = self.ref.shape[1]
-        self.cur = cur.reshape(hb, b, wb, b).transpose(0, 2, 1, 3).reshape(hb * wb, b, b).astype(np.int16)
-        by = np.repeat(np.arange(hb) * b, wb)
-        bx = np.tile(np.arange(wb) * b, hb)
-        self.base = (by + pad) * self.stride + (bx + pad)                # (N,) flat origin
-        ar = np.arange(b)
-        self.off = ar[:, None] * self.stride + ar[None, :]               # (b, b)
-        self.valid = valid                                               # (N, b, b) bool or None
-
-    def sad(self, vec: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """SAD of integer vectors vec (n, 2) for blocks idx (all when None) -> (n,)."""
-        base = self.base if idx is None else self.base[idx]
-        cur = self.cur if idx is None else self.cur[idx]
-        flat = base + vec[:, 0] * self.stride + vec[:, 1]
-        d = np.abs(cur - self.ref.ravel()[flat[:, None, None] + self.off])   # (n, b, b)
-        if self.valid is not None:
-            d *= self.valid if idx is None else self.valid[idx]
-        return d.sum(axis=(1, 2), dtype=np.int64)
-
-
-def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, search: int = 16,
-                    subpel: int = 4, lam: float = 4.0) -> MotionField:
-    """Block motion of `cur_y` (H, W) uint8 relative to `ref_y` (H, W) uint8.
-
-    Args:
-        block: luma block size (even, 4..128).
-        search: largest integer vector component in pixels (0..256).
-        subpel: 1 (integer), 2 (half) or 4 (quarter-pel) precision.
-        lam: Lagrangian multiplier in SAD units (8-bit luma) per estimated bit of
-            the vector difference from its median predictor (keeps fields smooth
-            and cheap). For a codec running at SSE-lambda L (SSE per bit), H.264's
-            rule of thumb is lam = sqrt(L). 0 gives pure SAD matching.
-
-    Returns:
-        MotionField with (Hb, Wb, 2) int16 quarter-pel vectors. Encoder-only: the
-        decoder never runs this, so it need not be bit-exact (it is, though).
-    """
-    if cur_y.shape != ref_y.shape or cur_y.ndim != 2:
-        raise ValueError(f"cur {cur_y.shape} and ref {ref_y.shape} must be equal 2-D shapes")
-    if not (4 <= block <= 128 and block % 2 == 0):
-        raise ValueError(f"block {block} must be even in [4, 128]")
-    if not 0 <= search <= 256:
-        raise ValueError(f"search {search} out of [0, 256]")
-    if subpel not in (1, 2, 4):
-        raise ValueError(f"subpel {subpel} must be 1, 2 or 4")
-    h, w = cur_y.shape
-    hb, wb = blocks_shape(h, w, block)
-    if hb == 0 or wb == 0:
-        return MotionField.zeros((hb, wb), block)
-    hp, wp = hb * block, wb * block
-    n = hb * wb
-
-    # Pyramid depth: coarse blocks stay >= 4 px and the search needs the depth.
-    depth = 0
-    while (depth < 2 and block % (2 << depth) == 0 and block >> (depth + 1) >= 4
-           and search >> depth >= 4):
-        depth += 1
-    unit = 1 << depth
-    pad = -(-(search + 8) // (4 * unit)) * 4 * unit                      # divisible by 4 * 2**depth
-
-    cur = np.pad(cur_y, ((0, hp - h), (0, wp - w)), mode="edge").astype(np.int32)
-    ref = np.pad(ref_y, ((pad, pad + hp - h), (pad, pad + wp - w)), mode="edge").astype(np.int32)
-    valid = None
-    if (hp, wp) != (h, w):
-        vm = np.zeros((hp, wp), bool)
-        vm[:h, :w] = True
-        valid = vm.reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(n, block, block)
-
-    curs, refs, valids = [cur], [ref], [valid]
-    for _ in range(depth):
-        curs.append(_downsample(curs[-1]))
-        refs.append(_downsample(refs[-1]))
-        vv = valids[-1]
-        valids.append(None if vv is None else vv[:, 0::2, 0::2] | vv[:, 1::2, 1::2])
-
-    # Coarsest level: exhaustive search by shifting the whole frame (vectorised over blocks).
-    bL, pL, sL = block >> depth, pad >> depth, -(-search // unit)
-    cL, rL = curs[depth], refs[depth]
-    hL, wL = cL.shape
-    vmask = None
-    if valids[depth] is not None:
-        vmask = valids[depth].reshape(hb, wb, bL, bL).transpose(0, 2, 1, 3).reshape(hL, wL)
-    best = np.full((hb, wb), np.iinfo(np.int64).max, np.int64)
-    vec = np.zeros((hb, wb, 2), np.int64)
-    lam_l = lam / unit
-    for dy in range(-sL, sL + 1):
-        for dx in range(-sL, sL + 1):
-            d = np.abs(cL - rL[pL + dy:pL + dy + hL, pL + dx:pL + dx + wL])
-            if vmask is not None:
-                d *= vmask
-            cost = d.reshape(hb, bL, wb, bL).sum(axis=(1, 3))
-            # Small bias towards short vectors: ties in flat areas resolve to zero.
-            cost += int(round(lam_l * int(mv_bits(np.array([dy * 4, dx * 4])).sum())))
-            better = cost < best
-            best[better] = cost[better]
-            vec[better] = (dy, dx)
-    vec = vec.reshape(n, 2)
-
-    # Finer pyramid levels: double and refine +-1.
-    square = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], np.int64)
-    for lev in range(depth - 1, 0, -1):
-        L = _Level(curs[lev], refs[lev], pad >> lev, block >> lev, hb, wb, valids[lev])
-        lim = -(-search // (1 << lev))
-        vec = 2 * vec
-        cands = np.clip(vec[None] + square[:, None], -lim, lim)          # (9, N, 2)
-        costs = np.stack([L.sad(c) for c in cands])                      # (9, N)
-        vec = cands[np.argmin(costs, axis=0), np.arange(n)]
-    if depth:
-        vec = 2 * vec
-
-    L0 = _Level(cur, ref, pad, block, hb, wb, valid)
-    vec = _refine_integer(L0, vec, hb, wb, search, lam)
-    q = (vec * 4).astype(np.int64)
-    if subpel > 1:
-        q = _refine_subpel(cur, ref, pad, block, hb, wb, valid, vec, subpel, lam)
-    return MotionField(block, q.reshape(hb, wb, 2).astype(np.int16))
-
-
-def _rate(vec_q: np.ndarray, pred_q: np.ndarray) -> np.ndarray:
-    """Estimated bits of quarter-pel vectors vec_q (n, 2) against predictors (n, 2)."""
-    return mv_bits(vec_q - pred_q).sum(axis=1)
-
-
-def _refine_integer(L: _Level, vec: np.ndarray, hb: int, wb: int, search: int,
-                    lam: float) -> np.ndarray:
-    """Full-resolution integer search: predictive candidates, then +-1 square steps.
-
-    vec: (N, 2) integer-pel starting vectors. Predictors come from the current
-    field (a Jacobi approximation of the raster-order median predictor).
-    """
-    n = hb * wb
-    ar = np.arange(n)
-    vec = np.clip(vec, -search, search)
-    square = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], np.int64)
-    for _ in range(2):
-        f = vec.reshape(hb, wb, 2)
-        pred = median_predictor(f * 4).reshape(n, 2).astype(np.int64)            # quarter pel
-        # Candidates: current, zero, the four neighbours' vectors, the median predictor.
-        padded = np.pad(f, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        cands = [vec, np.zeros_like(vec), (pred + 2) >> 2,
-                 padded[1:-1, :-2].reshape(n, 2), padded[1:-1, 2:].reshape(n, 2),
-                 padded[:-2, 1:-1].reshape(n, 2), padded[2:, 1:-1].reshape(n, 2)]
-        cands = np.clip(np.stack(cands), -search, search)                          # (7, N, 2)
-        costs = np.stack([L.sad(c) + lam * _rate(c * 4, pred) for c in cands])
-        vec = cands[np.argmin(costs, axis=0), ar]
-        cost = costs.min(axis=0)
-        # Square search from every block, continuing only where the vector moved.
-        active = ar
-        for _ in range(8):
-            if active.size == 0:
-                break
-            base = vec[active]
-            cs = np.clip(base[None] + square[:, None], -search, search)            # (8, n, 2)
-            cc = np.stack([L.sad(c, active) + lam * _rate(c * 4, pred[active]) for c in cs])
-            k = np.argmin(cc, axis=0)
-            m = cc[k, np.arange(active.size)] < cost[active]
-            moved = active[m]
-            vec[moved] = cs[k[m], np.flatnonzero(m)]
-            cost[moved] = cc[k[m], np.flatnonzero(m)]
-            active = moved
-    return vec
-
-
-def _refine_subpel(cur: np.ndarray, ref: np.ndarray, pad: int, block: int, hb: int, wb: int,
-                   valid: np.ndarray | None, vec: np.ndarray, subpel: int,
-                   lam: float) -> np.ndarray:
-    """Half-, then quarter-pel refinement around integer vectors vec (N, 2) -> (N, 2) quarter pel.
-
-    One half grid per block covers vec +- 1 pixel, so every candidate is a strided
-    slice of it and equals what `compensate` produces for that vector.
-    """
-    n = hb * wb
-    B = block
-    ar = np.arange(n)
-    cb = cur.reshape(hb, B, wb, B).transpose(0, 2, 1, 3).reshape(n, B, B)
-    by = np.repeat(np.arange(hb) * B, wb) + pad
-    bx = np.tile(np.arange(wb) * B, hb) + pad
-    # Window origin (vec - 1) - 2 taps; size (B+2) + 5; all inside the padded ref.
-    win = _gather(ref, by + vec[:, 0] - 3, bx + vec[:, 1] - 3, B + 7)
-    g = _half_grid(win, B + 2)                                           # (N, 2B+5, 2B+5)
-    step_q = 4 // subpel                                                 # finest step, quarter pel
-
-    def cost(d: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        """Costs (N,) of quarter offsets d (N, 2) around 4*vec, each d in [-4, 4]."""
-        out = np.empty(n, np.float64)
-        rel = d + 4                                                      # quarter offset in the grid
-        key = rel[:, 0] * 16 + rel[:, 1]
-        for k in np.unique(key):
-            sel = np.flatnonzero(key == k)
-            p = _qpel_from_grid(g[sel], int(k) >> 4, int(k) & 15, B)
-            e = np.abs(cb[sel] - p)
-            if valid is not None:
-                e *= valid[sel]
-            out[sel] = e.sum(axis=(1, 2))
-        return out + lam * _rate(vec * 4 + d, pred)
-
-    def improve(d: np.ndarray, best: np.ndarray, cand: np.ndarray, pred: np.ndarray) -> None:
-        """Take cand (N, 2) where it is cheaper (in place)."""
-        cand = np.clip(cand, -4, 4)
-        if step_q > 1:
-            cand = cand - cand % step_q                                  # keep the precision
-        c = cost(cand, pred)
-        m = c < best
-        best[m] = c[m]
-        d[m] = cand[m]
-
-    # Greedy half-pel then quarter-pel search, predictors from the integer field.
-    pred = median_predictor((vec * 4).reshape(hb, wb, 2)).reshape(n, 2).astype(np.int64)
-    d = np.zeros((n, 2), np.int64)
-    best = cost(d, pred)
-    for step in (2, 1)[: 2 if subpel == 4 else 1]:
-        center = d.copy()
-        for oy in (-step, 0, step):
-            for ox in (-step, 0, step):
-                if oy or ox:
-                    improve(d, best, center + (oy, ox), pred)
-    # The coder predicts from the final sub-pel neighbours, not the integer ones:
-    # re-cost against them and also try each block's new predictor, so that a
-    # uniform sub-pel motion ends up with identical (free) vectors.
-    for _ in range(2):
-        pred = median_predictor((vec * 4 + d).reshape(hb, wb, 2)).reshape(n, 2).astype(np.int64)
-        best = cost(d, pred)
-        improve(d, best, pred - vec * 4, pred)
-        center = d.copy()
-        for oy in (-step_q, 0, step_q):
-            for ox in (-step_q, 0, step_q):
-                if oy or ox:
-                    improve(d, best, center + (oy, ox), pred)
-    return vec * 4 + d
 
 
 # --------------------------------------------------------------------------- vector coding

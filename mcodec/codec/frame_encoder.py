@@ -1,0 +1,174 @@
+"""The encoder's per-frame decisions and the syntax they produce; closed loop.
+
+    key frame:       intra network on the source -> latents
+    predicted frame: motion search (`motion_search`) on the previous reconstruction
+                     -> (overlapped) compensation -> per-patch mask decision
+                     (`mask_decision`, J = D + lambda R on estimates) -> inter network
+                     on the visible patches' residual; all patches masked -> rebuilt
+                     frame; a suspected scene cut coded as a key frame when cheaper
+    every frame:     loop filter fitted and sent when it pays in J
+
+Each frame is reconstructed by the decoder's own `FrameDecoder` (which owns the
+reference), so the encoder predicts from exactly what the decoder will have.
+Distortions are in the training loss's units (`distortion.loss_patch_sse`),
+lambda = 1 / (the model level's training lambda), i.e. weighted SSE per bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcodec.codec import bitstream as bs
+from mcodec.codec import loopfilter, masking, motion
+from mcodec.codec.distortion import LUMA_SHARE, frame_psnr_yuv, loss_patch_sse
+from mcodec.codec.frame import Frame
+from mcodec.codec.mask_decision import choose_mask, mask_worst_kept
+from mcodec.codec.motion_search import estimate_motion
+from mcodec.codec.options import EncoderTuning
+from mcodec.codec.reconstruct import (FrameDecoder, add_residual, residual_planes, source_at, to_planes,
+                                      to_tensor)
+from mcodec.codec.syntax import PATCH, FrameSyntax
+from mcodec.codec.zoo import CodecNetworks
+
+
+def _pad_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero-pad a per-patch map to the latent grid (padding patches have no distortion)."""
+    out = np.zeros(shape, dtype=np.float64)
+    out[:a.shape[0], :a.shape[1]] = a
+    return out
+
+
+class FrameEncoder:
+    """Chooses and produces the syntax of each frame of one GOP.
+
+    One encoder codes frames at one coding scale (1 or 2; see `mcodec.codec.ladder`):
+    at 2 every frame is upsampled (`resample.upsample_frame`) and coded at twice
+    the width and height, and the reconstruction is downsampled for output.
+    """
+
+    def __init__(self, nets: CodecNetworks, width: int, height: int, mask: str | float,
+                 tuning: EncoderTuning, scale: int = 1) -> None:
+        if scale not in (1, 2):
+            raise ValueError(f"coding scale must be 1 or 2, got {scale}")
+        self.nets, self.mask, self.tuning, self.scale = nets, mask, tuning, scale
+        self.recon = FrameDecoder(nets, width, height, obmc=tuning.obmc, scale2=scale == 2,
+                                  loopfilter=tuning.loop_filter)
+        self.patches_total = 0
+        self.patches_masked = 0
+        self.scene_cuts = 0      # predicted frames coded as key frames instead
+
+    def patch_distortion(self, a, b) -> np.ndarray:
+        """(rows, cols) per-patch distortion of the decisions (weighted SSE)."""
+        return loss_patch_sse(a, b, PATCH, self.tuning.decision_chroma_weight)
+
+    def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
+        """Code one frame at model level `quality` (key frames: + key_quality_offset, clamped);
+        return its unit (which records the level used) and the decoder's output frame.
+
+        A non-key frame is coded as a key frame too when the encoder finds it a
+        scene cut (see `EncoderTuning.scene_cut_psnr`)."""
+        import torch
+
+        src = source_at(frame, self.scale)
+        with torch.no_grad():
+            coded = None
+            if not key and self.recon.reference is not None:
+                coded = self._encode_inter(src, quality)
+                self.scene_cuts += coded is None
+            if coded is None:
+                quality = min(quality + self.tuning.key_quality_offset, self.nets.levels - 1)
+                coded = self._encode_key(src, quality)
+            syntax, recon = coded
+        flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0
+        if self.tuning.loop_filter:
+            chroma = LUMA_SHARE * self.tuning.decision_chroma_weight   # the weighted SSE's plane weights
+            filt, filtered = loopfilter.fit(
+                recon.planes(), frame.planes(), (LUMA_SHARE, chroma, chroma),
+                1.0 / self.nets.lambdas[quality],
+                lambda planes: self.recon.output(Frame(*planes), self.scale).planes(), self.scale)
+            if filt.active:
+                syntax = syntax.with_loop_filter(loopfilter.encode(filt))
+                recon = Frame(*filtered)
+        out = self.recon.output(recon, self.scale)
+        unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
+                            frame_hash=bs.frame_hash(*out.planes()), segments=syntax.to_segments(),
+                            flags=flags | syntax.flags)
+        self.recon.reference, self.recon.reference_scale = recon, self.scale
+        return unit, out
+
+    def _encode_key(self, frame: Frame, q: int) -> tuple[FrameSyntax, Frame]:
+        x, geometry = to_tensor(frame.planes(), self.nets)
+        comp = self.nets.intra.compress(x, q)
+        return FrameSyntax(bs.FRAME_KEY, latents=tuple(comp.strings)), Frame(*to_planes(comp.x_hat, geometry))
+
+    def _encode_inter(self, frame: Frame, q: int) -> tuple[FrameSyntax, Frame] | None:
+        """Code `frame` as a predicted frame, or return None when it should be a key frame."""
+        import torch
+
+        ref = self.recon.reference
+        assert ref is not None
+        lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
+        geo = self.recon.geometry(self.scale)
+        field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
+                                search=self.tuning.search_range * self.scale,
+                                lam=float(np.sqrt(lam)))  # SAD per bit, H.264's rule
+        mv = motion.encode_motion(field)
+        pred = self.recon.compensate(*ref.planes(), field)
+        hy, wy = geo.latent_shape
+        d_mask = _pad_to(self.patch_distortion(frame, pred), (hy, wy))
+        rebuilt = FrameSyntax(bs.FRAME_REBUILT, motion=mv)
+        if self.mask == 1.0 or (self.mask != "off" and not d_mask.any()):
+            self.patches_total += hy * wy
+            self.patches_masked += hy * wy
+            return rebuilt, Frame(*pred)
+        x, geometry = to_tensor(residual_planes(frame, pred), self.nets)
+        net = self.nets.inter
+        lam_mask = lam * self.tuning.mask_lambda_scale
+        cut_suspect = frame_psnr_yuv(frame, Frame(*pred)) < self.tuning.scene_cut_psnr
+        est = d_code = None
+        if self.mask != "off":
+            # Decisions on an estimate (float32 synthesis, no rANS): ~40 % faster
+            # than a trial compress; the frame itself is then coded exactly.
+            est = net.estimate(x, q)
+            coded = add_residual(pred, to_planes(est.x_hat, geometry))
+            d_code = _pad_to(self.patch_distortion(frame, coded), (hy, wy))
+        if self.mask == "off":
+            mask = np.zeros((hy, wy), dtype=bool)
+        elif self.mask == "auto":
+            r_code = est.position_bits.numpy()                       # (hy, wy) bits
+            mask = choose_mask(d_mask, d_code, r_code, lam_mask)
+            # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
+            if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
+                mask[:] = True
+        else:
+            mask = mask_worst_kept(d_mask - d_code, float(self.mask))
+        if cut_suspect and self._key_is_cheaper(frame, q, lam, x, geometry, pred, est, d_mask, d_code,
+                                                mask, 8 * len(mv)):
+            return None
+        self.patches_total += hy * wy
+        self.patches_masked += int(mask.sum())
+        if mask.all():
+            return rebuilt, Frame(*pred)
+        comp = net.compress(x, q, mask=torch.from_numpy(mask))
+        recon = add_residual(pred, to_planes(comp.x_hat, geometry))
+        return FrameSyntax(bs.FRAME_INTER, latents=tuple(comp.strings), motion=mv,
+                           mask=masking.encode_mask(mask)), recon
+
+    def _key_is_cheaper(self, frame: Frame, q: int, lam: float, x, geometry, pred, est, d_mask, d_code,
+                        mask: np.ndarray, side_bits: float) -> bool:
+        """Scene-cut test: is coding `frame` as a key frame (at level q's lambda) cheaper
+        in J = D + lam*R than the predicted-frame choice (`mask`) from the estimates?"""
+        hy, wy = self.recon.geometry(self.scale).latent_shape
+        if est is None:  # mask "off": the residual estimate was not needed until now
+            est = self.nets.inter.estimate(x, q)
+            coded = add_residual(pred, to_planes(est.x_hat, geometry))
+            d_code = _pad_to(self.patch_distortion(frame, coded), (hy, wy))
+        r_code = est.position_bits.numpy()
+        z_bits = est.total_bits - float(r_code.sum())
+        visible = ~mask
+        j_inter = (float(np.where(mask, d_mask, d_code).sum())
+                   + lam * (float(r_code[visible].sum()) + (z_bits if visible.any() else 0.0) + side_bits))
+        xk, gk = to_tensor(frame.planes(), self.nets)
+        key = self.nets.intra.estimate(xk, q)
+        d_key = float(self.patch_distortion(frame, Frame(*to_planes(key.x_hat, gk))).sum())
+        return d_key + lam * key.total_bits < j_inter

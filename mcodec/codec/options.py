@@ -1,0 +1,201 @@
+"""What the user and the tuner set, and what encode/decode report: options, tuning, summaries.
+
+Light on purpose (no numpy, no torch): the CLI, the bench and the tuning
+scripts read these without loading the codec.
+
+`EncoderTuning` holds every tuned constant of the encoder, each with the
+measurement that chose it; `EncodeOptions` carries one. Tests and tuning
+scripts vary a knob with `dataclasses.replace(EncoderTuning(), ...)`, and the
+bench derives its result-cache key from all fields (`EncoderTuning.key()`), so
+a new knob can never serve stale cached results. None of these is in the
+bitstream as such: the decoder reads what it needs (OBMC, loop filter, 2x)
+from the stream's header flags, never from the encoder's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from mcodec.codec import ladder
+from mcodec.errors import McodecError
+
+
+@dataclass(frozen=True)
+class EncoderTuning:
+    """The encoder's tuned constants (all chosen on training clips only).
+
+    Attributes:
+        key_quality_offset: key frames are coded this many model levels above the
+            GOP's level (clamped), as in x264's I-frame QP offset; every predicted
+            frame inherits the key frame's quality. benchmarks/tune_encoder.py key
+            0,2: +2 gave +0.1..1.2 dB at equal rate over +0.
+        mask_lambda_scale: multiplier on the training lambda's rate weight (1/lambda,
+            SSE per bit) in the masking decisions; > 1 favours masking. masklam
+            (mcodec-s2, 32 frames, q0..7): x2 gave -3.5 / -0.7 / -3.3 % BD-rate on
+            carphone, bikes, bigbuckbunny but made rate non-monotonic in the quality
+            level on the bench's synthetic clip, which the levels must never be: 1.
+        search_range: integer motion search range, luma pixels at coding scale 1
+            (recorded in the header; the decoder does not need it). The motion
+            block size is not a knob: it is part of the frame syntax.
+        obmc: overlapped block motion compensation for predicted frames (header
+            flag CODING_FLAG_OBMC). obmc 0,1 (mcodec-s2, 32 frames, q0..7): -7.5 %
+            BD-rate on bigbuckbunny, -6.3 % bikes, +1.2 % carphone.
+        scene_cut_psnr: a predicted frame whose motion-compensated prediction is
+            below this PSNR-YUV (dB) may be a scene cut: the encoder then also
+            estimates it as a key frame and codes it so when cheaper in J = D +
+            lambda R. Only bounds the work (the choice is the J comparison); on
+            training clips ordinary frames predicted at >= 31.8 dB, bikes' cut 16.7.
+        coding_scales: the coding scales the encoder may choose from (1 and 2).
+        level_shift_2x: --quality q offers 2x at model level q - shift (see
+            `mcodec.codec.ladder`, which documents why 2).
+        scale_j_bias: the GOP goes to 2x when the key frame's J at 2x is below this
+            times its J at 1x (> 1 leans to 2x, whose predicted frames the test
+            does not see). scalebias 1,1.15,1.3 (16 frames, q0..9): 1.15 gave
+            -8.1 % bigbuckbunny, -5.0 % carphone, 0.0 % bikes; 1.3 cost bikes +10 %.
+        decision_chroma_weight: w in the decisions' distortion LUMA_SHARE * (SSE_y +
+            w (SSE_u + SSE_v)); 2/3 is the training loss's own weighting.
+        loop_filter: frames may carry a Wiener loop filter (header flag
+            CODING_FLAG_LOOPFILTER), sent when it pays in J. loopfilter 1 vs 0
+            (16 frames, q0,2,4,5,7,9): -5.6 / -0.7 / -4.1 % BD-rate.
+    """
+
+    key_quality_offset: int = 2
+    mask_lambda_scale: float = 1.0
+    search_range: int = 16
+    obmc: bool = True
+    scene_cut_psnr: float = 25.0
+    coding_scales: tuple[int, ...] = (1, 2)
+    level_shift_2x: int = ladder.LEVEL_SHIFT_2X
+    scale_j_bias: float = 1.15
+    decision_chroma_weight: float = 2.0 / 3.0
+    loop_filter: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.coding_scales or not set(self.coding_scales) <= {1, 2}:
+            raise ValueError(f"coding_scales must be a non-empty subset of (1, 2), got {self.coding_scales}")
+        if not 1 <= self.search_range <= 255:
+            raise ValueError(f"search_range must be in 1..255, got {self.search_range}")
+        if self.level_shift_2x < 0:
+            raise ValueError(f"level_shift_2x must be >= 0, got {self.level_shift_2x}")
+
+    def key(self) -> str:
+        """Every field, by name (a result cache keyed on it re-codes when any knob changes)."""
+        return repr(sorted(dataclasses.asdict(self).items()))
+
+    def quality_ladder(self, levels: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """(coding scale, model level) candidates of each --quality value (`mcodec.codec.ladder`)."""
+        return ladder.quality_ladder(levels, self.level_shift_2x)
+
+
+MASK_MODES = ("auto", "off")
+
+
+def parse_mask(text: str) -> str | float:
+    """CLI value of --mask: 'auto', 'off' or a ratio."""
+    if text in MASK_MODES:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise McodecError(f"--mask must be auto, off or a ratio in [0, 1], got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to encode.
+
+    Attributes:
+        quality: index into the quality ladder (0 = smallest file); ignored when `bitrate` is set.
+        bitrate: target in kbit/s for the whole clip (quality chosen per GOP), or None.
+        gop: key-frame interval in frames (>= 1).
+        mask: "auto" (rate-distortion decision per patch), "off" (code every
+            patch), or a ratio in [0, 1] (that fraction of patches of each
+            predicted frame masked, the worst-predicted ones kept).
+        frames: encode at most this many frames (None = all).
+        tuning: the encoder's tuned constants (defaults: the shipped tuning).
+    """
+
+    quality: int = 4
+    bitrate: float | None = None
+    gop: int = 32
+    mask: str | float = "auto"
+    frames: int | None = None
+    tuning: EncoderTuning = field(default_factory=EncoderTuning)
+
+    def __post_init__(self) -> None:
+        if self.gop < 1:
+            raise McodecError(f"--gop must be >= 1, got {self.gop}")
+        if self.bitrate is not None and not self.bitrate > 0:
+            raise McodecError(f"--bitrate must be > 0 kbit/s, got {self.bitrate}")
+        if self.frames is not None and self.frames < 1:
+            raise McodecError(f"--frames must be >= 1, got {self.frames}")
+        if isinstance(self.mask, str):
+            if self.mask not in MASK_MODES:
+                raise McodecError(f"--mask must be auto, off or a ratio in [0, 1], got {self.mask!r}")
+        elif not 0.0 <= float(self.mask) <= 1.0:
+            raise McodecError(f"--mask ratio must be in [0, 1], got {self.mask}")
+
+
+def _ranges(indexes: tuple[int, ...]) -> str:
+    """'0-3,7,9-10' for (0, 1, 2, 3, 7, 9, 10)."""
+    out: list[list[int]] = []
+    for i in indexes:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)
+
+
+@dataclass(frozen=True)
+class EncodeSummary:
+    """What `encode` did. Rates come from the real size of the written file."""
+
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+    bytes: int
+    seconds: float
+    psnr_yuv: float          # mean over frames of (6*PSNR_Y + PSNR_U + PSNR_V)/8, dB (vs source)
+    qualities: tuple[int, ...]  # quality used per GOP
+    masked_fraction: float   # masked patches / patches of predicted frames
+    scene_cuts: int = 0      # frames coded as key frames off the --gop grid (scene cuts)
+
+    @property
+    def kbps(self) -> float:
+        return self.bytes * 8 / 1000 * float(self.fps) / max(self.frames, 1)
+
+    @property
+    def bpp(self) -> float:
+        return self.bytes * 8 / max(self.frames * self.width * self.height, 1)
+
+    def line(self) -> str:
+        """The one-line summary `mcodec encode` prints."""
+        q = ",".join(str(q) for q in sorted(set(self.qualities)))
+        return (f"{self.frames} frames {self.width}x{self.height} @ {float(self.fps):.3g} fps: "
+                f"{self.bytes} bytes, {self.kbps:.1f} kbps, {self.bpp:.4f} bpp, "
+                f"PSNR-YUV {self.psnr_yuv:.2f} dB, quality {q}, "
+                f"{100 * self.masked_fraction:.0f}% of P-frame patches masked, "
+                + (f"{self.scene_cuts} scene cut(s) coded as key frames, " if self.scene_cuts else "")
+                + f"{self.frames / max(self.seconds, 1e-9):.2f} fps")
+
+
+@dataclass(frozen=True)
+class DecodeSummary:
+    """What `decode` did."""
+
+    frames: int
+    width: int
+    height: int
+    seconds: float
+    lost_frames: tuple[int, ...] = ()  # --keep-going: frames concealed (not decoded)
+    damage: tuple[str, ...] = ()       # --keep-going: what was wrong, where
+
+    def line(self) -> str:
+        lost = (f", {len(self.lost_frames)} lost frames concealed ({_ranges(self.lost_frames)})"
+                if self.lost_frames else "")
+        return (f"{self.frames} frames {self.width}x{self.height} decoded, hashes verified"
+                f"{lost}, {self.frames / max(self.seconds, 1e-9):.2f} fps")
