@@ -30,7 +30,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     import numpy as np
     import torch
-    from mcodec.codec import codec
+    from mcodec.codec import zoo
     from mcodec.codec import entropy as ent
     from mcodec.codec import model as mdl
     from mcodec.codec.video_io import open_video
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "images" / "kodak"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    net = codec.load_networks(args.model).intra
+    net = zoo.load_networks(args.model).intra
     files = sorted(Path(args.data).glob("*.png"))[:args.images]
     qs = [int(q) for q in args.qualities.split(",")]
     rows = {q: [] for q in qs}

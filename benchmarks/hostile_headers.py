@@ -58,7 +58,9 @@ def _child(code: str, *args: str) -> tuple[int, float, float, str]:
 def main() -> None:
     sys.path.insert(0, str(REPO))
     from mcodec.codec import codec
-    from mcodec.codec.video_io import Frame, open_writer
+    from mcodec.codec.frame import Frame
+    from mcodec.codec.options import EncodeOptions
+    from mcodec.codec.video_io import open_writer
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +70,7 @@ def main() -> None:
             for _ in range(3):
                 w.write(Frame(rng.integers(0, 256, (48, 64), np.uint8),
                               np.full((24, 32), 128, np.uint8), np.full((24, 32), 128, np.uint8)))
-        codec.encode(str(d / "in.y4m"), str(d / "ok.bin"), options=codec.EncodeOptions(quality=0))
+        codec.encode(str(d / "in.y4m"), str(d / "ok.bin"), options=EncodeOptions(quality=0))
         ok = (d / "ok.bin").read_bytes()
         cases = {
             "valid 64x48, 3 frames": ok,

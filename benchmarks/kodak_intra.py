@@ -23,10 +23,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mcodec.codec import codec
+    from mcodec.codec import zoo
     from mcodec.codec import model as mdl
-    from mcodec.codec.video_io import Frame, open_video
-    from mcodec.eval.metrics import frame_psnr_yuv
+    from mcodec.codec.frame import Frame
+    from mcodec.codec.video_io import open_video
+    from mcodec.codec.distortion import frame_psnr_yuv
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
@@ -34,7 +35,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared/data/images/kodak"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    nets = codec.load_networks(args.model)
+    nets = zoo.load_networks(args.model)
     frames = []
     for f in sorted(Path(args.data).glob("*.png"))[:args.images]:
         with open_video(str(f)) as r:

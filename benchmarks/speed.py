@@ -30,7 +30,8 @@ def main() -> None:
     import torch
 
     from mcodec.codec import bitstream as bs
-    from mcodec.codec import codec
+    from mcodec.codec import codec, zoo
+    from mcodec.codec.options import EncodeOptions
     from mcodec.codec.video_io import open_video, open_writer
     from mcodec.eval.anchors import anchor_codec
 
@@ -42,10 +43,10 @@ def main() -> None:
             for f in r:
                 w.write(f)
             n, size = r.frames_read, f"{r.info.width}x{r.info.height}"
-        nets = codec.load_networks()
+        nets = zoo.load_networks()
         t = time.perf_counter()
         enc = codec.encode(str(d / "src.y4m"), str(d / "s.bin"),
-                           options=codec.EncodeOptions(quality=args.quality), networks=nets)
+                           options=EncodeOptions(quality=args.quality), networks=nets)
         t_enc = time.perf_counter() - t
         t = time.perf_counter()
         codec.decode(str(d / "s.bin"), str(d / "out.y4m"), networks=nets)

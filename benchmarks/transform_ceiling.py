@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     from mcodec.codec import model as mdl
-    from mcodec.codec.codec import load_networks
+    from mcodec.codec.zoo import load_networks
     from mcodec.codec.video_io import open_video
     from mcodec.eval.bench import resolve_clips
 

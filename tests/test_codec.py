@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from fractions import Fraction
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,53 +17,19 @@ import pytest
 
 from mcodec.codec import bitstream as bs
 from mcodec.codec import codec
+from mcodec.codec.options import EncodeOptions, EncoderTuning
+from mcodec.codec.reconstruct import FrameDecoder
+from mcodec.codec.zoo import CodecNetworks, load_networks, networks_from_file
 from mcodec.codec.video_io import open_video
 from mcodec.errors import BitstreamError, McodecError, ModelError
 
-from .conftest import synthetic_frames, write_clip
-
-
-def tiny_bundle(path: Path, seed: int = 0) -> Path:
-    import torch
-
-    from mcodec.codec import model as mdl
-
-    torch.manual_seed(seed)
-    config = mdl.ModelConfig(n=16, m=16, levels=4)
-    nets = [mdl.IntraCodec(config).eval() for _ in range(2)]
-    for net in nets:
-        net.update()
-    codec.save_bundle(nets[0], nets[1], (0.002, 0.008, 0.03, 0.1), str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def nets(bundle: Path) -> codec.CodecNetworks:
-    return codec.networks_from_file(str(bundle), model_id="tiny")
-
-
-@pytest.fixture(scope="module")
-def cars_cut(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """First 6 frames of cars_320x240 as y4m."""
-    with open_video(str(clips_dir / "cars_320x240.mkv"), max_frames=6) as r:
-        frames = list(r)
-    return write_clip(tmp_path_factory.mktemp("clip") / "cars6.y4m", frames, Fraction(30))
-
-
-def read_frames(path: Path) -> list:
-    with open_video(str(path)) as r:
-        return list(r)
+from .conftest import read_frames, synthetic_frames, tiny_bundle, write_clip
 
 
 DECODE_IN_CHILD = """
 import sys
-from mcodec.codec import codec
-nets = codec.networks_from_file(sys.argv[1], model_id="tiny")
+from mcodec.codec import codec, zoo
+nets = zoo.networks_from_file(sys.argv[1], model_id="tiny")
 s = codec.decode(sys.argv[2], sys.argv[3], networks=nets)
 print(s.frames)
 """
@@ -70,7 +37,7 @@ print(s.frames)
 
 def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_path) -> None:
     out = tmp_path / "cars.bin"
-    options = codec.EncodeOptions(quality=2, gop=4, mask="auto")
+    options = EncodeOptions(quality=2, gop=4, mask="auto")
     summary = codec.encode(str(cars_cut), str(out), options=options, networks=nets)
     assert summary.frames == 6 and summary.bytes == out.stat().st_size
     stream = bs.read_bitstream(str(out))
@@ -87,7 +54,7 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
     for unit, frame in zip(stream.frames, decoded):
         assert bs.frame_hash(*frame.planes()) == unit.frame_hash
     src = read_frames(cars_cut)
-    from mcodec.eval.metrics import frame_psnr_yuv
+    from mcodec.codec.distortion import frame_psnr_yuv
 
     psnr = np.mean([frame_psnr_yuv(a, b) for a, b in zip(src, decoded)])
     assert abs(psnr - summary.psnr_yuv) < 1e-9
@@ -96,38 +63,37 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
 def test_quality_ladder_offers_both_scales_at_equal_slope() -> None:
     from mcodec.codec.ladder import LEVEL_SHIFT_2X
 
-    lad = codec.quality_ladder(4)
-    assert LEVEL_SHIFT_2X == 2
+    lad = EncoderTuning().quality_ladder(4)
+    assert LEVEL_SHIFT_2X == 2 == EncoderTuning().level_shift_2x
     assert lad == (((1, 0),), ((1, 1),), ((1, 2), (2, 0)), ((1, 3), (2, 1)), ((2, 2),), ((2, 3),))
-    lad = codec.quality_ladder(8)
+    lad = EncoderTuning().quality_ladder(8)
     assert len(lad) == 10 and lad[5] == ((1, 5), (2, 3)) and lad[9] == ((2, 7),)
 
 
-def test_scale_bias_moves_the_gop_crossover(nets, monkeypatch) -> None:
-    """SCALE_J_BIAS scales the 1x side of the key-frame J test: a huge bias sends the GOP
+def test_scale_bias_moves_the_gop_crossover(nets) -> None:
+    """EncoderTuning.scale_j_bias scales the 1x side of the key-frame J test: a huge bias sends the GOP
     to 2x from the first value offering both scales, zero keeps it at 1x, and the
     crossover never rises as the bias grows."""
     frame = synthetic_frames(64, 48, 1, seed=3)[0]
-    ladder = codec.quality_ladder(nets.levels)
+    ladder = EncoderTuning().quality_ladder(nets.levels)
     first_both = min(i for i, c in enumerate(ladder) if len(c) == 2)
     found = []
     for bias in (0.0, 1.0, 1.15, 1e12):
-        monkeypatch.setattr(codec, "SCALE_J_BIAS", bias)
-        found.append(codec._scale_crossover(nets, frame, "cpu"))
+        found.append(codec._scale_crossover(nets, frame, replace(EncoderTuning(), scale_j_bias=bias)))
     assert found[0] == len(ladder) and found[-1] == first_both
     assert found == sorted(found, reverse=True)
 
 
-def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_path, monkeypatch) -> None:
+def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_path) -> None:
     import dataclasses
 
-    monkeypatch.setattr(codec, "CODING_SCALES", (2,))       # the tiny networks: force 2x
+    only_2x = EncoderTuning(coding_scales=(2,))              # the tiny networks: force 2x
     frames = synthetic_frames(33, 17, 3)                     # odd size
     src = write_clip(tmp_path / "in.y4m", frames)
     out = tmp_path / "2x.bin"
     q = 3                                                    # (1, 3) or (2, 1)
     ladder = {2: 1}
-    summary = codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=q, gop=2),
+    summary = codec.encode(str(src), str(out), options=EncodeOptions(quality=q, gop=2, tuning=only_2x),
                            networks=nets)
     stream = bs.read_bitstream(str(out))
     assert stream.header.coding.flags & bs.CODING_FLAG_SCALE2
@@ -139,12 +105,11 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
     assert done.returncode == 0, done.stderr
     back = read_frames(dec)
     assert [(f.width, f.height) for f in back] == [(33, 17)] * 3
-    from mcodec.eval.metrics import frame_psnr_yuv
+    from mcodec.codec.distortion import frame_psnr_yuv
 
     assert abs(np.mean([frame_psnr_yuv(a, b) for a, b in zip(frames, back)]) - summary.psnr_yuv) < 1e-9
     # 1x levels set neither flag.
-    monkeypatch.setattr(codec, "CODING_SCALES", (1, 2))
-    codec.encode(str(src), str(tmp_path / "1x.bin"), options=codec.EncodeOptions(quality=0, gop=2),
+    codec.encode(str(src), str(tmp_path / "1x.bin"), options=EncodeOptions(quality=0, gop=2),
                  networks=nets)
     one = bs.read_bitstream(str(tmp_path / "1x.bin"))
     assert not one.header.coding.flags & bs.CODING_FLAG_SCALE2
@@ -152,8 +117,8 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
     # The decoder checks the scale syntax before decoding anything.
     key, pred = stream.frames[0], stream.frames[1]
     with pytest.raises(BitstreamError, match="does not allow"):
-        codec.FrameDecoder(nets, 33, 17, scale2=False, loopfilter=True).decode(key)
-    dec2 = codec.FrameDecoder(nets, 33, 17, scale2=True, loopfilter=True)
+        FrameDecoder(nets, 33, 17, scale2=False, loopfilter=True).decode(key)
+    dec2 = FrameDecoder(nets, 33, 17, scale2=True, loopfilter=True)
     with pytest.raises(BitstreamError, match="unknown frame flags 0x81"):
         dec2.decode(dataclasses.replace(key, flags=0x81))
     dec2.decode(key)
@@ -166,7 +131,7 @@ def test_odd_sizes_single_frames_and_gop_edges(nets, tmp_path, size, count, gop)
     frames = synthetic_frames(size[0], size[1], count)
     src = write_clip(tmp_path / "in.y4m", frames)
     out = tmp_path / "o.bin"
-    summary = codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=1, gop=gop),
+    summary = codec.encode(str(src), str(out), options=EncodeOptions(quality=1, gop=gop),
                            networks=nets)
     assert summary.frames == count
     dec = tmp_path / "d.y4m"
@@ -177,14 +142,15 @@ def test_odd_sizes_single_frames_and_gop_edges(nets, tmp_path, size, count, gop)
     assert keys == [i % gop == 0 for i in range(count)]
 
 
-def test_mask_modes(nets, cars_cut, tmp_path, monkeypatch) -> None:
+def test_mask_modes(nets, cars_cut, tmp_path) -> None:
     # The tiny random networks predict so badly that coding frames as key frames
     # (scene cuts) can win; this test is about the masks of predicted frames.
-    monkeypatch.setattr(codec, "SCENE_CUT_PSNR", 0.0)
+    no_cuts = EncoderTuning(scene_cut_psnr=0.0)
     sizes = {}
     for mode in ("off", 0.5, 1.0):
         out = tmp_path / f"m{mode}.bin"
-        s = codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=2, gop=6, mask=mode),
+        s = codec.encode(str(cars_cut), str(out), options=EncodeOptions(quality=2, gop=6, mask=mode,
+                                                                               tuning=no_cuts),
                          networks=nets)
         codec.decode(str(out), str(tmp_path / f"m{mode}.y4m"), networks=nets)
         sizes[mode] = s.bytes
@@ -198,9 +164,9 @@ def test_mask_modes(nets, cars_cut, tmp_path, monkeypatch) -> None:
 
 def test_wrong_model_and_damage_are_clean_errors(nets, bundle, cars_cut, tmp_path) -> None:
     out = tmp_path / "c.bin"
-    codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=1, gop=3, frames=3),
+    codec.encode(str(cars_cut), str(out), options=EncodeOptions(quality=1, gop=3, frames=3),
                  networks=nets)
-    other = codec.networks_from_file(str(tiny_bundle(tmp_path / "other.safetensors", seed=1)),
+    other = networks_from_file(str(tiny_bundle(tmp_path / "other.safetensors", seed=1)),
                                      model_id="other")
     with pytest.raises(ModelError, match="tiny"):
         codec.decode(str(out), str(tmp_path / "x.y4m"), networks=other)
@@ -217,10 +183,10 @@ def test_bad_options_are_user_errors(nets, cars_cut, tmp_path) -> None:
     for kwargs in ({"gop": 0}, {"mask": "sometimes"}, {"mask": 1.5}, {"bitrate": -1.0}):
         with pytest.raises(McodecError):
             codec.encode(str(cars_cut), str(tmp_path / "o.bin"),
-                         options=codec.EncodeOptions(**kwargs), networks=nets)
+                         options=EncodeOptions(**kwargs), networks=nets)
     with pytest.raises(McodecError, match="quality"):
         codec.encode(str(cars_cut), str(tmp_path / "o.bin"),
-                     options=codec.EncodeOptions(quality=9), networks=nets)
+                     options=EncodeOptions(quality=9), networks=nets)
     assert not (tmp_path / "o.bin").exists()
 
 
@@ -228,24 +194,24 @@ def test_bad_options_are_user_errors(nets, cars_cut, tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> codec.CodecNetworks:
-    return codec.load_networks()
+def shipped() -> CodecNetworks:
+    return load_networks()
 
 
-def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, tmp_path, monkeypatch) -> None:
+def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, tmp_path) -> None:
     """Streams say whether they use OBMC; the decoder follows the header, and
     streams without it (the version-1 tools) stay decodable."""
     streams = {}
-    monkeypatch.setattr(codec, "USE_LOOP_FILTER", False)  # this test is about the OBMC flag alone
     for obmc in (True, False):
-        monkeypatch.setattr(codec, "USE_OBMC", obmc)
+        # (no loop filter: this test is about the OBMC flag alone)
+        tuning = EncoderTuning(obmc=obmc, loop_filter=False)
         out = tmp_path / f"obmc{int(obmc)}.bin"
-        codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=1, gop=6, mask="off"),
+        codec.encode(str(cars_cut), str(out), options=EncodeOptions(quality=1, gop=6, mask="off", tuning=tuning),
                      networks=shipped)
         streams[obmc] = bs.read_bitstream(str(out))
         assert streams[obmc].header.coding.flags == (bs.CODING_FLAG_OBMC if obmc else 0)
         assert streams[obmc].min_reader_version == (2 if obmc else 1)
-    monkeypatch.setattr(codec, "USE_OBMC", True)  # the decoder must not look at the encoder's setting
+    # The decoder has no encoder settings at all: it follows each stream's header.
     for obmc, stream in streams.items():
         dec = tmp_path / f"d{int(obmc)}.y4m"
         codec.decode(str(tmp_path / f"obmc{int(obmc)}.bin"), str(dec), networks=shipped)  # hashes verified
@@ -253,20 +219,20 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
     # The two tools give different predicted frames (cars moves), so the flag matters:
     # decoding the OBMC stream with plain compensation fails its frame hashes.
     assert [f.frame_hash for f in streams[True].frames[1:]] != [f.frame_hash for f in streams[False].frames[1:]]
-    plain = codec.FrameDecoder(shipped, stream.header.width, stream.header.height, obmc=False)
+    plain = FrameDecoder(shipped, stream.header.width, stream.header.height, obmc=False)
     with pytest.raises(BitstreamError, match="hash mismatch"):
         for unit in streams[True].frames:
             plain.decode(unit)
 
 
-def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tmp_path, monkeypatch) -> None:
+def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tmp_path) -> None:
     import dataclasses
 
     streams = {}
     for on in (True, False):
-        monkeypatch.setattr(codec, "USE_LOOP_FILTER", on)
         out = tmp_path / f"lf{int(on)}.bin"
-        codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=3, gop=6), networks=shipped)
+        codec.encode(str(cars_cut), str(out), options=EncodeOptions(quality=3, gop=6, tuning=EncoderTuning(loop_filter=on)),
+                     networks=shipped)
         streams[on] = bs.read_bitstream(str(out))
         assert bool(streams[on].header.coding.flags & bs.CODING_FLAG_LOOPFILTER) == on
         assert streams[on].min_reader_version == (3 if on else 2)
@@ -279,8 +245,8 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
     key = streams[True].frames[0]
     assert key.flags & bs.FRAME_FLAG_FILTER  # cars: the key frame's filter pays
     with pytest.raises(BitstreamError, match="loop filter in a stream whose header does not allow it"):
-        codec.FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True).decode(key)
-    dec = codec.FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True, loopfilter=True)
+        FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True).decode(key)
+    dec = FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True, loopfilter=True)
     with pytest.raises(BitstreamError, match="3 segments, expected 4 for its frame type and its loop filter"):
         dec.decode(dataclasses.replace(key, segments=key.segments[:-1]))
     with pytest.raises(BitstreamError, match="hash mismatch"):
@@ -294,7 +260,7 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
 @pytest.fixture(scope="module")
 def cut_clip(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 frames 320x240 with a scene cut at frame 4: cars, then a crop of city."""
-    from mcodec.codec.video_io import Frame
+    from mcodec.codec.frame import Frame
 
     with open_video(str(clips_dir / "cars_320x240.mkv"), max_frames=4) as r:
         frames = list(r)
@@ -305,9 +271,9 @@ def cut_clip(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("mask", ["auto", "off"])
-def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, monkeypatch, mask) -> None:
+def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, mask) -> None:
     out = tmp_path / "cut.bin"
-    opts = codec.EncodeOptions(quality=1, gop=32, mask=mask)
+    opts = EncodeOptions(quality=1, gop=32, mask=mask)
     s = codec.encode(str(cut_clip), str(out), options=opts, networks=shipped)
     stream = bs.read_bitstream(str(out))
     assert [f.frame_type == bs.FRAME_KEY for f in stream.frames] == [i in (0, 4) for i in range(8)]
@@ -319,8 +285,8 @@ def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, monkeypa
     assert len(read_frames(dec)) == 8
     # Without the test the cut frame is predicted from cars: over 1 dB worse (worth
     # well over 20 % rate) at about the same size.
-    monkeypatch.setattr(codec, "SCENE_CUT_PSNR", 0.0)
-    s0 = codec.encode(str(cut_clip), str(tmp_path / "nocut.bin"), options=opts, networks=shipped)
+    s0 = codec.encode(str(cut_clip), str(tmp_path / "nocut.bin"),
+                      options=replace(opts, tuning=EncoderTuning(scene_cut_psnr=0.0)), networks=shipped)
     assert s0.scene_cuts == 0
     assert s.psnr_yuv > s0.psnr_yuv + 1.0 and s.bytes < 1.1 * s0.bytes, (s.line(), s0.line())
 
@@ -334,9 +300,9 @@ def cars12(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_shipped_model_quality_levels_are_monotonic_in_rate(shipped, cars12, tmp_path) -> None:
     sizes, psnrs = [], []
-    for q in range(len(codec.quality_ladder(shipped.levels))):  # 1x levels, then 2x
+    for q in range(len(EncoderTuning().quality_ladder(shipped.levels))):  # 1x levels, then 2x
         s = codec.encode(str(cars12), str(tmp_path / f"q{q}.bin"),
-                         options=codec.EncodeOptions(quality=q, gop=32, frames=4), networks=shipped)
+                         options=EncodeOptions(quality=q, gop=32, frames=4), networks=shipped)
         sizes.append(s.bytes)
         psnrs.append(s.psnr_yuv)
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
@@ -348,11 +314,11 @@ def test_bitrate_lands_within_ten_percent(shipped, cars12, tmp_path) -> None:
     rates = []
     for q in (2, 4):
         s = codec.encode(str(cars12), str(tmp_path / f"r{q}.bin"),
-                         options=codec.EncodeOptions(quality=q, gop=4), networks=shipped)
+                         options=EncodeOptions(quality=q, gop=4), networks=shipped)
         rates.append(s.kbps)
     target = (rates[0] * rates[1]) ** 0.5
     out = tmp_path / "br.bin"
-    s = codec.encode(str(cars12), str(out), options=codec.EncodeOptions(bitrate=target, gop=4),
+    s = codec.encode(str(cars12), str(out), options=EncodeOptions(bitrate=target, gop=4),
                      networks=shipped)
     real_kbps = out.stat().st_size * 8 / 1000 / (12 / 30)
     assert abs(real_kbps - target) <= 0.10 * target, (real_kbps, target, s.qualities)

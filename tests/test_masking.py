@@ -1,4 +1,4 @@
-"""Patch masks: exact random masks, coded mask maps (exact, compact, robust), RD helpers."""
+"""Patch masks: exact random masks, coded mask maps (exact, compact, robust)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcodec.codec.masking import (choose_mask, decode_mask, encode_mask, patch_sse,
-                                  plane_patch_sse, random_mask, tube_mask)
-from mcodec.codec.video_io import Frame
+from mcodec.codec.masking import decode_mask, encode_mask, random_mask, tube_mask
 from mcodec.errors import BitstreamError
 
 
@@ -94,49 +92,3 @@ def test_decode_mask_arbitrary_bytes(data: bytes, hp: int, wp: int) -> None:
     else:
         assert m.shape == (hp, wp) and m.dtype == bool
     assert time.perf_counter() - t < 1.0
-
-
-def test_plane_patch_sse_partial_patches() -> None:
-    rng = np.random.default_rng(5)
-    a = rng.integers(0, 256, (17, 33), dtype=np.uint8)
-    b = rng.integers(0, 256, (17, 33), dtype=np.uint8)
-    s = plane_patch_sse(a, b, 8)
-    assert s.shape == (3, 5) and s.dtype == np.int64
-    d = (a.astype(np.int64) - b) ** 2
-    for i in range(3):
-        for j in range(5):
-            assert s[i, j] == d[8 * i:8 * i + 8, 8 * j:8 * j + 8].sum()
-    assert s.sum() == d.sum()
-
-
-def test_patch_sse_yuv420() -> None:
-    rng = np.random.default_rng(6)
-
-    def frame() -> Frame:
-        return Frame(rng.integers(0, 256, (17, 33), dtype=np.uint8),
-                     rng.integers(0, 256, (9, 17), dtype=np.uint8),
-                     rng.integers(0, 256, (9, 17), dtype=np.uint8))
-
-    a, b = frame(), frame()
-    s = patch_sse(a, b, 16)                                  # luma 16, chroma 8
-    expected = (plane_patch_sse(a.y, b.y, 16) + plane_patch_sse(a.u, b.u, 8)
-                + plane_patch_sse(a.v, b.v, 8))
-    assert s.shape == (2, 3) and np.array_equal(s, expected)
-    assert np.array_equal(patch_sse(a.planes(), b.planes(), 16), s)
-    w = patch_sse(a, b, 16, chroma_weight=0.5)
-    assert np.allclose(w, plane_patch_sse(a.y, b.y, 16) + 0.5 * (expected - plane_patch_sse(a.y, b.y, 16)))
-    assert not patch_sse(a, a, 16).any()
-    with pytest.raises(ValueError):
-        patch_sse(a, b, 15)
-
-
-def test_choose_mask_rule() -> None:
-    d_mask = np.array([[10.0, 50.0], [100.0, 30.0]])
-    d_code = np.array([[5.0, 5.0], [5.0, 30.0]])
-    r_code = np.array([[10.0, 10.0], [10.0, 0.0]])
-    # masked iff D_mask <= D_code + lam * R_code; ties mask (no bits spent).
-    assert choose_mask(d_mask, d_code, r_code, 1.0).tolist() == [[True, False], [False, True]]
-    assert choose_mask(d_mask, d_code, r_code, 4.5).tolist() == [[True, True], [False, True]]
-    assert choose_mask(d_mask, d_code, r_code, 0.0).tolist() == [[False, False], [False, True]]
-    with pytest.raises(ValueError):
-        choose_mask(d_mask, d_code, r_code, -1.0)

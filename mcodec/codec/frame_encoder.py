@@ -111,7 +111,7 @@ class FrameEncoder:
         geo = self.recon.geometry(self.scale)
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
                                 search=self.tuning.search_range * self.scale,
-                                lam=float(np.sqrt(lam)))  # SAD per bit, H.264's rule
+                                lam=float(np.sqrt(lam)) * self.tuning.motion_lambda_scale)  # SAD/bit
         mv = motion.encode_motion(field)
         pred = self.recon.compensate(*ref.planes(), field)
         hy, wy = geo.latent_shape

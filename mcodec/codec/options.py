@@ -31,6 +31,9 @@ class EncoderTuning:
             GOP's level (clamped), as in x264's I-frame QP offset; every predicted
             frame inherits the key frame's quality. benchmarks/tune_encoder.py key
             0,2: +2 gave +0.1..1.2 dB at equal rate over +0.
+        motion_lambda_scale: multiplier on the motion search's lambda (sqrt of the
+            SSE lambda, H.264's rule: SAD per bit). mcodec-s1, 12 frames, q 0/2/4
+            (tune_encoder.py motion 1,4,16): x1 beat x4 and x16 at every point.
         mask_lambda_scale: multiplier on the training lambda's rate weight (1/lambda,
             SSE per bit) in the masking decisions; > 1 favours masking. masklam
             (mcodec-s2, 32 frames, q0..7): x2 gave -3.5 / -0.7 / -3.3 % BD-rate on
@@ -62,6 +65,7 @@ class EncoderTuning:
     """
 
     key_quality_offset: int = 2
+    motion_lambda_scale: float = 1.0
     mask_lambda_scale: float = 1.0
     search_range: int = 16
     obmc: bool = True
