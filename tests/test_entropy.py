@@ -19,12 +19,11 @@ module only through IntraCodec):
 * the checkerboard/mask groups (`IntraCodec._coded_selections`, ``_encode_y``/``_decode_y``
   in model.py): they partition the visible positions and round-trip group by group.
 
-The strict-xfail tests at the end run in a forked child, since what they document is a
-crash of CompressAI's C++ coder reached through this module's public functions (fewer
-than three symbols to encode; a table with a single codable symbol; table indexes
-outside the tables, including the one a NaN log-scale maps to). They turn into
-failures (XPASS, strict) once entropy.py guards those inputs, and should then lose the
-marker.
+The tests at the end run in a forked child, since what they guard against is a crash
+of CompressAI's C++ coder reached through this module's public functions (fewer than
+three symbols to encode; a table with a single codable symbol; table indexes outside
+the tables, including the one a NaN log-scale maps to): entropy.py pads, refuses or
+range-checks each, so every case round-trips or raises a clean error.
 """
 
 from __future__ import annotations
@@ -587,10 +586,6 @@ def _run_forked(fn: Callable[[], bool], timeout: float = 60.0) -> int | str:
     return p.exitcode
 
 
-@pytest.mark.xfail(strict=True, reason="CompressAI's encoder sizes its buffer to n words and flushes 2: "
-                   "0 symbols segfault, 1 (and 2 improbable ones) abort the process; a one-symbol table "
-                   "(n = 3) gives that symbol frequency 65536, which its uint16 field truncates to 0: "
-                   "SIGFPE. entropy.py guards neither")
 @pytest.mark.parametrize("case", ["none", "one", "two_improbable", "one_factorized", "collapsed_channel"])
 def test_encoder_does_not_crash_on_tiny_inputs_or_one_symbol_tables(gauss, bottleneck, case) -> None:
     def go() -> bool:
@@ -614,8 +609,6 @@ def test_encoder_does_not_crash_on_tiny_inputs_or_one_symbol_tables(gauss, bottl
     assert _run_forked(go) in (0, _CLEAN_ERROR)
 
 
-@pytest.mark.xfail(strict=True, reason="table indexes are not range-checked before CompressAI's C++ coder: "
-                   "decoding segfaults, encoding index -1 reads cdfs[-1]; a NaN log-scale gives index INT_MIN")
 @pytest.mark.parametrize("case", ["decode_64", "decode_-1", "decode_nan_index", "encode_-1", "factorized_channels"])
 def test_out_of_table_indexes_raise_cleanly(gauss, bottleneck, case) -> None:
     def go() -> bool:

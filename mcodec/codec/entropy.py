@@ -147,8 +147,10 @@ def _tables(coder: torch.nn.Module) -> _Tables:
     lengths = coder._cdf_length.reshape(-1).int().tolist()
     offsets = coder._offset.reshape(-1).int().tolist()
     for cdf, n in zip(cdfs, lengths):
-        if n < 3:
-            raise RuntimeError("CDF table too short for escape-free coding")
+        # n - 2 regular symbols; with one, its frequency would be 2**16, which
+        # CompressAI stores in 16 bits as 0 (its encoder then divides by zero).
+        if n < 4:
+            raise RuntimeError("CDF table too short for escape-free coding (needs 2 codable symbols)")
         cdf[n - 2] = 1 << PRECISION  # escape symbol (index n-2) gets zero frequency
     off = torch.tensor(offsets, dtype=torch.int64)
     return _Tables(cdfs, lengths, offsets, low=off,
@@ -190,13 +192,41 @@ def quantize_to_tables(gaussian: torch.nn.Module, y: Tensor, params: EntropyPara
     return symbols, symbols.to(torch.float32) + params.means
 
 
+# CompressAI's encoder sizes its output buffer by the symbol count and can write
+# n/2 + 2 words: fewer than this many symbols may overrun it (a crash). Shorter
+# inputs are padded, identically on both sides, with the lowest symbol of the
+# last symbol's table; no mcodec stream codes so few symbols (every string holds
+# a latent's channels), so this never changes a real stream.
+_MIN_SYMBOLS = 3
+
+
+def _checked_indexes(t: _Tables, indexes: Tensor) -> Tensor:
+    """Flat int64 table indexes, refused (ValueError) unless every one names a table."""
+    idx = indexes.reshape(-1).long().cpu()
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(t.cdfs)):
+        raise ValueError(f"table index outside 0..{len(t.cdfs) - 1}")
+    return idx
+
+
+def _padded(t: _Tables, sym: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    pad = _MIN_SYMBOLS - int(idx.numel())
+    last = idx[-1:].expand(pad)
+    return torch.cat([sym, t.low[last]]), torch.cat([idx, last])
+
+
 def _rans_encode(t: _Tables, symbols: Tensor, indexes: Tensor) -> bytes:
     from compressai.ans import RansEncoder
 
     sym = symbols.reshape(-1).long().cpu()
-    idx = indexes.reshape(-1).long().cpu()
+    idx = _checked_indexes(t, indexes)
+    if sym.numel() != idx.numel():
+        raise ValueError(f"{sym.numel()} symbols for {idx.numel()} table indexes")
+    if idx.numel() == 0:
+        return b""
     if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
         raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
+    if idx.numel() < _MIN_SYMBOLS:
+        sym, idx = _padded(t, sym, idx)
     return RansEncoder().encode_with_indexes(sym.int().tolist(), idx.int().tolist(),
                                              t.cdfs, t.lengths, t.offsets)
 
@@ -204,13 +234,17 @@ def _rans_encode(t: _Tables, symbols: Tensor, indexes: Tensor) -> bytes:
 def _rans_decode(t: _Tables, string: bytes, indexes: Tensor) -> Tensor:
     from compressai.ans import RansDecoder
 
-    n = int(indexes.numel())
+    idx = _checked_indexes(t, indexes)
+    n = int(idx.numel())
+    if n == 0:
+        return torch.zeros(indexes.shape, dtype=torch.int32)
+    if n < _MIN_SYMBOLS:
+        idx = _padded(t, torch.zeros(n, dtype=torch.int64), idx)[1]
     # The escape-free decoder reads at most 2 + n 32-bit words (see PRECISION's
     # comment); zero padding keeps every read inside this buffer.
-    padded = bytes(string) + bytes(4 * (n + 2))
-    out = RansDecoder().decode_with_indexes(padded, indexes.reshape(-1).int().tolist(),
-                                            t.cdfs, t.lengths, t.offsets)
-    return torch.tensor(out, dtype=torch.int32).reshape(indexes.shape)
+    padded = bytes(string) + bytes(4 * (idx.numel() + 2))
+    out = RansDecoder().decode_with_indexes(padded, idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
+    return torch.tensor(out[:n], dtype=torch.int32).reshape(indexes.shape)
 
 
 def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> bytes:
