@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcodec.codec import synth
-from mcodec.codec.motion import estimate_motion
-from mcodec.codec.synth import (KIND_VIDEO, bank_stats, build_pair_bank, degrade_reference,
-                                load_pair_bank, render_view, residual_stats)
+from mcodec.codec.motion_search import estimate_motion
+from mcodec.train.data import load_pair_bank, save_pair_bank
+from mcodec.train.degrade import degrade_reference
+from mcodec.train.stats import bank_stats, residual_stats
+from mcodec.train.synth import KIND_VIDEO, build_pair_bank, render_view
 
 _KEYS = ("cur_y", "cur_u", "cur_v", "pred_y", "pred_u", "pred_v")
 
@@ -56,23 +57,28 @@ def test_pred_is_close_to_cur(small_bank: tuple[Path, Path]) -> None:
 
 def test_bank_written_atomically(small_bank: tuple[Path, Path], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not list(small_bank[0].parent.glob("*.partial"))
+    assert sorted(p.name for p in small_bank[0].parent.iterdir()) == ["a.npz", "sub"]
     out = tmp_path / "bank.npz"
     out.write_bytes(b"old")
 
     def boom(*args, **kwargs) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(synth.np, "savez", boom)
-    with pytest.raises(OSError, match="disk full"):
-        synth._write_npz_atomic(out, {"x": np.zeros(3)})
+    with monkeypatch.context() as m:
+        m.setattr(np, "savez", boom)
+        with pytest.raises(OSError, match="disk full"):
+            save_pair_bank(out, {"x": np.zeros(3)})
     assert out.read_bytes() == b"old"                            # old bank untouched
-    assert not list(tmp_path.glob("*.partial"))                  # nothing left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["bank.npz"]  # nothing left behind
+    # The path is kept as given (np.savez would append ".npz" to a bare path).
+    save_pair_bank(tmp_path / "plain", {"x": np.arange(3), "info": np.array("{}")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.npz", "plain"]
+    assert load_pair_bank(tmp_path / "plain")["x"].tolist() == [0, 1, 2]
 
 
 def test_refuses_evaluation_data(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="evaluation data"):
-        build_pair_bank(tmp_path / "x.npz", 2, 64, 0, data_root="/work/shared/data/images/kodak")
+        build_pair_bank(tmp_path / "x.npz", 2, 64, 0, data_root="/x/data/images/kodak")
 
 
 def test_render_view_translation_is_found_by_motion_search() -> None:

@@ -1,4 +1,4 @@
-"""Training engine: data conversion, crops, checkpoint/resume, export."""
+"""Training package (mcodec.train): data conversion, crops, checkpoint/resume, export."""
 
 from __future__ import annotations
 
@@ -11,17 +11,46 @@ import numpy as np
 import pytest
 import torch
 
-from mcodec.codec.train import (Bank, CropSampler, TrainConfig, check_training_path, export_weights,
-                                load_checkpoint, planes_to_s2d, rgb_to_yuv420, train)
+from mcodec.train.data import (Bank, CropSampler, check_training_path, default_data_root,
+                               planes_to_s2d, residual_s2d, rgb_to_yuv420)
+from mcodec.train.trainer import (TrainConfig, export_bundle, export_weights, load_checkpoint, main,
+                                  train)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_refuses_evaluation_data() -> None:
-    for bad in ("/work/shared/data/images/kodak", "/x/data/clips/a", "/x/Kodak"):
+    for bad in ("/x/data/images/kodak", "/x/data/clips/a", "/x/Kodak"):
         with pytest.raises(ValueError, match="evaluation data"):
             check_training_path(bad)
-    check_training_path("/work/shared/data/images/train")
+    check_training_path("/x/data/images/train")
+
+
+def test_default_data_root_follows_mcodec_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCODEC_DATA", str(tmp_path / "elsewhere"))
+    assert default_data_root() == tmp_path / "elsewhere"
+    cfg = TrainConfig(out=str(tmp_path / "run"))  # the default is taken when a config is made
+    assert Path(cfg.data_root) == tmp_path / "elsewhere" / "images" / "train"
+    monkeypatch.delenv("MCODEC_DATA")
+    assert default_data_root() == REPO.parent / "shared" / "data"  # beside the checkout
+
+
+def test_no_machine_paths_in_the_package() -> None:
+    sources = sorted((REPO / "mcodec" / "train").glob("*.py"))
+    assert {p.name for p in sources} >= {"__init__.py", "__main__.py", "data.py", "synth.py",
+                                         "trainer.py"}
+    for path in sources:
+        assert "/work/" not in path.read_text(), path
+
+
+def test_package_import_is_light_and_modules_import_alone() -> None:
+    """`import mcodec.train` pulls in no torch; each module imports on its own (no cycle)."""
+    code = ("import sys, importlib; import mcodec.train; assert 'torch' not in sys.modules; "
+            "[importlib.import_module(f'mcodec.train.{m}') for m in sys.argv[1:]]")
+    for mod in ("data", "degrade", "stats", "synth", "trainer"):
+        done = subprocess.run([sys.executable, "-c", code, mod], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, (mod, done.stderr[-2000:])
 
 
 def test_rgb_to_yuv420_is_bt601_limited() -> None:
@@ -67,6 +96,11 @@ def test_train_checkpoint_resume_export(tmp_path: Path, shared_data: Path) -> No
     train(_cfg(split, 8, shared_data))  # resumes at 5
     ck = load_checkpoint(split / "ckpt.pt")
     assert ck["step"] == 8
+    # One key for the ModelConfig everywhere ("config"); the run's TrainConfig beside it.
+    from mcodec.codec.model import ModelConfig
+
+    assert ModelConfig.from_json(ck["config"]).levels == 2
+    assert json.loads(ck["train_config"])["lambdas"] == [0.002, 0.02]
     steps = [json.loads(l)["step"] for l in (split / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
     rec = json.loads((split / "log.jsonl").read_text().splitlines()[-1])
@@ -80,6 +114,11 @@ def test_train_checkpoint_resume_export(tmp_path: Path, shared_data: Path) -> No
 
     export_weights(split / "ckpt.pt", tmp_path / "w.safetensors")
     model = IntraCodec.from_safetensors(str(tmp_path / "w.safetensors"))
+    from mcodec.codec.zoo import safetensors_metadata
+
+    meta = safetensors_metadata((tmp_path / "w.safetensors").read_bytes())
+    assert meta["config"] == ck["config"] and "model_config" not in meta
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
     assert model.entropy_bottleneck._quantized_cdf.numel() > 0
     x = torch.rand(1, 6, 16, 24)
     c = model.compress(x, 1)
@@ -87,9 +126,12 @@ def test_train_checkpoint_resume_export(tmp_path: Path, shared_data: Path) -> No
 
 
 def test_cli_help() -> None:
-    done = subprocess.run([sys.executable, "-m", "mcodec.codec.train", "--help"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "--lambdas" in done.stdout
+    """`python -m mcodec.train` (what torchrun launches) and the pair-bank builder."""
+    for module, flag in (("mcodec.train", "--lambdas"), ("mcodec.train.synth", "--measure-real")):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f"python -m {module}" in done.stdout and flag in done.stdout
 
 
 # ----------------------------------------------------------------------------- residual (inter) mode
@@ -118,14 +160,12 @@ def _fake_ckpt(path: Path, lambdas: tuple[float, ...], seed: int = 0, context: b
     torch.manual_seed(seed)
     model = IntraCodec(ModelConfig(n=16, m=16, levels=len(lambdas), context=context))
     cfg = TrainConfig(out=str(path.parent), lambdas=lambdas, n=16, m=16, context=context)
-    torch.save({"model": model.state_dict(), "step": 0, "config": json.dumps(asdict(cfg)),
-                "model_config": model.config.to_json()}, path)
+    torch.save({"model": model.state_dict(), "step": 0, "config": model.config.to_json(),
+                "train_config": json.dumps(asdict(cfg))}, path)
     return path
 
 
 def test_residual_s2d_matches_codec_residual() -> None:
-    from mcodec.codec.train import residual_s2d
-
     bank = {"cur_y": np.array([[[0, 255], [10, 200]]], np.uint8), "pred_y": np.array([[[200, 0], [10, 100]]], np.uint8),
             "cur_u": np.array([[[7]]], np.uint8), "pred_u": np.array([[[9]]], np.uint8),
             "cur_v": np.array([[[50]]], np.uint8), "pred_v": np.array([[[50]]], np.uint8)}
@@ -136,8 +176,7 @@ def test_residual_s2d_matches_codec_residual() -> None:
 
 
 def test_pairs_training_masks_resumes_and_exports_bundle(tmp_path: Path) -> None:
-    from mcodec.codec.codec import networks_from_file
-    from mcodec.codec.train import export_bundle, main
+    from mcodec.codec.zoo import networks_from_file
 
     torch.set_num_threads(1)
     lambdas = (0.002, 0.02)
@@ -181,8 +220,6 @@ def test_pairs_training_masks_resumes_and_exports_bundle(tmp_path: Path) -> None
 
 
 def test_pairs_mode_and_bundle_refuse_mismatches(tmp_path: Path) -> None:
-    from mcodec.codec.train import export_bundle
-
     bank = _write_pair_bank(tmp_path / "pairs.npz")
     other = _fake_ckpt(tmp_path / "other.pt", (0.001, 0.01))
     with pytest.raises(ValueError, match="lambdas"):
@@ -206,12 +243,11 @@ def test_warm_start_from_the_shipped_bundle() -> None:
     """A fresh machine can continue training from the weights in the package."""
     from mcodec.codec import zoo
     from mcodec.codec.model import IntraCodec, ModelConfig
-    from mcodec.codec.train import load_checkpoint
 
     bundle = zoo.weights_file(zoo.get_model())
     for part in ("intra", "inter"):
         ck = load_checkpoint(f"{bundle}:{part}")
-        model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
+        model = IntraCodec(ModelConfig.from_json(ck["config"]))
         missing, unexpected = model.load_state_dict(ck["model"], strict=False)
         assert not missing and not unexpected
 

