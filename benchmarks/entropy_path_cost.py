@@ -33,6 +33,7 @@ def main() -> None:
     from mcodec.codec import zoo
     from mcodec.codec import entropy as ent
     from mcodec.codec import model as mdl
+    from mcodec.codec import packing
     from mcodec.codec.video_io import open_video
 
     ap = argparse.ArgumentParser()
@@ -49,7 +50,7 @@ def main() -> None:
     for f in files:
         with open_video(str(f)) as r:
             frame = next(iter(r))
-        x, geo = mdl.yuv420_to_tensor(*frame.planes())
+        x, geo = packing.yuv420_to_tensor(*frame.planes())
         pixels = frame.width * frame.height
         for q in qs:
             with torch.no_grad():

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from fractions import Fraction
 from pathlib import Path

@@ -24,7 +24,7 @@ def main() -> None:
     import torch
 
     from mcodec.codec import zoo
-    from mcodec.codec import model as mdl
+    from mcodec.codec import packing
     from mcodec.codec.frame import Frame
     from mcodec.codec.video_io import open_video
     from mcodec.codec.distortion import frame_psnr_yuv
@@ -45,10 +45,10 @@ def main() -> None:
     for q in range(nets.levels):
         bpp, psnr = [], []
         for fr in frames:
-            x, geo = mdl.yuv420_to_tensor(*fr.planes())
+            x, geo = packing.yuv420_to_tensor(*fr.planes())
             comp = nets.intra.compress(x, q)
             bpp.append(8 * sum(len(s) for s in comp.strings) / (fr.width * fr.height))
-            psnr.append(frame_psnr_yuv(fr, Frame(*mdl.tensor_to_yuv420(comp.x_hat, geo))))
+            psnr.append(frame_psnr_yuv(fr, Frame(*packing.tensor_to_yuv420(comp.x_hat, geo))))
         print(f"{q:7d} | {np.mean(bpp):.4f} | {np.mean(psnr):.2f}")
 
 

@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from mcodec.codec import model as mdl
+    from mcodec.codec import packing
     from mcodec.codec.zoo import load_networks
     from mcodec.codec.video_io import open_video
     from mcodec.eval.bench import resolve_clips
@@ -46,7 +46,7 @@ def main() -> None:
     for f in files:
         with open_video(str(f), max_frames=1) as reader:
             frame = next(iter(reader))
-        x, _ = mdl.yuv420_to_tensor(frame.y, frame.u, frame.v)
+        x, _ = packing.yuv420_to_tensor(frame.y, frame.u, frame.v)
         h, w = frame.y.shape
         luma = x[:, :4, :(h + 1) // 2, :(w + 1) // 2]  # compare on the unpadded area only
 

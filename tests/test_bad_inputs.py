@@ -30,7 +30,8 @@ import pytest
 
 from mcodec.codec import ffmpeg as ff
 from mcodec.codec import zoo
-from mcodec.codec.video_io import frame_bytes, open_video
+from mcodec.codec.frame import frame_bytes
+from mcodec.codec.video_io import open_video
 
 from .conftest import REPO, lavfi_clip
 

@@ -8,7 +8,7 @@ import pytest
 
 from mcodec.codec import loopfilter as lf
 from mcodec.codec import resample
-from mcodec.codec.video_io import Frame
+from mcodec.codec.frame import Frame
 from mcodec.errors import BitstreamError
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mcodec.codec import entropy as ent
-from mcodec.codec.model import (STRIDE, IntraCodec, ModelConfig, mse_yuv, tensor_to_yuv420,
-                                yuv420_to_tensor)
+from mcodec.codec.model import IntraCodec, ModelConfig, mse_yuv
+from mcodec.codec.packing import STRIDE, tensor_to_yuv420, yuv420_to_tensor
 
 REPO = Path(__file__).resolve().parents[1]
 

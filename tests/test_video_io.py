@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from mcodec.codec import ffmpeg as ff
-from mcodec.codec.video_io import (Frame, VideoReader, frame_bytes, open_video, open_writer,
-                                   parse_fps, parse_size, source_pix_fmt_from_log)
+from mcodec.codec.frame import Frame, frame_bytes
+from mcodec.codec.video_io import (VideoReader, open_video, open_writer, parse_fps, parse_size, source_pix_fmt_from_log)
 from mcodec.errors import FFmpegNotFoundError, VideoIOError
 
 from .conftest import lavfi_clip, synthetic_frames, write_clip

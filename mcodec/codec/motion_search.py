@@ -215,7 +215,6 @@ def _refine_subpel(cur: np.ndarray, ref: np.ndarray, pad: int, block: int, hb: i
     """
     n = hb * wb
     B = block
-    ar = np.arange(n)
     cb = cur.reshape(hb, B, wb, B).transpose(0, 2, 1, 3).reshape(n, B, B)
     by = np.repeat(np.arange(hb) * B, wb) + pad
     bx = np.tile(np.arange(wb) * B, hb) + pad

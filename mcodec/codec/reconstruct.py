@@ -30,25 +30,25 @@ Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def to_tensor(planes: Planes, nets: CodecNetworks):
     """(x, tensor geometry): the (1, 6, H/2, W/2) network input of YUV 4:2:0 planes, on the networks' device."""
-    from mcodec.codec import model as mdl
+    from mcodec.codec import packing
 
-    x, geometry = mdl.yuv420_to_tensor(*planes)
+    x, geometry = packing.yuv420_to_tensor(*planes)
     return x.to(nets.device), geometry
 
 
 def to_planes(x, geometry) -> Planes:
     """The uint8 YUV 4:2:0 planes of a network output (cropped to the frame)."""
-    from mcodec.codec import model as mdl
+    from mcodec.codec import packing
 
-    return mdl.tensor_to_yuv420(x, geometry)
+    return packing.tensor_to_yuv420(x, geometry)
 
 
 def tensor_geometry(g: Geometry):
     """The model's padding geometry of a coded frame."""
-    from mcodec.codec import model as mdl
+    from mcodec.codec import packing
 
     hp, wp = g.padded_shape
-    return mdl.FrameGeometry(g.height, g.width, hp, wp)
+    return packing.FrameGeometry(g.height, g.width, hp, wp)
 
 
 def residual_planes(cur: Frame, pred: Planes) -> Planes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcodec.codec.video_io import Frame
+from mcodec.codec.frame import Frame
 
 # Catmull-Rom weights (x128) of source samples k-1, k, k+1, k+2 for the output at
 # position k + 1/4 (phase "late") and k - 1/4 (phase "early": the mirror image).

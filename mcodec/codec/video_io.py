@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
 
-import numpy as np
 
 from mcodec.atomic import publish, temporary_beside
 from mcodec.codec import ffmpeg as ff
 from mcodec.codec.bitstream import MAX_DIM
-from mcodec.codec.frame import Frame, chroma_shape, frame_bytes
+from mcodec.codec.frame import Frame, frame_bytes
 from mcodec.errors import FFmpegError, VideoIOError
 
 _RAW_EXTENSIONS = (".yuv", ".raw")
