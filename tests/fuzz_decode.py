@@ -560,24 +560,25 @@ SEED_SPECS = {  # name: (width, height, frames, gop, mask, quality)
 
 
 def tiny_networks(workdir: Path):
-    """The tiny random model of tests/test_codec.py (seed 0), as CodecNetworks named 'tiny'."""
-    from mcodec.codec import codec
-    from tests.test_codec import tiny_bundle
+    """The tiny random model of tests/conftest.py (seed 0), as CodecNetworks named 'tiny'."""
+    from mcodec.codec.zoo import networks_from_file
+    from tests.conftest import tiny_bundle
 
     path = tiny_bundle(workdir / "tiny.safetensors")
-    return codec.networks_from_file(str(path), model_id="tiny")
+    return networks_from_file(str(path), model_id="tiny")
 
 
 def make_seeds(nets, workdir: Path) -> list[tuple[str, bytes]]:
     """Real streams made by the codec with `nets` (see SEED_SPECS)."""
     from mcodec.codec import codec
+    from mcodec.codec.options import EncodeOptions
     from tests.conftest import synthetic_frames, write_clip
 
     seeds = []
     for name, (w, h, n, gop, mask, q) in SEED_SPECS.items():
         src = write_clip(workdir / f"{name}.y4m", synthetic_frames(w, h, n, seed=1))
         out = workdir / f"{name}.bin"
-        codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=q, gop=gop, mask=mask),
+        codec.encode(str(src), str(out), options=EncodeOptions(quality=q, gop=gop, mask=mask),
                      networks=nets, overwrite=True)
         seeds.append((name, out.read_bytes()))
     return seeds

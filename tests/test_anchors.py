@@ -9,11 +9,12 @@ import pytest
 
 from mcodec.codec import ffmpeg as ff
 from mcodec.errors import FFmpegError, McodecError
-from mcodec.eval.anchors import (ANCHORS, CONFIGS, Codec, FFmpegAnchor, anchor_codec, anchor_names,
+from mcodec.eval.anchors import (ANCHORS, CONFIGS, FFmpegAnchor, anchor_codec, anchor_names,
                                  anchor_spec, decode_stream, ten_to_eight_bit, x264_info_sei_bytes)
+from mcodec.eval.codecs import Codec
 from mcodec.eval.metrics import sequence_metrics
 
-from .test_metrics import ffmpeg_psnr, frames_of, source_clip
+from .conftest import ffmpeg_psnr, frames_of
 
 MAIN = ("x264", "x265", "svtav1", "aom", "vvenc")
 
@@ -54,8 +55,8 @@ def test_command_substitutes_gop_and_threads(tmp_path):
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("name", MAIN)
-def test_every_anchor_encodes_and_decodes(tmp_path, name, config):
-    src = source_clip(tmp_path, 5)
+def test_every_anchor_encodes_and_decodes(tmp_path, name, config, dev_cut):
+    src = dev_cut(5)
     ref = frames_of(src)
     codec = anchor_codec(name, config, threads=2)
     point = codec.points[1]  # a high-rate point: quality must be high
@@ -70,8 +71,8 @@ def test_every_anchor_encodes_and_decodes(tmp_path, name, config):
     assert m.psnr_yuv > 33, f"{name} {config}: {m.psnr_yuv:.2f} dB"
 
 
-def test_x264_info_sei_is_excluded(tmp_path):
-    src = source_clip(tmp_path, 3)
+def test_x264_info_sei_is_excluded(tmp_path, dev_cut):
+    src = dev_cut(3)
     enc = anchor_codec("x264", "lowdelay").encode(src, 32, 30, tmp_path)
     data = enc.path.read_bytes()
     sei = x264_info_sei_bytes(data)
@@ -100,8 +101,8 @@ def test_ten_to_eight_bit_is_exact_rounding_like_ffmpeg_without_dither():
     assert not np.array_equal(ours, ffmpeg_8bit([]))
 
 
-def test_vvenc_ten_bit_output_scores_correctly(tmp_path):
-    src = source_clip(tmp_path, 5)
+def test_vvenc_ten_bit_output_scores_correctly(tmp_path, dev_cut):
+    src = dev_cut(5)
     ref = frames_of(src)
     codec = anchor_codec("vvenc", "lowdelay")
     assert codec.spec.decode_bits == 10

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mcodec.codec.video_io import Frame
+from mcodec.codec.frame import Frame
+from mcodec.codec.options import EncoderTuning
 from mcodec.errors import McodecError, VideoIOError
 from mcodec.eval import anchors, bench
-from mcodec.eval.anchors import Encoded
 from mcodec.eval.bench import (QUICK_CODECS, QUICK_FRAMES, QUICK_POINTS, BenchConfig, BenchError,
                                run_bench, select_points)
+from mcodec.eval.codecs import Encoded
+from mcodec.eval.results import PointResult
 
-from .conftest import data_dir
+from .conftest import synthetic_frames, write_clip
+
+# The columns of results.csv and the keys of a point in results.json (a file format:
+# changing them is a decision, not a side effect of a new field).
+CSV_COLUMNS = ["clip", "codec", "config", "point_label", "point", "frames", "width", "height", "fps",
+               "bytes", "file_bytes", "kbps", "bpp", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv",
+               "psnr_y_mse", "psnr_u_mse", "psnr_v_mse", "psnr_yuv_mse", "msssim_y", "vmaf",
+               "encode_s", "decode_s", "metrics_s", "encoder_version", "cached", "command"]
+JSON_POINT_KEYS = {"clip", "codec", "config", "point_label", "point", "frames", "width", "height",
+                   "fps", "bytes", "file_bytes", "kbps", "bpp", "encode_s", "decode_s", "metrics_s",
+                   "encoder_version", "stream_format", "cached", "cache_key", "commands", "metrics"}
 
 
 def test_quick_run_writes_everything_and_the_cache_skips_encoding(tmp_path, monkeypatch):
@@ -36,9 +50,7 @@ def test_quick_run_writes_everything_and_the_cache_skips_encoding(tmp_path, monk
     data = json.loads((out / "results.json").read_text())
     assert len(data["points"]) == n and data["machine"]["cpu_count"]
     p = data["points"][0]
-    for key in ("codec", "config", "clip", "point", "bytes", "kbps", "bpp", "encode_s", "decode_s",
-                "commands", "encoder_version"):
-        assert key in p
+    assert set(p) == JSON_POINT_KEYS
     assert len(p["metrics"]["frame_psnr_yuv"]) == QUICK_FRAMES
     assert {c["name"] for c in data["codecs"]} == set(QUICK_CODECS)
     assert all(c["encoder_version"] for c in data["codecs"])
@@ -48,6 +60,14 @@ def test_quick_run_writes_everything_and_the_cache_skips_encoding(tmp_path, monk
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == n and float(rows[0]["psnr_yuv"]) > 20
+    assert list(rows[0]) == CSV_COLUMNS
+    # results.json, results.csv and the cache hold the same point (one serialisation).
+    for point, row, jp in zip(res.points, rows, data["points"]):
+        assert PointResult.from_dict(jp).row() == pytest.approx(point.row(), nan_ok=True)
+        assert row["command"] == " && ".join(jp["commands"]) and float(row["kbps"]) == jp["kbps"]
+        entry = json.loads((out / "cache" / f"{point.cache_key}.json").read_text())
+        assert entry["result"]["cache_key"] == point.cache_key
+        assert (out / "cache" / entry["stream_file"]).is_file()
     md = (out / "report.md").read_text()
     assert "BD-rate matrix" in md and "6·PSNR-Y" in md and "elementary stream" in md
     # The bench's own temporaries are gone (torch may leave its inductor cache folder).
@@ -68,10 +88,8 @@ def test_quick_run_writes_everything_and_the_cache_skips_encoding(tmp_path, monk
     assert [p.metrics.psnr_yuv for p in again.points] == [p.metrics.psnr_yuv for p in res.points]
 
 
-def test_quick_on_a_real_clip_and_vmaf_reuses_cached_streams(tmp_path, monkeypatch):
-    clip = data_dir() / "clips" / "ciscovt2people_320x192.mkv"
-    if not clip.is_file():
-        pytest.skip("development clips not available")
+def test_quick_on_a_real_clip_and_vmaf_reuses_cached_streams(tmp_path, monkeypatch, dev_clip):
+    clip = dev_clip("ciscovt2people_320x192.mkv")
     out = tmp_path / "o"
     cfg = BenchConfig(clips=(str(clip),), codecs=("x264",), quick=True, out=str(out), quiet=True)
     first = run_bench(cfg)
@@ -163,19 +181,76 @@ def test_mcodec_nomask_is_a_bench_codec() -> None:
     assert "mcodec-nomask" in codec_factories()
 
 
-def test_mcodec_cache_token_follows_weights_mask_and_encoder_settings(monkeypatch):
+def _changed(value):
+    """A different valid value of an EncoderTuning field."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 1
+    if isinstance(value, tuple) and len(value) > 1:
+        return value[:1]
+    raise AssertionError(f"no changed value for {value!r}: extend _changed for the new field type")
+
+
+def test_mcodec_cache_token_follows_weights_mask_and_every_tuning_field(nets):
     """A cached mcodec point is reused only for the same weights, masking mode and tuned
-    encoder constants: changing any of them must re-code, not report stale streams."""
-    from mcodec.codec import codec
+    encoder constants: changing any field of EncoderTuning must re-code, not report
+    stale streams."""
     from mcodec.eval.learned import McodecBenchCodec
 
-    nets = codec.load_networks()
     base = McodecBenchCodec("lowdelay", networks=nets).cache_token
-    assert McodecBenchCodec("lowdelay", networks=nets).cache_token == base
+    assert McodecBenchCodec("lowdelay", networks=nets, tuning=EncoderTuning()).cache_token == base
     assert nets.digest.hex() in base
     assert McodecBenchCodec("lowdelay", networks=nets, mask="off").cache_token != base
-    monkeypatch.setattr(codec, "MASK_LAMBDA_SCALE", codec.MASK_LAMBDA_SCALE * 2)
-    assert McodecBenchCodec("lowdelay", networks=nets).cache_token != base
-    monkeypatch.undo()
-    monkeypatch.setattr(codec, "KEY_QUALITY_OFFSET", codec.KEY_QUALITY_OFFSET + 1)
-    assert McodecBenchCodec("lowdelay", networks=nets).cache_token != base
+    default = EncoderTuning()
+    tokens = {base}
+    for f in dataclasses.fields(EncoderTuning):
+        tuning = dataclasses.replace(default, **{f.name: _changed(getattr(default, f.name))})
+        token = McodecBenchCodec("lowdelay", networks=nets, tuning=tuning).cache_token
+        assert token not in tokens, f"changing EncoderTuning.{f.name} keeps the cache token"
+        tokens.add(token)
+
+
+def test_mcodec_bench_codec_codes_with_its_tuning(nets, tmp_path):
+    """The tuning given to the bench codec is the one the encoder uses (seen in the
+    stream's header flags), and its points follow the tuning's quality ladder."""
+    from mcodec.codec import bitstream as bs
+    from mcodec.eval.learned import McodecBenchCodec
+
+    src = write_clip(tmp_path / "s.y4m", synthetic_frames(32, 32, 2, seed=1))
+    flags = {}
+    for loop_filter in (True, False):
+        mc = McodecBenchCodec("lowdelay", networks=nets,
+                              tuning=EncoderTuning(loop_filter=loop_filter, coding_scales=(1,)))
+        assert len(mc.points) == len(mc.tuning.quality_ladder(nets.levels))
+        work = tmp_path / str(loop_filter)
+        work.mkdir()
+        enc = mc.encode(src, 2, 1.0, work)
+        flags[loop_filter] = bs.read_bitstream(str(enc.path)).header.coding.flags
+        assert len(list(mc.decode(enc.path, 32, 32))) == 2
+    assert flags[True] & bs.CODING_FLAG_LOOPFILTER and not flags[False] & bs.CODING_FLAG_LOOPFILTER
+
+
+def test_point_serialisation_round_trips_and_derives_rates():
+    from mcodec.eval.metrics import sequence_metrics
+
+    frames = synthetic_frames(32, 16, 2)
+    p = PointResult(clip="c", codec="x", config="lowdelay", point_label="crf", point=30.0,
+                    frames=2, width=32, height=16, fps=25.0, bytes=1000, file_bytes=1010,
+                    metrics=sequence_metrics(frames, frames, msssim=False), encode_s=1.5,
+                    decode_s=0.5, metrics_s=0.1, encoder_version="v1", stream_format="raw",
+                    cached=False, cache_key="k", commands=("a b", "c"))
+    assert p.kbps == 1000 * 8 * 25.0 / 2 / 1000 and p.bpp == 1000 * 8 / (2 * 32 * 16)
+    d = p.to_dict()
+    assert set(d) == JSON_POINT_KEYS and d["commands"] == ["a b", "c"]
+    back = PointResult.from_dict(json.loads(json.dumps(d)))
+    assert json.dumps(back.to_dict()) == json.dumps(d)
+    assert list(p.row()) == CSV_COLUMNS and p.row()["command"] == "a b && c"
+    assert p.value("psnr_yuv") == p.metrics.psnr_yuv and p.value("kbps") == p.kbps
+    assert math.isnan(p.value("vmaf"))
+    with pytest.raises(KeyError):
+        p.value("nope")
+    with pytest.raises((KeyError, TypeError)):
+        PointResult.from_dict({k: v for k, v in d.items() if k != "bytes"})

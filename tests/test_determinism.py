@@ -15,25 +15,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcodec.codec import codec
+from mcodec.codec import codec, zoo
 from mcodec.codec import model as mdl
-
-from .test_codec import bundle, cars_cut, nets  # noqa: F401 - shared module fixtures
+from mcodec.codec.options import EncodeOptions
 
 DECODE_WITH_THREADS = """
 import sys, hashlib, torch
 torch.set_num_threads(int(sys.argv[4]))
-from mcodec.codec import codec
-nets = codec.networks_from_file(sys.argv[1], model_id="tiny")
+from mcodec.codec import codec, zoo
+nets = zoo.networks_from_file(sys.argv[1], model_id="tiny")
 codec.decode(sys.argv[2], sys.argv[3], networks=nets)
 print(hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest())
 """
 
 
-def test_decode_identical_across_processes_and_thread_counts(nets, bundle, cars_cut,  # noqa: F811
+def test_decode_identical_across_processes_and_thread_counts(nets, bundle, cars_cut,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "s.bin"
-    codec.encode(str(cars_cut), str(out), options=codec.EncodeOptions(quality=3, gop=3), networks=nets)
+    codec.encode(str(cars_cut), str(out), options=EncodeOptions(quality=3, gop=3), networks=nets)
     digests = []
     for threads in (1, 2, 3):
         dec = tmp_path / f"d{threads}.y4m"

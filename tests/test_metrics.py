@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 import math
-import re
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mcodec.codec import ffmpeg as ff
-from mcodec.codec.video_io import Frame, chroma_shape, open_video
+from mcodec.codec.frame import Frame, chroma_shape
 from mcodec.errors import VideoIOError
 from mcodec.eval.anchors import anchor_codec
-from mcodec.eval.bench import cut_clip, synthetic_frames
+from mcodec.eval.bench import synthetic_frames
 from mcodec.eval.metrics import (PSNR_CAP_DB, SequenceMetrics, msssim_available, psnr_from_mse,
                                  sequence_metrics, vmaf_per_frame, yuv_weighted)
 
-from .conftest import data_dir, write_clip
-
-
-def source_clip(tmp_path: Path, frames: int = 6, name: str = "cars_320x240.mkv") -> Path:
-    """The first `frames` frames of a development clip as y4m, or a synthetic clip without data."""
-    dest = tmp_path / "src.y4m"
-    clip = data_dir() / "clips" / name
-    if clip.is_file():
-        cut_clip(clip, frames, dest, clip.stem)
-    else:
-        write_clip(dest, synthetic_frames(frames, 256, 192), Fraction(25))
-    return dest
-
-
-def frames_of(path: Path) -> list[Frame]:
-    with open_video(str(path)) as r:
-        return list(r)
+from .conftest import ffmpeg_psnr, frames_of, write_clip
 
 
 def noisy(frames: list[Frame], sigma: float, seed: int = 0) -> list[Frame]:
@@ -115,28 +96,8 @@ def test_frame_count_and_size_mismatch_are_errors():
         sequence_metrics([], [], msssim=False)
 
 
-def ffmpeg_psnr(distorted: Path, reference: Path, log: Path, demuxer: str | None = None,
-                convert: str = "") -> tuple[dict[str, float], list[dict[str, float]]]:
-    """ffmpeg's own psnr filter: (summary y/u/v of mean MSE, per-frame y/u/v)."""
-    # Raw streams have no timestamps: number frames on both inputs so they pair 1:1.
-    graph = (f"[0:v]{convert}settb=1/25,setpts=N[a];[1:v]settb=1/25,setpts=N[b];"
-             f"[a][b]psnr=stats_file={log}")
-    args = ff.base_args(loglevel="info") + (["-f", demuxer] if demuxer else []) + [
-        "-i", ff.input_url(str(distorted)), "-i", ff.input_url(str(reference)),
-        "-lavfi", graph, "-f", "null", "-"]
-    err = ff.run_ffmpeg(args, "psnr filter")
-    m = re.search(r"PSNR y:([\d.]+) u:([\d.]+) v:([\d.]+)", err)
-    assert m, err
-    summary = dict(zip("yuv", map(float, m.groups())))
-    frames = []
-    for line in log.read_text().splitlines():
-        kv = dict(tok.split(":", 1) for tok in line.split())
-        frames.append({c: float(kv[f"psnr_{c}"]) for c in "yuv"})
-    return summary, frames
-
-
-def test_psnr_matches_ffmpeg_psnr_filter_on_x264(tmp_path):
-    src = source_clip(tmp_path, 6)
+def test_psnr_matches_ffmpeg_psnr_filter_on_x264(tmp_path, dev_cut):
+    src = dev_cut(6)
     codec = anchor_codec("x264", "lowdelay", threads=1)
     enc = codec.encode(src, 32, 34, tmp_path)
     ref = frames_of(src)
@@ -155,8 +116,8 @@ def test_psnr_matches_ffmpeg_psnr_filter_on_x264(tmp_path):
     assert 25 < m.psnr_yuv < 50
 
 
-def test_vmaf_per_frame(tmp_path):
-    src = source_clip(tmp_path, 4)
+def test_vmaf_per_frame(tmp_path, dev_cut):
+    src = dev_cut(4)
     ref = frames_of(src)
     dist_path = write_clip(tmp_path / "dist.y4m", noisy(ref, 4), Fraction(25))
     scores = vmaf_per_frame(str(src), str(dist_path), threads=1)

@@ -11,28 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcodec.codec.motion import (MotionField, blocks_shape, compensate, compensate_chroma,
-                                 compensate_luma, compensate_obmc, decode_motion, encode_motion, estimate_motion,
+                                 compensate_luma, compensate_obmc, decode_motion, encode_motion,
                                  median_predictor)
+from mcodec.codec.motion_search import estimate_motion
 from mcodec.errors import BitstreamError
 
+from .conftest import textured
+
 TAPS = (1, -5, 20, 20, -5, 1)
-
-
-def _blur(x: np.ndarray, passes: int) -> np.ndarray:
-    """Repeated 3x3 box blur with wrap-around (keeps np.roll shifts exact)."""
-    for _ in range(passes):
-        x = sum(np.roll(x, (dy, dx), axis=(0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
-    return x
-
-
-def textured(h: int, w: int, seed: int = 0, smooth: int = 2) -> np.ndarray:
-    """Real-looking test luma (h, w) uint8: a smooth random field, fine texture and sharp edges."""
-    rng = np.random.default_rng(seed)
-    x = _blur(rng.normal(0, 1, (h, w)), 8) * 400 + _blur(rng.normal(0, 1, (h, w)), smooth) * 60
-    for _ in range(6):                                  # rectangles give sharp edges
-        r, c = rng.integers(0, h), rng.integers(0, w)
-        x[r:r + rng.integers(4, 40), c:c + rng.integers(4, 40)] += rng.normal(0, 40)
-    return np.clip(x + 128, 0, 255).astype(np.uint8)
 
 
 def chroma_of(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mcodec.codec.resample import downsample_frame, downsample_plane, upsample_frame, upsample_plane
-from mcodec.codec.video_io import Frame
+from mcodec.codec.frame import Frame
 
-from .test_motion import textured
+from .conftest import textured
 
 
 def _up_reference(p: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Hostile and damaged input on the whole decode path (container + codec), --keep-going.
 
 A real multi-GOP stream (8 frames, GOP 3: key frames 0, 3, 6) made by the tiny
-bundle of test_codec is truncated at every offset and bit-flipped at sampled
+bundle of tests/conftest.py is truncated at every offset and bit-flipped at sampled
 offsets; each damaged stream must give a clean BitstreamError naming a unit,
 and `--keep-going` must decode exactly the intact GOP prefixes.
 """
@@ -17,33 +17,23 @@ import numpy as np
 import pytest
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import codec
+from mcodec.codec import codec, zoo
+from mcodec.codec.options import EncodeOptions
 from mcodec.codec.video_io import open_video
 from mcodec.errors import BitstreamError
 
 from .conftest import REPO, synthetic_frames, write_clip
-from .test_codec import tiny_bundle
 
 FRAMES, GOP = 8, 3
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def nets(bundle: Path) -> codec.CodecNetworks:
-    return codec.networks_from_file(str(bundle), model_id="tiny")
-
-
-@pytest.fixture(scope="module")
-def stream(nets: codec.CodecNetworks, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list]:
+def stream(nets: zoo.CodecNetworks, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list]:
     """(stream bytes, the 8 reference reconstructions decoded from it)."""
     d = tmp_path_factory.mktemp("stream")
     src = write_clip(d / "src.y4m", synthetic_frames(48, 32, FRAMES, seed=3))
     out = d / "s.bin"
-    codec.encode(str(src), str(out), options=codec.EncodeOptions(quality=1, gop=GOP), networks=nets)
+    codec.encode(str(src), str(out), options=EncodeOptions(quality=1, gop=GOP), networks=nets)
     data = out.read_bytes()
     info, frames = codec.iter_decode(open(out, "rb"), networks=nets)
     return data, [f.planes() for f in frames]
@@ -148,23 +138,26 @@ def test_keep_going_on_every_truncation_offset(stream) -> None:
         assert found.damage and found.frame_count == FRAMES
 
 
-def test_keep_going_cli_exit_codes(stream, bundle, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def shipped_stream(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Like `stream`, coded with the shipped model, which `mcodec decode` finds in the
+    model table by itself (the CLI runs as users run it: nothing patched)."""
+    d = tmp_path_factory.mktemp("shipped")
+    src = write_clip(d / "src.y4m", synthetic_frames(48, 32, FRAMES, seed=3))
+    out = d / "s.bin"
+    codec.encode(str(src), str(out), options=EncodeOptions(quality=1, gop=GOP))
+    return out.read_bytes()
+
+
+def test_keep_going_cli_exit_codes(shipped_stream, tmp_path: Path) -> None:
     """Without --keep-going a damaged stream exits 2 with one line; with it, 0 and a lost-frame list."""
-    data, _ = stream
+    data = shipped_stream
+    offsets = _frame_offsets(data)
     bad = bytearray(data)
-    bad[_frame_offsets(data)[4] + 40] ^= 0x10
+    bad[(offsets[4] + offsets[5]) // 2] ^= 0x10            # inside frame unit 4's payload
     src = tmp_path / "bad.bin"
     src.write_bytes(bytes(bad))
-    env_code = (
-        "import sys\n"
-        "from mcodec.codec import codec\n"
-        "from mcodec.cli import main as m\n"
-        "nets = codec.networks_from_file(sys.argv[1], model_id='tiny')\n"
-        "orig = codec.decode\n"
-        "codec.decode = lambda *a, **k: orig(*a, networks=nets, **k)\n"
-        "sys.exit(m.main(sys.argv[2:]))\n"
-    )
-    run = [sys.executable, "-c", env_code, str(bundle), "-q", "decode", str(src)]
+    run = [sys.executable, "-m", "mcodec.cli.main", "-q", "decode", str(src)]
     r = subprocess.run(run + [str(tmp_path / "a.y4m")], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "frame unit 4: CRC mismatch" in r.stderr
@@ -175,7 +168,7 @@ def test_keep_going_cli_exit_codes(stream, bundle, tmp_path: Path) -> None:
     assert "2 lost frames concealed (4-5)" in r.stdout
     assert r.stderr.strip().splitlines() == [
         f"mcodec: warning: damaged stream: frame unit: CRC mismatch (at byte offset "
-        f"{_frame_offsets(data)[5] - 4})"]
+        f"{offsets[5] - 4})"]
     with open_video(str(tmp_path / "b.y4m")) as reader:
         assert sum(1 for _ in reader) == FRAMES
 
@@ -211,7 +204,7 @@ def test_a_different_platform_is_caught_by_the_frame_hash(stream, bundle) -> Non
     import torch
 
     data, _ = stream
-    other = codec.networks_from_file(str(bundle), model_id="tiny")
+    other = zoo.networks_from_file(str(bundle), model_id="tiny")
     with torch.no_grad():
         other.intra.g_s[-1].bias.add_(2e-3)  # a last-bit-level change in the synthesis
     with pytest.raises(BitstreamError, match="incompatible platform"):
@@ -226,7 +219,7 @@ def test_outputs_get_ordinary_permissions(nets, tmp_path: Path) -> None:
     umask = os.umask(0o022)
     try:
         src = write_clip(tmp_path / "in.y4m", synthetic_frames(32, 16, 2))
-        codec.encode(str(src), str(tmp_path / "o.bin"), options=codec.EncodeOptions(quality=1),
+        codec.encode(str(src), str(tmp_path / "o.bin"), options=EncodeOptions(quality=1),
                      networks=nets)
         codec.decode(str(tmp_path / "o.bin"), str(tmp_path / "d.y4m"), networks=nets)
         codec.decode(str(tmp_path / "o.bin"), str(tmp_path / "d.mkv"), networks=nets)

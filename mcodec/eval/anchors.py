@@ -1,16 +1,5 @@
-"""Anchor codecs (x264, x265, SVT-AV1, libaom-av1, VVenC) run through ffmpeg, and
-the codec interface the bench uses for every codec.
-
-The interface
--------------
-A codec in the bench is any object with the attributes and methods of
-:class:`Codec`. The bench gives it the exact source frames as an 8-bit 4:2:0
-YUV4MPEG2 file (``.y4m``; it carries size and frame rate), a key-frame
-interval and one rate point, and expects one bitstream file back
-(:class:`Encoded`); it then asks the codec to decode that file to frames and
-scores them with :mod:`mcodec.eval.metrics`, like every other codec. mcodec's
-own adapter is one more class with these members, registered in
-``mcodec.eval.bench.codec_factories``.
+"""Anchor codecs (x264, x265, SVT-AV1, libaom-av1, VVenC) run through ffmpeg, as
+implementations of the bench's codec interface (:mod:`mcodec.eval.codecs`).
 
 The anchors
 -----------
@@ -61,69 +50,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from mcodec.codec import ffmpeg as ff
-from mcodec.codec.video_io import Frame, chroma_shape
+from mcodec.codec.frame import Frame, chroma_shape
 from mcodec.errors import FFmpegError, VideoIOError
+from mcodec.eval.codecs import Encoded
 
 CONFIGS = ("lowdelay", "randomaccess")
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """One coded rate point.
-
-    Attributes:
-        path: the bitstream file (inside the workdir the bench passed).
-        bytes: bytes counted for the rate (see the module docstring).
-        file_bytes: size of the file on disk.
-        commands: the exact command lines that produced it (shell-quoted).
-        encoder_version: the encoder's own version string ("" if unknown).
-        seconds: wall-clock encode time.
-    """
-
-    path: Path
-    bytes: int
-    file_bytes: int
-    commands: tuple[str, ...]
-    encoder_version: str
-    seconds: float
-
-
-@runtime_checkable
-class Codec(Protocol):
-    """What the bench needs from a codec (anchors and, later, mcodec itself).
-
-    Attributes:
-        name: the name used in ``--codecs`` (e.g. ``"x264"``, ``"mcodec"``).
-        config: ``"lowdelay"`` or ``"randomaccess"``.
-        point_label: what a rate point is (``"crf"``, ``"qp"``, ``"quality"``).
-        points: the rate points of a full run, low to high rate (at least 4).
-        stream_format: human description of what ``Encoded.bytes`` counts.
-        description: one line stating the configuration (for the report).
-        cache_token: changes whenever the output for the same input and point
-            could change (command template, model weights hash, ...); part of
-            the bench's cache key.
-    """
-
-    name: str
-    config: str
-    point_label: str
-    points: tuple[float, ...]
-    stream_format: str
-    description: str
-    cache_token: str
-
-    def encode(self, src: Path, gop: int, point: float, workdir: Path) -> Encoded:
-        """Code the 8-bit 4:2:0 ``src`` (.y4m) at `point`; write the stream into `workdir`."""
-        ...
-
-    def decode(self, bitstream: Path, width: int, height: int) -> Iterator[Frame]:
-        """Yield the decoded frames of `bitstream` as 8-bit yuv420p, in display order."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -389,7 +324,7 @@ def decode_stream(path: Path, demuxer: str, width: int, height: int, bits: int =
 
 
 class FFmpegAnchor:
-    """An :class:`AnchorSpec` made runnable: implements :class:`Codec`."""
+    """An :class:`AnchorSpec` made runnable: implements :class:`mcodec.eval.codecs.Codec`."""
 
     def __init__(self, spec: AnchorSpec, threads: int = 2, ffmpeg: str | None = None) -> None:
         self.spec = spec
@@ -421,7 +356,7 @@ class FFmpegAnchor:
                    "-f", self.spec.muxer, ff.output_url(str(out))])
 
     def encode(self, src: Path, gop: int, point: float, workdir: Path) -> Encoded:
-        """Encode `src` (.y4m, 8-bit 4:2:0) at `point`; see :class:`Codec`."""
+        """Encode `src` (.y4m, 8-bit 4:2:0) at `point`; see :class:`mcodec.eval.codecs.Codec`."""
         if gop < 1:
             raise ValueError(f"gop must be >= 1, got {gop}")
         out = Path(workdir) / f"{self.name}_{self.config}_{_fmt_point(point)}{self.spec.extension}"

@@ -4,9 +4,10 @@
 cuts the first ``frames`` frames once into an 8-bit 4:2:0 y4m file (hashing
 them), then for each codec and rate point: encodes that file, decodes the
 stream, checks the frame count, and scores the decoded frames against the cut
-with :mod:`mcodec.eval.metrics` -- the same path for every codec. Results are
-cached in ``<out>/cache/`` (see :func:`cache_key`), so a rerun only codes what
-changed. Outputs are written by :mod:`mcodec.eval.report`.
+with :mod:`mcodec.eval.metrics` -- the same path for every codec. Results
+(:mod:`mcodec.eval.results`) are cached in ``<out>/cache/`` (see :func:`cache_key`;
+an entry is the point's ``to_dict()``), so a rerun only codes what changed.
+Outputs are written by :mod:`mcodec.eval.report`.
 
 Codecs are looked up by name in :func:`codec_factories`: the anchors of
 :data:`mcodec.eval.anchors.ANCHORS`, plus mcodec itself (:mod:`mcodec.eval.learned`).
@@ -17,35 +18,37 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mcodec.atomic import atomic_path, atomic_write
 from mcodec.codec import ffmpeg as ff
-from mcodec.codec.video_io import Frame, open_video, open_writer
+from mcodec.codec.frame import Frame
+from mcodec.codec.video_io import open_video, open_writer
 from mcodec.errors import McodecError, VideoIOError
 from mcodec.eval import anchors, report
-from mcodec.eval.anchors import Codec, Encoded
-from mcodec.eval.metrics import SequenceMetrics, sequence_metrics, vmaf_per_frame
+from mcodec.eval.codecs import Codec, Encoded
+from mcodec.eval.metrics import sequence_metrics, vmaf_per_frame
+from mcodec.eval.results import (DEFAULT_CODECS, QUICK_CODECS, QUICK_FRAMES,  # noqa: F401 - re-exported
+                                 QUICK_POINTS, BenchConfig, BenchResult, ClipInfo, CodecInfo,
+                                 PointResult, select_points)
 
-# Codecs of a full run when --codecs is not given, and of --quick. When
-DEFAULT_CODECS = ("mcodec", "x264", "x265", "svtav1", "aom", "vvenc")
-QUICK_CODECS = ("mcodec", "x264")
-QUICK_FRAMES = 8
-QUICK_POINTS = 4
 QUICK_SIZE = (256, 192)  # synthetic clip of --quick without clips (MS-SSIM needs > 160)
 VIDEO_EXTENSIONS = (".mkv", ".y4m", ".mp4", ".avi", ".webm", ".mov", ".ts", ".m4v")
-CACHE_VERSION = 1
+# 2: an entry is {"result": PointResult.to_dict(), "stream_file": name}.
+CACHE_VERSION = 2
 
 CodecFactory = Callable[[str, int], Codec]
 """``factory(config, threads) -> Codec``."""
@@ -73,167 +76,6 @@ def codec_factories() -> dict[str, CodecFactory]:
     return table
 
 
-@dataclass(frozen=True)
-class BenchConfig:
-    """Settings of one bench run; fields mirror ``mcodec bench`` flags.
-
-    Attributes:
-        clips: clip files and/or folders (every video file directly inside).
-            May be empty only with ``quick`` (a synthetic clip is used).
-        codecs: codec names (``--codecs a,b``); None = DEFAULT_CODECS, or
-            QUICK_CODECS with ``quick``.
-        frames: frames per clip (``--frames``; fewer if the clip is shorter).
-        gop: key-frame interval in frames (``--gop``).
-        config: ``"lowdelay"`` or ``"randomaccess"`` (``--config``).
-        out: output folder (``--out``); created if needed.
-        quick: tiny run (``--quick``): QUICK_FRAMES frames, QUICK_POINTS
-            points per codec, QUICK_CODECS unless codecs is given.
-        vmaf: also compute VMAF (``--vmaf``).
-        quiet: no progress bar on stderr.
-        threads: encoder threads (x264/x265 output depends on it; cache key).
-        use_cache: reuse results from ``<out>/cache``.
-        points: at most this many rate points per codec (``--points``), spread
-            evenly over its full list, ends included; None = all (QUICK_POINTS
-            with ``quick``).
-    """
-
-    clips: tuple[str, ...] = ()
-    codecs: tuple[str, ...] | None = None
-    frames: int = 32
-    gop: int = 32
-    config: str = "lowdelay"
-    out: str = "bench_out"
-    quick: bool = False
-    vmaf: bool = False
-    quiet: bool = False
-    threads: int = 2
-    use_cache: bool = True
-    points: int | None = None
-
-    def run_points(self, points: tuple[float, ...]) -> tuple[float, ...]:
-        """The rate points of a codec this run codes (see `points`)."""
-        n = self.points if self.points is not None else (QUICK_POINTS if self.quick else None)
-        return tuple(points) if n is None else select_points(tuple(points), n)
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """A source clip as used: the first `frames` frames, 8-bit 4:2:0.
-
-    ``fps`` is frames per second (float; ``fps_text`` exact as num/den);
-    ``sha256`` hashes the size and the raw frames actually coded.
-    """
-
-    name: str
-    path: str
-    width: int
-    height: int
-    fps: float
-    fps_text: str
-    frames: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class CodecInfo:
-    """A codec as run: name, configuration in words, points, versions."""
-
-    name: str
-    config: str
-    description: str
-    point_label: str
-    points: tuple[float, ...]
-    stream_format: str
-    encoder_version: str
-
-
-@dataclass(frozen=True, eq=False)
-class PointResult:
-    """One (clip, codec, rate point) result.
-
-    Units: bytes counted for the rate (``bytes``; ``file_bytes`` on disk),
-    ``kbps`` = bytes * 8 * fps / frames / 1000, ``bpp`` = bytes * 8 /
-    (frames * width * height); times in seconds (decode time includes writing
-    the decoded frames to a y4m); metrics as in :class:`SequenceMetrics`.
-    """
-
-    clip: str
-    codec: str
-    config: str
-    point_label: str
-    point: float
-    frames: int
-    width: int
-    height: int
-    fps: float
-    bytes: int
-    file_bytes: int
-    kbps: float
-    bpp: float
-    metrics: SequenceMetrics
-    encode_s: float
-    decode_s: float
-    metrics_s: float
-    commands: tuple[str, ...]
-    encoder_version: str
-    stream_format: str
-    cached: bool
-    cache_key: str
-
-    def row(self) -> dict[str, Any]:
-        """Flat scalar dict (one CSV row)."""
-        d = {k: getattr(self, k) for k in ("clip", "codec", "config", "point_label", "point",
-                                            "frames", "width", "height", "fps", "bytes",
-                                            "file_bytes", "kbps", "bpp")}
-        d.update({k: v for k, v in self.metrics.summary().items()
-                  if k not in ("frames", "width", "height")})
-        d.update(encode_s=self.encode_s, decode_s=self.decode_s, metrics_s=self.metrics_s,
-                 encoder_version=self.encoder_version, cached=self.cached,
-                 command=" && ".join(self.commands))
-        return d
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with per-frame metrics."""
-        d = {k: getattr(self, k) for k in ("clip", "codec", "config", "point_label", "point",
-                                            "frames", "width", "height", "fps", "bytes",
-                                            "file_bytes", "kbps", "bpp", "encode_s", "decode_s",
-                                            "metrics_s", "encoder_version", "stream_format",
-                                            "cached", "cache_key")}
-        d["commands"] = list(self.commands)
-        d["metrics"] = self.metrics.to_dict()
-        return d
-
-
-@dataclass(frozen=True, eq=False)
-class BenchResult:
-    """Everything one run measured, plus where the outputs went.
-
-    ``encoded`` counts points coded in this run, ``cached`` points taken from
-    the cache; ``files`` maps output kinds (``json``, ``csv``, ``markdown``,
-    ``plot:<clip>``, ``plot:average``) to paths.
-    """
-
-    config: BenchConfig
-    frames: int
-    clips: tuple[ClipInfo, ...]
-    codecs: tuple[CodecInfo, ...]
-    points: tuple[PointResult, ...]
-    ffmpeg_path: str
-    ffmpeg_version: str
-    machine: Mapping[str, Any]
-    started: str
-    seconds: float
-    encoded: int
-    cached: int
-    out_dir: str
-    files: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def report_path(self) -> str:
-        """Path of report.md (empty before the reports are written)."""
-        return self.files.get("markdown", "")
-
-
 # --------------------------------------------------------------------- inputs
 
 
@@ -257,14 +99,6 @@ def resolve_clips(items: tuple[str, ...] | list[str]) -> list[Path]:
         else:
             raise BenchError(f"clip not found: {item}")
     return out
-
-
-def select_points(points: tuple[float, ...], n: int) -> tuple[float, ...]:
-    """`n` points spread evenly over `points` (ends included), order kept."""
-    if n >= len(points):
-        return tuple(points)
-    idx = np.unique(np.round(np.linspace(0, len(points) - 1, n)).astype(int))
-    return tuple(points[i] for i in idx)
 
 
 def _effective(config: BenchConfig) -> tuple[tuple[str, ...], int]:
@@ -356,17 +190,18 @@ def cache_key(clip: ClipInfo, codec: Codec, point: float, gop: int, ffmpeg_versi
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _load_cache(cache_dir: Path, key: str) -> dict[str, Any] | None:
+def _load_cache(cache_dir: Path, key: str) -> tuple[PointResult, str] | None:
+    """(the cached point, its stream's file name in `cache_dir`), or None when there is
+    no entry or it is damaged or of another shape (it is then recomputed)."""
     p = cache_dir / f"{key}.json"
     try:
         with open(p, encoding="utf-8") as fh:
             entry = json.load(fh)
-        SequenceMetrics.from_dict(entry["metrics"])  # validates the shape of the entry
-        return entry
+        return replace(PointResult.from_dict(entry["result"]), cached=True), str(entry["stream_file"])
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # a damaged entry is recomputed
+        return None
 
 
 # --------------------------------------------------------------------- running
@@ -421,19 +256,20 @@ def _run_point(codec: Codec, clip: ClipInfo, src: Path, point: float, gop: int,
     Returns (result, encoded_now).
     """
     key = cache_key(clip, codec, point, gop, ffmpeg_version)
-    entry = _load_cache(cache_dir, key) if cache_dir is not None else None
-    if entry is not None and (not vmaf or entry["metrics"].get("vmaf") is not None):
-        return _result_from_entry(entry, cached=True), False
+    hit = _load_cache(cache_dir, key) if cache_dir is not None else None
+    if hit is not None and (not vmaf or math.isfinite(hit[0].metrics.vmaf)):
+        return hit[0], False
 
     bitstream: Path | None = None
     decoded = work / "decoded.y4m"
     encoded_now = False
     try:
-        if entry is not None and cache_dir is not None and (cache_dir / entry["stream_file"]).is_file():
+        if hit is not None and cache_dir is not None and (cache_dir / hit[1]).is_file():
             # Only the metrics are missing (e.g. --vmaf added): decode the cached stream.
-            bitstream = cache_dir / entry["stream_file"]
-            enc = Encoded(bitstream, int(entry["bytes"]), int(entry["file_bytes"]),
-                          tuple(entry["commands"]), entry["encoder_version"], float(entry["encode_s"]))
+            old = hit[0]
+            bitstream = cache_dir / hit[1]
+            enc = Encoded(bitstream, old.bytes, old.file_bytes, old.commands, old.encoder_version,
+                          old.encode_s)
         else:
             enc = codec.encode(src, gop, point, work)
             bitstream = enc.path
@@ -448,41 +284,25 @@ def _run_point(codec: Codec, clip: ClipInfo, src: Path, point: float, gop: int,
         if vmaf:
             metrics = metrics.with_vmaf(vmaf_per_frame(str(src), str(decoded), threads=threads))
         metrics_s = time.perf_counter() - t0
-        stream_file = f"{key}{bitstream.suffix}"
-        entry = {
-            "clip": clip.name, "codec": codec.name, "config": codec.config,
-            "point_label": codec.point_label, "point": float(point), "frames": clip.frames,
-            "width": clip.width, "height": clip.height, "fps": clip.fps,
-            "bytes": enc.bytes, "file_bytes": enc.file_bytes,
-            "encode_s": enc.seconds, "decode_s": decode_s, "metrics_s": metrics_s,
-            "commands": list(enc.commands), "encoder_version": enc.encoder_version,
-            "stream_format": codec.stream_format, "stream_file": stream_file,
-            "cache_key": key, "metrics": metrics.to_dict(),
-        }
+        result = PointResult(
+            clip=clip.name, codec=codec.name, config=codec.config, point_label=codec.point_label,
+            point=float(point), frames=clip.frames, width=clip.width, height=clip.height,
+            fps=clip.fps, bytes=enc.bytes, file_bytes=enc.file_bytes, metrics=metrics,
+            encode_s=enc.seconds, decode_s=decode_s, metrics_s=metrics_s,
+            encoder_version=enc.encoder_version, stream_format=codec.stream_format,
+            cached=False, cache_key=key, commands=tuple(enc.commands))
         if cache_dir is not None:
+            stream_file = f"{key}{bitstream.suffix}"
             if encoded_now:
-                shutil.copyfile(bitstream, cache_dir / stream_file)
-            report.atomic_write(cache_dir / f"{key}.json", json.dumps(entry))
-        return _result_from_entry(entry, cached=False), encoded_now
+                with atomic_path(cache_dir / stream_file) as tmp:
+                    shutil.copyfile(bitstream, tmp)
+            atomic_write(cache_dir / f"{key}.json",
+                         json.dumps({"result": result.to_dict(), "stream_file": stream_file}))
+        return result, encoded_now
     finally:
         for p in (decoded, bitstream if encoded_now else None):
             if p is not None and p.exists():
                 p.unlink()
-
-
-def _result_from_entry(entry: dict[str, Any], cached: bool) -> PointResult:
-    frames, w, h, fps = int(entry["frames"]), int(entry["width"]), int(entry["height"]), float(entry["fps"])
-    nbytes = int(entry["bytes"])
-    return PointResult(
-        clip=entry["clip"], codec=entry["codec"], config=entry["config"],
-        point_label=entry["point_label"], point=float(entry["point"]), frames=frames,
-        width=w, height=h, fps=fps, bytes=nbytes, file_bytes=int(entry["file_bytes"]),
-        kbps=nbytes * 8 * fps / frames / 1000.0, bpp=nbytes * 8 / (frames * w * h),
-        metrics=SequenceMetrics.from_dict(entry["metrics"]),
-        encode_s=float(entry["encode_s"]), decode_s=float(entry["decode_s"]),
-        metrics_s=float(entry["metrics_s"]), commands=tuple(entry["commands"]),
-        encoder_version=entry["encoder_version"], stream_format=entry["stream_format"],
-        cached=cached, cache_key=entry["cache_key"])
 
 
 def _unique_names(paths: list[Path]) -> list[str]:
@@ -568,12 +388,4 @@ def run_bench(config: BenchConfig) -> BenchResult:
                          out_dir=str(out))
     files = report.write_reports(result, out)
     return replace(result, files=files)
-
-
-def config_dict(config: BenchConfig) -> dict[str, Any]:
-    """BenchConfig as a JSON-ready dict."""
-    d = asdict(config)
-    d["clips"] = list(config.clips)
-    d["codecs"] = None if config.codecs is None else list(config.codecs)
-    return d
 

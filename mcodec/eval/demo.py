@@ -38,6 +38,7 @@ class DemoResult:
     height: int
     rows: tuple[DemoRow, ...]
     decoded: str  # mcodec's decoded output (y4m) kept for the user
+    stream: str = ""  # mcodec's bitstream kept for the user
 
     def table(self) -> str:
         lines = [f"sample: {self.sample} ({self.width}x{self.height}, {self.frames} frames; "
@@ -62,13 +63,34 @@ def sample_path() -> Path:
 
 def run_demo(out_dir: str, *, frames: int = 32, quality: int = 3, gop: int = 32,
              say: Callable[[str], None] = lambda s: None) -> DemoResult:
-    """Encode/decode the sample with mcodec at `quality`, then x265 at a similar rate."""
+    """Encode/decode the sample with mcodec at `quality`, then x265 at a similar rate.
+
+    Writes into `out_dir` (created if needed): ``mcodec_q<quality>.bin`` (mcodec's
+    bitstream) and ``demo_mcodec.y4m`` (its decoded frames); x265's files are
+    temporary.
+
+    Raises:
+        McodecError: a bad setting (frames, gop, quality out of the model's range),
+            `out_dir` cannot be a folder, or the sample is missing.
+    """
     from mcodec.codec.video_io import open_video, open_writer
     from mcodec.eval import anchors, metrics
     from mcodec.eval.learned import McodecBenchCodec
 
-    os.makedirs(out_dir, exist_ok=True)
+    if frames < 1:
+        raise McodecError(f"--frames must be >= 1, got {frames}")
+    if gop < 1:
+        raise McodecError(f"--gop must be >= 1, got {gop}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise McodecError(f"--out {out_dir}: exists and is not a folder")
     src = sample_path()
+    mc = McodecBenchCodec("lowdelay")
+    if not 0 <= quality < len(mc.points):
+        raise McodecError(f"--quality must be in 0..{len(mc.points) - 1}, got {quality}")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise McodecError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from None
     with tempfile.TemporaryDirectory(prefix="mcodec-demo-") as tmp:
         cut = Path(tmp) / "sample.y4m"
         with open_video(str(src), max_frames=frames) as reader:
@@ -87,7 +109,6 @@ def run_demo(out_dir: str, *, frames: int = 32, quality: int = 3, gop: int = 32,
 
         rows = []
         say(f"mcodec: encoding {n} frames at quality {quality}")
-        mc = McodecBenchCodec("lowdelay")
         enc = mc.encode(cut, gop, quality, Path(out_dir))
         rows.append(DemoRow("mcodec", f"quality {quality}", enc.bytes,
                             enc.bytes * 8 / 1000 / seconds, score(mc, enc), enc.seconds))
@@ -112,4 +133,5 @@ def run_demo(out_dir: str, *, frames: int = 32, quality: int = 3, gop: int = 32,
         crf, e, psnr = best
         rows.append(DemoRow("x265", f"CRF {crf}", e.bytes, e.bytes * 8 / 1000 / seconds, psnr,
                             e.seconds))
-    return DemoResult(src.name, n, info.width, info.height, tuple(rows), str(decoded))
+    return DemoResult(src.name, n, info.width, info.height, tuple(rows), str(decoded),
+                      str(enc.path))

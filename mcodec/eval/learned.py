@@ -1,4 +1,4 @@
-"""mcodec as one more codec of the bench (implements `mcodec.eval.anchors.Codec`).
+"""mcodec as one more codec of the bench (implements `mcodec.eval.codecs.Codec`).
 
 It goes through the same public API as `mcodec encode` / `mcodec decode`. The
 rate counts the whole .bin file (headers, index and end unit included), and
@@ -13,34 +13,46 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mcodec.codec.video_io import Frame
-from mcodec.eval.anchors import Encoded
+from mcodec.codec.frame import Frame
+from mcodec.codec.options import EncodeOptions, EncoderTuning
+from mcodec.eval.codecs import Encoded
 
 
 class McodecBenchCodec:
-    """The shipped (or a given) mcodec model at every quality level."""
+    """The shipped (or a given) mcodec model at every quality level.
+
+    Args:
+        config: the bench configuration (mcodec codes low delay in both).
+        threads: torch threads while encoding.
+        networks: `mcodec.codec.zoo.CodecNetworks` (default: the shipped model).
+        mask: --mask mode ("auto", "off" or a ratio).
+        name: the codec's name in the bench.
+        tuning: the encoder's tuned constants (default: the shipped tuning); every
+            field is part of the cache token, so changing any knob re-codes.
+    """
 
     name = "mcodec"
     point_label = "quality"
     stream_format = "whole mcodec .bin file (container headers, index and end unit included)"
 
-    def __init__(self, config: str, threads: int = 2, networks=None, mask: str = "auto",
-                 name: str = "mcodec") -> None:
+    def __init__(self, config: str, threads: int = 2, networks=None, mask: str | float = "auto",
+                 name: str = "mcodec", tuning: EncoderTuning | None = None) -> None:
         from mcodec import __version__
-        from mcodec.codec import codec
+        from mcodec.codec import zoo
 
         self.name = name
         self.config = config
         self.threads = int(threads)
-        self._nets = networks if networks is not None else codec.load_networks()
+        self.tuning = tuning if tuning is not None else EncoderTuning()
+        self._nets = networks if networks is not None else zoo.load_networks()
         self._mask = mask
-        self.points = tuple(float(q) for q in range(len(codec.quality_ladder(self._nets.levels))))
+        self.points = tuple(float(q) for q in range(len(self.tuning.quality_ladder(self._nets.levels))))
         # Low delay is mcodec's only structure (P frames from the previous decoded frame).
         self.description = (f"mcodec {__version__}, model {self._nets.model_id}, low delay "
                             f"(key frame every gop frames, P frames), mask {mask}")
         # Weights, masking mode and the encoder's tuned constants: changing any re-codes.
         self.cache_token = repr(("mcodec", __version__, self._nets.digest.hex(), mask,
-                                 sorted(codec.encoder_settings().items())))
+                                 self.tuning.key()))
         self.version = f"mcodec {__version__} ({self._nets.model_id} {self._nets.digest.hex()[:12]})"
 
     def encode(self, src: Path, gop: int, point: float, workdir: Path) -> Encoded:
@@ -54,7 +66,7 @@ class McodecBenchCodec:
         torch.set_num_threads(self.threads)
         t0 = time.perf_counter()
         codec.encode(str(src), str(out),
-                     options=codec.EncodeOptions(quality=q, gop=gop, mask=self._mask),
+                     options=EncodeOptions(quality=q, gop=gop, mask=self._mask, tuning=self.tuning),
                      networks=self._nets, overwrite=True)
         seconds = time.perf_counter() - t0
         size = out.stat().st_size

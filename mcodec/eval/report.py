@@ -1,7 +1,12 @@
 """Bench outputs: results.json, results.csv, report.md and RD plots.
 
-Everything here is derived from a :class:`mcodec.eval.bench.BenchResult`; no
-coding happens. Aggregation rules (stated in the report too):
+Everything here is derived from a :class:`mcodec.eval.results.BenchResult`; no
+coding happens. Points are written through their one serialisation
+(``PointResult.to_dict`` for results.json, ``PointResult.row`` for results.csv,
+``PointResult.value`` for the tables); every file goes through
+:func:`mcodec.atomic.atomic_write`.
+
+Aggregation rules (stated in the report too):
 
 * Average RD curve of a codec: at each of its rate points, the mean over clips
   of kbps, bpp and every metric (only points present for every clip).
@@ -21,22 +26,21 @@ import json
 import math
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from mcodec.atomic import atomic_write
 from mcodec.eval.bdrate import MIN_OVERLAP, bd_rate
-
-if TYPE_CHECKING:  # only for annotations: bench imports this module
-    from mcodec.eval.bench import BenchResult, PointResult
+from mcodec.eval.results import BenchResult, PointResult
 
 HEADLINE = ("PSNR-YUV = mean over frames of the per-frame (6·PSNR-Y + PSNR-U + PSNR-V)/8, "
             "8-bit 4:2:0, computed by mcodec on frames decoded from the coded files "
             "(PSNR capped at 100 dB)")
+# The scalars (PointResult.value names) averaged over clips and shown in the tables.
 AVG_METRICS = ("kbps", "bpp", "psnr_yuv", "psnr_y", "psnr_u", "psnr_v", "psnr_yuv_mse",
                "msssim_y", "vmaf", "encode_s", "decode_s")
 
@@ -50,12 +54,6 @@ class BDCell:
     total: int
     warnings: tuple[str, ...] = ()
     per_clip: tuple[tuple[str, float], ...] = ()  # (clip, BD-rate %) for the valid clips
-
-
-def _value(p: PointResult, key: str) -> float:
-    if key in ("kbps", "bpp", "encode_s", "decode_s"):
-        return float(getattr(p, key))
-    return float(getattr(p.metrics, key))
 
 
 def curves(result: BenchResult) -> dict[str, dict[str, list[PointResult]]]:
@@ -84,7 +82,7 @@ def average_curves(result: BenchResult) -> dict[str, list[dict[str, float]]]:
                 continue
             row = {"point": point}
             for key in AVG_METRICS:
-                row[key] = float(np.mean([_value(p, key) for p in group]))
+                row[key] = float(np.mean([p.value(key) for p in group]))
             rows.append(row)
         out[codec] = rows
     return out
@@ -103,8 +101,8 @@ def bd_matrix(result: BenchResult, metric: str = "psnr_yuv", method: str = "pchi
             for clip in clips:
                 pa, pt = by_codec.get(a, {}).get(clip, []), by_codec.get(t, {}).get(clip, [])
                 try:
-                    r = bd_rate([_value(p, rate) for p in pa], [_value(p, metric) for p in pa],
-                                [_value(p, rate) for p in pt], [_value(p, metric) for p in pt],
+                    r = bd_rate([p.value(rate) for p in pa], [p.value(metric) for p in pa],
+                                [p.value(rate) for p in pt], [p.value(metric) for p in pt],
                                 method=method, min_overlap=MIN_OVERLAP if a != t else 0.0,
                                 label=f"BD-rate {clip} {t} vs {a} ({metric}, {method})")
                 except ValueError as exc:
@@ -172,22 +170,6 @@ def analyse(result: BenchResult) -> Analysis:
 # --------------------------------------------------------------------- writers
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to a unique temporary name beside `path`, then rename it into place.
-
-    (Not mkstemp: its 0600 mode would make the reports private; open() applies the umask.)
-    """
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
 def _clean(x: Any) -> Any:
     """Recursively make JSON-safe: NaN/inf -> None, tuples -> lists."""
     if isinstance(x, float):
@@ -208,16 +190,12 @@ def _matrix_json(m: dict[tuple[str, str], BDCell]) -> list[dict[str, Any]]:
 
 def results_json(result: BenchResult, analysis: Analysis | None = None) -> dict[str, Any]:
     """The content of results.json (JSON-ready)."""
-    from dataclasses import asdict
-
-    from mcodec.eval.bench import config_dict
-
     an = analysis or analyse(result)
 
     return _clean({
         "schema": 1,
         "headline_metric": HEADLINE,
-        "config": config_dict(result.config),
+        "config": result.config.to_dict(),
         "frames_requested": result.frames,
         "started": result.started,
         "seconds": result.seconds,
@@ -225,8 +203,8 @@ def results_json(result: BenchResult, analysis: Analysis | None = None) -> dict[
         "points_from_cache": result.cached,
         "ffmpeg": {"path": result.ffmpeg_path, "version": result.ffmpeg_version},
         "machine": dict(result.machine),
-        "clips": [asdict(c) for c in result.clips],
-        "codecs": [asdict(c) for c in result.codecs],
+        "clips": [c.to_dict() for c in result.clips],
+        "codecs": [c.to_dict() for c in result.codecs],
         "bd_rate": {key: _matrix_json(m) for key, m in an.matrices.items()},
         "average": an.average,
         "points": [p.to_dict() for p in result.points],
@@ -294,7 +272,7 @@ def report_markdown(result: BenchResult, plots: dict[str, str] | None = None,
       f"{result.cached} from the cache.")
     w(f"- Configuration **{cfg.config}**, key-frame interval (gop) {cfg.gop}, up to "
       f"{result.frames} frames per clip{' (quick mode)' if cfg.quick else ''}.")
-    w(f"- Clips: " + ", ".join(f"{c.name} ({c.width}x{c.height}, {c.frames} frames, "
+    w("- Clips: " + ", ".join(f"{c.name} ({c.width}x{c.height}, {c.frames} frames, "
                                f"{c.fps:g} fps)" for c in result.clips) + ".")
     w(f"- Headline metric: {HEADLINE}. "
       "PSNR of the mean MSE is reported alongside (column 'of mean MSE').")
@@ -333,7 +311,7 @@ def report_markdown(result: BenchResult, plots: dict[str, str] | None = None,
         w(f"### {name}\n")
         w(_points_table(avg.get(name, []), c.point_label) + "\n")
 
-    w(f"## Per clip\n")
+    w("## Per clip\n")
     for clip in result.clips:
         w(f"### {clip.name}\n")
         if plots and f"plot:{clip.name}" in plots:
@@ -343,7 +321,7 @@ def report_markdown(result: BenchResult, plots: dict[str, str] | None = None,
                 f"{t} {_clip_bd(m_pchip[(ref, t)], clip.name)}" for t in names if t != ref) + "\n")
         for name in names:
             pts = by_codec.get(name, {}).get(clip.name, [])
-            rows = [{"point": p.point, **{k: _value(p, k) for k in AVG_METRICS}} for p in pts]
+            rows = [{"point": p.point, **{k: p.value(k) for k in AVG_METRICS}} for p in pts]
             w(f"**{name}**\n")
             w(_points_table(rows, pts[0].point_label if pts else "point") + "\n")
 
