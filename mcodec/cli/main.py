@@ -124,7 +124,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return trainer.main(args.train_args)
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "info": cmd_info, "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
+def cmd_export(args: argparse.Namespace) -> int:
+    from mcodec.train import trainer
+
+    check_io_paths(args.run, args.output, args.overwrite)
+    digest = trainer.export(args.run, args.output)
+    print(f"wrote {args.output}\nsha256 {digest}")
+    return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "export": cmd_export, "info": cmd_info,
+            "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
 
 
 # ----------------------------------------------------------------------------- parser
@@ -156,9 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=3, help="mcodec quality level (default 3)")
 
     p = sub.add_parser("train", parents=[common], add_help=False,
-                       help="train the networks (mcodec train --help for its options)",
+                       help="train the networks from a TOML config (mcodec train --help)",
                        description="Train mcodec's networks; options as `python -m mcodec.train`.")
     p.add_argument("train_args", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="turn a training run or checkpoint into a model bundle",
+                       description="Write the networks of RUN (a run folder or its ckpt.pt) as a "
+                                   "safetensors bundle with the CDF tables frozen, byte-reproducible, "
+                                   "ready for the model table; prints its SHA-256.")
+    p.add_argument("run", metavar="RUN_OR_CKPT")
+    p.add_argument("output", metavar="OUT.safetensors")
+    p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
 
     p = sub.add_parser("encode", parents=[common], help="compress a video into an mcodec bitstream",
                        description="Compress IN (any ffmpeg-readable video, raw .yuv with --size, "

@@ -1,7 +1,7 @@
-"""``python -m mcodec.train ...``: the training command line (`mcodec.train.trainer.main`)."""
+"""``python -m mcodec.train`` (and ``torchrun ... -m mcodec.train``): the trainer's command line."""
 
 import sys
 
-from mcodec.train.trainer import main
+from mcodec.train.trainer import run_module
 
-sys.exit(main())
+sys.exit(run_module())

