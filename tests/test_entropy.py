@@ -562,6 +562,9 @@ _CLEAN_ERROR, _OTHER_ERROR, _WRONG = 10, 11, 12
 
 
 def _child(fn: Callable[[], bool]) -> None:
+    # A forked child must not touch the OpenMP pool its parent started (libgomp is not
+    # fork-safe: the child can hang); one thread keeps torch's ops inline.
+    torch.set_num_threads(1)
     faulthandler.disable()                            # the crash is the expected outcome: keep it quiet
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -588,17 +591,19 @@ def _run_forked(fn: Callable[[], bool], timeout: float = 60.0) -> int | str:
 
 @pytest.mark.parametrize("case", ["none", "one", "two_improbable", "one_factorized", "collapsed_channel"])
 def test_encoder_does_not_crash_on_tiny_inputs_or_one_symbol_tables(gauss, bottleneck, case) -> None:
+    # Coders are built here, in the parent; the child only codes.
+    eb = mdl.EntropyBottleneck(2)                    # quantiles q0 >= median >= q2: one codable symbol
+    with torch.no_grad():
+        eb.quantiles[0, 0] = torch.tensor([0.3, 0.3, 0.3])
+    eb.update(force=True)
+    one = mdl.EntropyBottleneck(1)
+    one.update(force=True)
+
     def go() -> bool:
-        if case == "collapsed_channel":              # quantiles q0 >= median >= q2: one codable symbol
-            eb = mdl.EntropyBottleneck(2)
-            with torch.no_grad():
-                eb.quantiles[0, 0] = torch.tensor([0.3, 0.3, 0.3])
-            eb.update(force=True)
+        if case == "collapsed_channel":
             sym = torch.zeros(2, 2, 1, dtype=torch.int32)
             return torch.equal(ent.decode_factorized(eb, ent.encode_factorized(eb, sym), (2, 2, 1)), sym)
         if case == "one_factorized":
-            one = mdl.EntropyBottleneck(1)
-            one.update(force=True)
             sym = torch.zeros(1, 1, 1, dtype=torch.int32)
             return torch.equal(ent.decode_factorized(one, ent.encode_factorized(one, sym), (1, 1, 1)), sym)
         n, v = {"none": (0, 0), "one": (1, 0), "two_improbable": (2, -1)}[case]
