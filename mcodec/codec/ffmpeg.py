@@ -220,6 +220,18 @@ class FFmpegProcess:
         self.kill()
 
 
+def read_exact(stream: IO[bytes], n: int) -> bytes:
+    """Up to `n` bytes from a pipe: fewer only when it ends first (reads may return short)."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def run_ffmpeg(args: Sequence[str], what: str, timeout: float | None = None) -> str:
     """Run ffmpeg to completion with `args` (a full argument list); return its stderr.
 

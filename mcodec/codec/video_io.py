@@ -212,14 +212,7 @@ class VideoReader:
 
     def _read_exact(self, n: int) -> bytes:
         assert self._out is not None
-        chunks, got = [], 0
-        while got < n:
-            chunk = self._out.read(n - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
+        return ff.read_exact(self._out, n)
 
     def __iter__(self) -> Iterator[Frame]:
         return self

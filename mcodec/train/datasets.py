@@ -505,15 +505,9 @@ def decode_crops(path: str, start: int, frames: int, crop: int, left: int, top: 
     want = frames * crop * crop * 3 // 2
     with ff.FFmpegProcess(args, stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None
-        chunks, got = [], 0
-        while got < want:
-            chunk = proc.stdout.read(want - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
+        data = ff.read_exact(proc.stdout, want)
         proc.wait(f"decoding {path}", timeout=600)
-    return b"".join(chunks)
+    return data
 
 
 def _probe_image(path: str) -> tuple[int, int]:
