@@ -187,3 +187,19 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, shared_data: Path) -> 
     assert "loss.chroma_wieght" in subprocess.run(
         [sys.executable, "-m", "mcodec.train", "--config", str(typo)], cwd=REPO, capture_output=True,
         text=True, timeout=120).stderr
+
+
+def test_gradient_accumulation_trains_the_same_global_batch(shared_data: Path, tmp_path: Path) -> None:
+    """accumulate = 2: two micro-batches of 2 per step, one optimizer step; the run trains."""
+    config = _config(tmp_path, 2, accumulate=2)
+    assert load_config(config).micro_batch(1) == 2
+    done = _train(config, tmp_path / "acc", shared_data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ck = trainer.load_checkpoint(tmp_path / "acc")
+    assert ck["step"] == 2
+    init = trainer._codec_pair(load_config(config)).state_dict()
+    moved = [k for k, v in ck["model"].items() if v.dtype.is_floating_point and v.shape == init[k].shape
+             and not torch.equal(v, init[k])]
+    assert moved and all(torch.isfinite(ck["model"][k]).all() for k in moved)
+    recs = [json.loads(x) for x in (tmp_path / "acc" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2] and recs[-1]["samples_per_s"] > 0

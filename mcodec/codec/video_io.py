@@ -408,8 +408,8 @@ class VideoWriter:
             if self._tmp is not None:
                 if self.kind == "png":
                     for name in sorted(os.listdir(self._tmp)):
-                        os.replace(os.path.join(self._tmp, name),
-                                   os.path.join(os.path.dirname(os.path.abspath(self.path)), name))
+                        publish(os.path.join(self._tmp, name),
+                                os.path.join(os.path.dirname(os.path.abspath(self.path)), name))
                     os.rmdir(self._tmp)
                 else:
                     publish(self._tmp, self.path)
