@@ -34,6 +34,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -408,9 +409,9 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True,
                     grid = (res.shape[2] // 8, res.shape[3] // 8)
                     mask = torch.from_numpy(random_mask(grid, ratio, mrng, batch=res.shape[0])).to(ranks.device)
                 sync = micro == config.schedule.accumulate - 1 or ranks.world == 1
-                ctx = model.no_sync() if not sync else _null()
+                ctx = model.no_sync() if not sync else nullcontext()
                 with ctx:
-                    with amp if amp is not None else _null():
+                    with amp if amp is not None else nullcontext():
                         o = model(key, res, q, mask)
                     total = (o["loss"] + o["aux"]) / config.schedule.accumulate
                     finite = finite and bool(torch.isfinite(total))
@@ -485,14 +486,6 @@ def _check_ranks_agree(module: Any, ranks: Ranks, out: Path) -> None:
         atomic_write(out / "ranks.json", json.dumps({"world": ranks.world, "digests": digests}, indent=1))
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks hold different parameters after training: {digests}")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # ----------------------------------------------------------------------------- export and plots
