@@ -87,6 +87,14 @@ def planes_to_s2d(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.stack([y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2], u, v])
 
 
+def s2d_to_planes(s2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of `planes_to_s2d`: (6, h, w) -> y (2h, 2w), u, v (h, w), uint8."""
+    _, h, w = s2d.shape
+    y = np.empty((2 * h, 2 * w), np.uint8)
+    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = s2d[:4]
+    return y, np.ascontiguousarray(s2d[4]), np.ascontiguousarray(s2d[5])
+
+
 def _box2(p: np.ndarray) -> np.ndarray:
     """2x2 box downscale of an even-sized uint8 plane (rounded)."""
     s = p.astype(np.uint16)

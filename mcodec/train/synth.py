@@ -91,8 +91,8 @@ import numpy as np
 from mcodec.codec.motion import compensate
 from mcodec.codec.motion_search import estimate_motion
 from mcodec.train.data import (BIG_PHOTO, check_training_path, default_photo_root, load_pair_bank,
-                               load_photo, photo_list, rgb_to_yuv420, save_pair_bank, video_dir,
-                               video_frames)
+                               load_photo, photo_list, rgb_to_yuv420, s2d_to_planes, save_pair_bank,
+                               video_dir, video_frames)
 from mcodec.train.degrade import Planes, add_camera_noise, degrade_reference
 from mcodec.train.stats import ResidualStats, bank_stats, format_stats, measure_clips
 
@@ -372,14 +372,6 @@ def _add_occluder(ref: np.ndarray, cur: np.ndarray, src: np.ndarray,
     return True
 
 
-def _s2d_to_planes(s2d: np.ndarray) -> Planes:
-    """Inverse of data.planes_to_s2d: (6, h, w) -> y (2h, 2w), u, v (h, w)."""
-    _, h, w = s2d.shape
-    y = np.empty((2 * h, 2 * w), np.uint8)
-    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = s2d[:4]
-    return y, np.ascontiguousarray(s2d[4]), np.ascontiguousarray(s2d[5])
-
-
 def make_video_pair(frames: Sequence[np.ndarray], crop: int,
                     rng: np.random.Generator) -> tuple[Planes, Planes]:
     """One (cur, pred) pair from a clip's frames ((6, h, w) s2d uint8, `data.video_frames` layout).
@@ -401,7 +393,7 @@ def make_video_pair(frames: Sequence[np.ndarray], crop: int,
     flip = rng.random() < 0.5
 
     def window(i: int) -> Planes:
-        y, u, v = _s2d_to_planes(frames[i])
+        y, u, v = s2d_to_planes(frames[i])
         y, u, v = (y[top:top + wh, left:left + ww], u[top // 2:(top + wh) // 2, left // 2:(left + ww) // 2],
                    v[top // 2:(top + wh) // 2, left // 2:(left + ww) // 2])
         if flip:

@@ -124,9 +124,11 @@ class TrainingInputs:
         return len(self.clips)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from mcodec.codec.frame import Frame
         from mcodec.codec.motion import compensate
         from mcodec.codec.motion_search import estimate_motion
-        from mcodec.train.data import planes_to_s2d
+        from mcodec.codec.reconstruct import residual_planes
+        from mcodec.train.data import planes_to_s2d, s2d_to_planes
         from mcodec.train.degrade import degrade_reference
 
         clip = self.clips[index]                                  # (K, 6, h, w) uint8
@@ -134,20 +136,10 @@ class TrainingInputs:
         if not self.inter:
             return key, np.zeros((0,), np.uint8)
         rng = np.random.default_rng([self.seed, index, 1])
-        ref = degrade_reference(*_s2d_planes(clip[0]), rng)
-        cur = _s2d_planes(clip[1])
-        pred = compensate(*ref, estimate_motion(cur[0], ref[0]))
-        res = [np.clip(c.astype(np.int16) - p.astype(np.int16) + 128, 0, 255).astype(np.uint8)
-               for c, p in zip(cur, pred)]
-        return key, planes_to_s2d(*res)
-
-
-def _s2d_planes(s2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(y, u, v) uint8 planes of one (6, h, w) space-to-depth frame."""
-    h, w = s2d.shape[1:]
-    y = np.empty((2 * h, 2 * w), np.uint8)
-    y[0::2, 0::2], y[0::2, 1::2], y[1::2, 0::2], y[1::2, 1::2] = s2d[0], s2d[1], s2d[2], s2d[3]
-    return y, np.ascontiguousarray(s2d[4]), np.ascontiguousarray(s2d[5])
+        ref = degrade_reference(*s2d_to_planes(clip[0]), rng)
+        cur = Frame(*s2d_to_planes(clip[1]))
+        pred = compensate(*ref, estimate_motion(cur.y, ref[0]))
+        return key, planes_to_s2d(*residual_planes(cur, pred))  # what the codec's inter network codes
 
 
 def step_indices(step: int, micro: int, config: TrainConfig, ranks: Ranks) -> list[int]:
