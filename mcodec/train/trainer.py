@@ -528,6 +528,8 @@ def plot_log(run: str | Path, out: str | Path | None = None) -> Path:
             ax.plot(steps, [r.get(k, float("nan")) for r in recs], label=k)
         ax.set_title(title)
         ax.set_xlabel("step")
+        if title == "loss":
+            ax.set_yscale("log")  # the first steps' loss is orders of magnitude above the rest
         if len(keys) > 1:
             ax.legend()
     fig.tight_layout()
