@@ -7,7 +7,7 @@ FOLDER (default ``../shared/data/video_train``) is read as one "video" source, t
 as it is, and as a temporary folder tree with `--scale` times as many entries
 (symbolic links to the same files under other names, in `--scale` subfolders).
 Each run is a fresh child process: a DataLoader (batch `--batch`, `--workers`
-workers, `IndexSampler(0, items)`, `worker_init`) draws `--items` samples of
+workers, indices 0 .. items-1, `worker_init`) draws `--items` samples of
 `--frames` frames of `--crop` x `--crop`. Reported per run: files listed and the
 listing time, the first batch's time (worker start and the first probes), frames
 per second over the whole run and after the first batch, and the peak resident
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -73,14 +72,15 @@ def run_one(folder: str, args: argparse.Namespace) -> dict:
     """One measurement in this process (the child side)."""
     import torch
 
-    from mcodec.train.datasets import ClipDataset, IndexSampler, SourceSpec, worker_init
+    from mcodec.train.config import SourceSpec
+    from mcodec.train.datasets import ClipDataset, worker_init
 
     t0 = time.perf_counter()
     ds = ClipDataset([SourceSpec("video", folder)], frames=args.frames, crop=args.crop,
                      seed=args.seed)                     # warnings: stderr, also from workers
     t_list = time.perf_counter() - t0
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=args.batch, sampler=IndexSampler(0, args.items), num_workers=args.workers,
+        ds, batch_size=args.batch, sampler=range(args.items), num_workers=args.workers,
         worker_init_fn=worker_init if args.workers else None)
     batches = len(loader)
     t0 = time.perf_counter()

@@ -13,8 +13,8 @@ import torch
 from mcodec.codec import ffmpeg as ff
 from mcodec.codec.frame import Frame
 from mcodec.train.data import rgb_to_yuv420
-from mcodec.train.datasets import (VIRTUAL_LENGTH, ClipDataset, IndexSampler, SourceSpec,
-                                   probe_video, worker_init)
+from mcodec.train.config import SourceSpec
+from mcodec.train.datasets import VIRTUAL_LENGTH, ClipDataset, probe_video, worker_init
 
 from .conftest import textured, write_clip
 
@@ -167,7 +167,7 @@ def test_dataloader_with_workers_gives_the_same_batches(ramp, tmp_path: Path) ->
 
     def batches(workers: int) -> list[np.ndarray]:
         loader = torch.utils.data.DataLoader(
-            ds, batch_size=4, sampler=IndexSampler(3, 8), num_workers=workers,
+            ds, batch_size=4, sampler=range(3, 11), num_workers=workers,
             worker_init_fn=worker_init if workers else None)
         return [b.numpy() for b in loader]
 
@@ -347,27 +347,6 @@ def test_synthetic_clips_move_smoothly_and_are_deterministic(tmp_path: Path) -> 
         np.testing.assert_array_equal(ds[i], a)
     assert moved >= 12
     assert len(msgs) == 1 and "tiny.png" in msgs[0]
-
-
-# ----------------------------------------------------------------------------- sampler
-
-
-@pytest.mark.parametrize("world", [1, 2, 3])
-def test_index_sampler_shards_and_resumes(world: int) -> None:
-    n = 17
-    ranks = [list(IndexSampler(0, n, r, world)) for r in range(world)]
-    assert all(len(r) == n for r in ranks)
-    flat = [i for r in ranks for i in r]
-    assert sorted(flat) == list(range(n * world))          # each index exactly once
-    assert ranks[world - 1][:2] == [world - 1, 2 * world - 1]
-    for r in range(world):
-        for k in (1, 5, n):
-            assert list(IndexSampler(k, n - k, r, world)) == ranks[r][k:]
-    assert len(IndexSampler(4, 9, 0, world)) == 9
-    with pytest.raises(ValueError):
-        IndexSampler(0, 4, world, world)
-    with pytest.raises(ValueError):
-        IndexSampler(-1, 4)
 
 
 def test_worker_init_sets_one_thread() -> None:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -71,8 +72,8 @@ SOURCE_KINDS = ("video", "images", "synthetic")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-class ConfigError(McodecError):
-    """A training configuration that cannot be used (names the key or the value)."""
+class ConfigError(McodecError, ValueError):
+    """A training configuration (or source) that cannot be used; names the key or the value."""
 
 
 @dataclass(frozen=True)
@@ -128,16 +129,33 @@ class ScheduleSection:
 
 
 @dataclass(frozen=True)
-class SourceSection:
+class SourceSpec:
+    """One source of training samples (`[[data.sources]]`; `mcodec.train.datasets` reads it).
+
+    Attributes:
+        kind: "video" (a video file or folder tree of videos), "images" (a folder
+            tree of stills, single-frame samples only) or "synthetic" (stills seen by
+            a moving camera, any number of frames).
+        path: file or folder; a relative path is resolved against
+            `mcodec.train.data.default_data_root()`.
+        weight: share of the samples, relative to the other sources; finite and > 0
+            (leave a source out to disable it).
+    """
+
     kind: str
     path: str
     weight: float = 1.0
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"data.sources: kind {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
-        if not self.weight > 0:
-            raise ConfigError(f"data.sources: weight of {self.path!r} must be > 0")
+        try:
+            ok = math.isfinite(float(self.weight)) and float(self.weight) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(f"data.sources: weight of {self.path!r} must be a finite number > 0, "
+                              f"got {self.weight!r}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +164,7 @@ class DataSection:
     frames: int = 2
     flip: bool = True
     workers: int = 2
-    sources: tuple[SourceSection, ...] = ()
+    sources: tuple[SourceSpec, ...] = ()
 
     def check(self) -> None:
         if self.crop < 16 or self.crop % 16:
@@ -155,8 +173,6 @@ class DataSection:
             raise ConfigError("need data.frames >= 1 and data.workers >= 0")
         if not self.sources:
             raise ConfigError("data.sources: at least one source is needed")
-        for s in self.sources:
-            s.check()
 
 
 @dataclass(frozen=True)
@@ -234,7 +250,7 @@ def _build(cls: type, values: Any, where: str) -> Any:
         elif cls is DataSection and name == "sources":
             if not isinstance(value, list):
                 raise ConfigError("data.sources must be an array of tables ([[data.sources]])")
-            kwargs[name] = tuple(_build(SourceSection, v, "data.sources") for v in value)
+            kwargs[name] = tuple(_build(SourceSpec, v, "data.sources") for v in value)
         elif isinstance(default, tuple):
             if not isinstance(value, list):
                 raise ConfigError(f"{key} must be an array")

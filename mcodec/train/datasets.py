@@ -23,8 +23,8 @@ Determinism: item i is a pure function of (seed, i). Its generator is
 ``np.random.default_rng([seed, i])``; it draws the source (probability
 proportional to weight), the file (uniform within the source), then everything
 else. Nothing depends on the process, the worker or the order of fetching, so
-a sampler that hands out indices (`IndexSampler`) makes training resumable and
-DDP-shardable.
+a sampler that hands out indices (the trainer's `step_indices`) makes training
+resumable and DDP-shardable.
 
 Streaming: the constructor only lists the files (``os.walk``, sorted; names and
 folders starting with ``.`` are ignored; files are not opened). The path list is
@@ -63,13 +63,11 @@ Warnings go to `warn` (a callable taking one line); the default prints
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +75,10 @@ import torch
 
 from mcodec.codec import ffmpeg as ff
 from mcodec.errors import FFmpegError, FFmpegNotFoundError
+from mcodec.train.config import SourceSpec
 from mcodec.train.data import (BIG_PHOTO, PHOTO_EXT, check_training_path, default_data_root,
                                planes_to_s2d, rgb_to_yuv420)
 
-KINDS = ("video", "images", "synthetic")
 VIDEO_EXT = (".mp4", ".m4v", ".mkv", ".avi", ".webm", ".mov", ".y4m", ".mpg", ".mpeg", ".ts",
              ".m2ts", ".mts", ".flv", ".ivf", ".ogv", ".wmv", ".3gp",
              ".264", ".h264", ".265", ".h265", ".hevc")
@@ -96,36 +94,6 @@ _SAMPLINGS = (("lanczos", "box", "nearest"), (0.5, 0.25, 0.25))
 
 def _warn_stderr(message: str) -> None:
     print(f"mcodec: warning: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """One source of training samples.
-
-    Attributes:
-        kind: "video" (a video file or folder tree of videos), "images" (a folder
-            tree of stills, K = 1 samples only) or "synthetic" (stills seen by a
-            moving camera, any K).
-        path: file or folder; a relative path is resolved against
-            `data.default_data_root()`.
-        weight: share of the samples, relative to the other sources; must be > 0
-            (leave a source out to disable it).
-    """
-
-    kind: str
-    path: str
-    weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"source kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        try:
-            ok = math.isfinite(float(self.weight)) and float(self.weight) > 0
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"source {self.path!r}: weight must be a finite number > 0, "
-                             f"got {self.weight!r}")
 
 
 class _Paths:
@@ -528,29 +496,3 @@ def worker_init(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: one torch thread per worker (ffmpeg decodes, and
     the workers are the parallelism). Changes no sample."""
     torch.set_num_threads(1)
-
-
-class IndexSampler(torch.utils.data.Sampler[int]):
-    """A resumable, DDP-shardable stream of global sample indices.
-
-    For global positions b = start, start+1, ..., start+count-1 rank `rank` of
-    `world` yields ``b * world + rank``. So the W ranks together take every index
-    of [start*W, (start+count)*W) exactly once, and a run restarted at a later
-    `start` continues exactly where an uninterrupted run would be. With `ClipDataset`
-    (item i a function of (seed, i) only) the samples are the same whatever the
-    number of DataLoader workers.
-    """
-
-    def __init__(self, start: int, count: int, rank: int = 0, world: int = 1) -> None:
-        if start < 0 or count < 0:
-            raise ValueError(f"start and count must be >= 0, got {start}, {count}")
-        if world < 1 or not 0 <= rank < world:
-            raise ValueError(f"need world >= 1 and 0 <= rank < world, got rank {rank} of {world}")
-        self.start, self.count, self.rank, self.world = int(start), int(count), int(rank), int(world)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[int]:
-        for b in range(self.start, self.start + self.count):
-            yield b * self.world + self.rank

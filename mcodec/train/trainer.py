@@ -163,10 +163,10 @@ def _batches(start: int, config: TrainConfig, ranks: Ranks) -> Iterator[list[int
 def _loader(config: TrainConfig, ranks: Ranks, start: int, warn: Callable[[str], None]):
     import torch
 
-    from mcodec.train.datasets import ClipDataset, SourceSpec, worker_init
+    from mcodec.train.datasets import ClipDataset, worker_init
 
     d = config.data
-    clips = ClipDataset([SourceSpec(s.kind, s.path, s.weight) for s in d.sources], frames=d.frames,
+    clips = ClipDataset(d.sources, frames=d.frames,
                         crop=d.crop, seed=config.seed, flip=d.flip, warn=warn)
     inputs = TrainingInputs(clips, config.seed, "inter" in config.networks)
     return torch.utils.data.DataLoader(
