@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcodec.codec import codec, zoo
+from mcodec.codec import codec
 from mcodec.codec import model as mdl
 from mcodec.codec.options import EncodeOptions
 

@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.toml"
 
 
+def _free_port() -> int:
+    """A loopback port nothing listens on now (a fixed one may still be held by an earlier run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _env(shared_data: Path) -> dict[str, str]:
     return {**os.environ, "MCODEC_DATA": str(shared_data), "OMP_NUM_THREADS": "1"}
 
@@ -85,10 +94,10 @@ def test_two_process_gloo_run_keeps_ranks_equal(shared_data: Path, tmp_path: Pat
     """torchrun, 2 processes, gloo: DDP keeps every rank's parameters identical."""
     out = tmp_path / "ddp"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(29500 + os.getpid() % 400), "-m", "mcodec.train",
+                           "--master_port", str(_free_port()), "-m", "mcodec.train",
                            "--config", str(_config(tmp_path, 3)), "--out", str(out), "--no-progress"],
                           cwd=REPO, env=_env(shared_data), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
     ranks = json.loads((out / "ranks.json").read_text())
     assert ranks["world"] == 2 and len(ranks["digests"]) == 2 and len(set(ranks["digests"])) == 1
     ck = trainer.load_checkpoint(out)
