@@ -10,6 +10,12 @@
     python benchmarks/tune_encoder.py chromaw 1,3       # x chroma weight in the encoder's decisions
     python benchmarks/tune_encoder.py model shipped,runs/x.safetensors  # networks: table default, bundle files
     python benchmarks/tune_encoder.py loopfilter 0,1    # Wiener loop filter off/on
+    python benchmarks/tune_encoder.py structure 0,1     # low delay / random access
+    python benchmarks/tune_encoder.py bigroup 4,8,16    # random access: frames between anchors
+    python benchmarks/tune_encoder.py bimotion 1,2,4    # motion lambda multiplier of bi frames
+    python benchmarks/tune_encoder.py cascade 0,11,12   # model-level offsets of bi levels 1,2,3 (digits)
+    python benchmarks/tune_encoder.py levellam 1,1.5    # masking lambda x v^level
+    options: --structure lowdelay|randomaccess (default randomaccess)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
 Each setting is an `EncoderTuning` made with `dataclasses.replace` from the
@@ -49,7 +55,15 @@ MODES = {
     "scalebias": ("scale_j_bias", lambda v, d: v),
     "chromaw": ("decision_chroma_weight", lambda v, d: d * v),
     "loopfilter": ("loop_filter", lambda v, d: bool(v)),
+    "bigroup": ("bi_group", lambda v, d: int(v)),
+    "bimotion": ("bi_motion_lambda_scale", lambda v, d: v),
+    "growth": ("motion_range_growth", lambda v, d: int(v)),
+    # offsets of temporal levels 1, 2, 3+ as one number: 12 = (0, 0, -1, -2) ... digits, minus
+    "cascade": ("level_offsets", lambda v, d: (0, *(-int(c) for c in str(int(v)).zfill(3)))),
+    "levellam": ("level_mask_lambda", lambda v, d: (1.0, v, v * v, v * v * v)),
 }
+# Not an EncoderTuning field: the GOP structure (0 = lowdelay, 1 = randomaccess).
+STRUCTURE = ("lowdelay", "randomaccess")
 
 
 def training_clips(workdir: Path, count: int) -> list[str]:
@@ -89,7 +103,8 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=(*MODES, "model"))
+    ap.add_argument("what", choices=(*MODES, "model", "structure"))
+    ap.add_argument("--structure", default="randomaccess", choices=STRUCTURE)
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
@@ -107,8 +122,11 @@ def main() -> None:
         clips = training_clips(Path(tmp), args.frames)
         for v in values:
             nets, tuning = shipped, default
+            structure = args.structure
             if args.what == "model":
                 nets = shipped if v == "shipped" else zoo.networks_from_file(v)
+            elif args.what == "structure":
+                structure = STRUCTURE[int(v)]
             else:
                 name, value = MODES[args.what]
                 tuning = dataclasses.replace(default, **{name: value(v, getattr(default, name))})
@@ -117,7 +135,8 @@ def main() -> None:
                     i for i, c in enumerate(ladder) if any(s in tuning.coding_scales for s, _ in c)]:
                 for clip in clips:
                     s = codec.encode(clip, str(Path(tmp) / "t.bin"),
-                                     options=EncodeOptions(quality=q, gop=args.frames, tuning=tuning),
+                                     options=EncodeOptions(quality=q, gop=args.frames, tuning=tuning,
+                                                           structure=structure),
                                      networks=nets, overwrite=True)
                     curves.setdefault((v, Path(clip).stem), []).append((s.bytes, s.psnr_yuv))
                     print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,

@@ -79,11 +79,37 @@ HDR = {"width": (0, "I"), "height": (4, "I"), "fps_num": (8, "I"), "fps_den": (1
        "mask_ratio_permille": (33, "H"), "patch_size": (35, "B"), "search_range": (36, "B"),
        "flags": (37, "H"), "model_name_length": (71, "B")}
 UNIT_FRAME, UNIT_INDEX, UNIT_END = 0x01, 0x02, 0x7F
+# Version-4 FRAME payload (docs/bitstream.md section 5.2.1): type | flags << 3 | n_segments << 5,
+# quality, 4-byte frame_check, display varint, n_segments - 1 length varints, segments.
+FRAME_FIXED = 6
+FRAME_MIN = FRAME_FIXED + 1
 # Roles of a frame's segments (docs: key = latent strings; inter = motion, mask, latents).
 LATENT_ROLES = ("y-anchor", "y-nonanchor", "z")
 
 
 # ----------------------------------------------------------------------------- stream model
+
+
+def varint(value: int) -> bytes:
+    """Unsigned LEB128 (the version-4 unit lengths, displays and segment lengths)."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, end) of a varint of at most 5 bytes; ValueError if it runs past `data`."""
+    value = 0
+    for i in range(5):
+        if pos + i >= len(data):
+            raise ValueError("varint runs past the end")
+        value |= (data[pos + i] & 0x7F) << (7 * i)
+        if not data[pos + i] & 0x80:
+            return value, pos + i + 1
+    raise ValueError("varint longer than 5 bytes")
 
 
 @dataclass
@@ -105,12 +131,12 @@ class Stream:
         out = [SIGNATURE, envelope, bytes(self.header),
                struct.pack(">I", zlib.crc32(self.header, zlib.crc32(envelope)))]
         for unit_type, payload in self.units:
-            head = struct.pack(">BI", unit_type, len(payload))
+            head = bytes([unit_type]) + varint(len(payload))
             out += [head, bytes(payload), struct.pack(">I", zlib.crc32(payload, zlib.crc32(head)))]
         return b"".join(out)
 
     def frame_positions(self) -> list[int]:
-        return [i for i, (t, p) in enumerate(self.units) if t == UNIT_FRAME and len(p) >= 24]
+        return [i for i, (t, p) in enumerate(self.units) if t == UNIT_FRAME and len(p) >= FRAME_MIN]
 
     def get(self, name: str) -> int:
         off, code = HDR[name]
@@ -123,34 +149,54 @@ class Stream:
 
 
 def parse_stream(data: bytes) -> Stream:
-    """Split a well-formed stream (a seed) into parts; CRCs are not checked."""
+    """Split a well-formed version-4 stream (a seed) into parts; CRCs are not checked."""
     assert data[:8] == SIGNATURE
     fmt, minv, length = struct.unpack_from(">HHI", data, 8)
+    assert minv >= 4, "seeds are version-4 streams"
     pos = 16 + length + 4
     header = bytearray(data[16:16 + length])
     units = []
-    while pos + 5 <= len(data):
-        unit_type, n = struct.unpack_from(">BI", data, pos)
-        units.append([unit_type, bytearray(data[pos + 5:pos + 5 + n])])
-        pos += 5 + n + 4
+    while pos + 2 <= len(data):
+        n, start = read_varint(data, pos + 1)
+        units.append([data[pos], bytearray(data[start:start + n])])
+        pos = start + n + 4
     return Stream((fmt, minv), header, units)
 
 
 def split_frame(payload: bytes) -> tuple[bytearray, list[bytearray]]:
-    """(24-byte fixed part, segments) of a well-formed FRAME payload."""
-    k = payload[23]
-    lengths = struct.unpack_from(f">{k}I", payload, 24)
-    pos, segs = 24 + 4 * k, []
+    """(fixed part: 6 bytes and the display varint, segments) of a well-formed FRAME payload.
+
+    ValueError (or IndexError) when the payload is not one."""
+    k = payload[0] >> 5
+    _, pos = read_varint(payload, FRAME_FIXED)
+    fixed, lengths = bytearray(payload[:pos]), []
+    for _ in range(k - 1):
+        n, pos = read_varint(payload, pos)
+        lengths.append(n)
+    if sum(lengths) > len(payload) - pos or (k == 0 and pos != len(payload)):
+        raise ValueError("segment lengths do not fit")
+    if k:
+        lengths.append(len(payload) - pos - sum(lengths))
+    segs = []
     for n in lengths:
         segs.append(bytearray(payload[pos:pos + n]))
         pos += n
-    return bytearray(payload[:24]), segs
+    return fixed, segs
 
 
-def join_frame(fixed: bytes, segs: list[bytes]) -> bytearray:
+def join_frame(fixed: bytes, segs: list[bytes], lengths: list[int] | None = None) -> bytearray:
+    """A FRAME payload of `fixed` and `segs` (at most 7 count: more run into the last);
+    `lengths` replaces the true segment lengths."""
     fixed = bytearray(fixed)
-    fixed[23] = len(segs) & 0xFF
-    return bytearray(bytes(fixed) + struct.pack(f">{len(segs)}I", *map(len, segs)) + b"".join(segs))
+    k = min(len(segs), 7)
+    fixed[0] = fixed[0] & 0x1F | k << 5
+    if lengths is None:
+        lengths = [len(s) for s in segs[:max(k - 1, 0)]]
+    return bytearray(bytes(fixed) + b"".join(varint(n % (1 << 32)) for n in lengths) + b"".join(segs))
+
+
+def frame_type_of(fixed: bytes) -> int:
+    return fixed[0] & 0x07
 
 
 def segment_role(frame_type: int, i: int) -> str:
@@ -158,7 +204,7 @@ def segment_role(frame_type: int, i: int) -> str:
         return LATENT_ROLES[i] if i < 3 else "extra"
     if frame_type in (1, 2):
         return ("motion", "mask", *LATENT_ROLES)[i] if i < 5 else "extra"
-    return "extra"
+    return "extra"  # bi-predicted frames (3, 4): the codec's syntax, not modelled here
 
 
 # ----------------------------------------------------------------------------- mutators
@@ -215,10 +261,10 @@ class Mutator:
         for pos in s.frame_positions():
             try:
                 fixed, segs = split_frame(s.units[pos][1])
-            except struct.error:
+            except (ValueError, IndexError):
                 continue
             for i in range(len(segs)):
-                if not latent_only or segment_role(fixed[4], i) in LATENT_ROLES:
+                if not latent_only or segment_role(frame_type_of(fixed), i) in LATENT_ROLES:
                     cands.append((pos, fixed, segs, i))
         return self.rng.choice(cands) if cands else None
 
@@ -230,7 +276,7 @@ class Mutator:
         pos, fixed, segs, i = pick
         segs[i] = edit(segs[i])
         s.units[pos][1] = join_frame(fixed, segs)
-        return segment_role(fixed[4], i)
+        return segment_role(frame_type_of(fixed), i)
 
     def _random_bytes(self, n: int) -> bytearray:
         return bytearray(self.rng.getrandbits(8) for _ in range(n))
@@ -292,7 +338,10 @@ class Mutator:
         if not positions:
             return None
         pos = self.rng.choice(positions)
-        fixed, segs = split_frame(s.units[pos][1])
+        try:
+            fixed, segs = split_frame(s.units[pos][1])
+        except (ValueError, IndexError):
+            return None
         if segs and self.rng.random() < 0.5:
             del segs[self.rng.randrange(len(segs))]
         else:
@@ -301,38 +350,53 @@ class Mutator:
         return "count"
 
     def seg_length_field(self, s: Stream) -> str | None:
-        positions = [p for p in s.frame_positions() if s.units[p][1][23]]
-        if not positions:
+        cands = []
+        for p in s.frame_positions():
+            try:
+                fixed, segs = split_frame(s.units[p][1])
+            except (ValueError, IndexError):
+                continue
+            if len(segs) >= 2:  # the last segment has no length field
+                cands.append((p, fixed, segs))
+        if not cands:
             return None
-        pos = self.rng.choice(positions)
-        payload = s.units[pos][1]
-        i = self.rng.randrange(payload[23])
-        off = 24 + 4 * i
-        (n,) = struct.unpack_from(">I", payload, off)
+        pos, fixed, segs = self.rng.choice(cands)
+        lengths = [len(x) for x in segs[:len(segs) - 1]]
+        i = self.rng.randrange(len(lengths))
+        n = lengths[i]
         new = self.rng.choice((0, n + 1, max(n - 1, 0), n + 4, 0xFFFFFFFF, 1 << 31, self.rng.getrandbits(32)))
-        struct.pack_into(">I", payload, off, new)
-        if self.rng.random() < 0.5:  # keep the total consistent by moving bytes to the next segment
-            if i + 1 < payload[23]:
-                (m,) = struct.unpack_from(">I", payload, off + 4)
-                struct.pack_into(">I", payload, off + 4, (m + n - new) % (1 << 32))
+        lengths[i] = new
+        if self.rng.random() < 0.5 and i + 1 < len(lengths):  # keep the total: move bytes to the next
+            lengths[i + 1] = (lengths[i + 1] + n - new) % (1 << 32)
+        s.units[pos][1] = join_frame(fixed, segs, lengths)
+        if self.rng.random() < 0.2:  # a non-minimal varint somewhere in the head
+            payload = s.units[pos][1]
+            at = self.rng.randrange(FRAME_FIXED, len(payload) + 1)
+            s.units[pos][1] = payload[:at] + bytearray(b"\x80\x00") + payload[at:]
         return "length"
 
     def frame_field(self, s: Stream) -> str | None:
         positions = s.frame_positions()
         if not positions:
             return None
-        payload = s.units[self.rng.choice(positions)][1]
-        what = self.rng.choice(("index", "type", "type", "quality", "quality", "flags", "nseg"))
-        if what == "index":
-            struct.pack_into(">I", payload, 0, self.rng.choice((0, 1, 2, 5, 0xFFFFFFFF)))
+        pos = self.rng.choice(positions)
+        payload = s.units[pos][1]
+        what = self.rng.choice(("display", "display", "type", "type", "quality", "quality", "flags", "nseg"))
+        if what == "display":
+            try:
+                _, end = read_varint(payload, FRAME_FIXED)
+            except ValueError:
+                return None
+            value = self.rng.choice((0, 1, 2, 3, 5, 63, 64, 127, 128, 129, 130, 0xFFFFFFFF))
+            s.units[pos][1] = payload[:FRAME_FIXED] + bytearray(varint(value)) + payload[end:]
         elif what == "type":
-            payload[4] = self.rng.choice((0, 1, 2, 3, 0xFF))
+            payload[0] = payload[0] & 0xF8 | self.rng.choice((0, 1, 2, 3, 4, 5, 7))
         elif what == "quality":
-            payload[5] = self.rng.choice((0, 1, 2, 3, 4, 7, 8, 254, 255))
+            payload[1] = self.rng.choice((0, 1, 2, 3, 4, 7, 8, 254, 255))
         elif what == "flags":
-            payload[6] = self.rng.choice((1, 0x80, 0xFF))
+            payload[0] = payload[0] & 0xE7 | self.rng.choice((1, 2, 3)) << 3
         else:
-            payload[23] = self.rng.choice((0, 1, 2, 3, 5, 255))
+            payload[0] = payload[0] & 0x1F | self.rng.choice((0, 1, 2, 3, 5, 7)) << 5
         return what
 
     def frame_hash(self, s: Stream) -> str | None:
@@ -340,7 +404,7 @@ class Mutator:
         if not positions:
             return None
         payload = s.units[self.rng.choice(positions)][1]
-        payload[7 + self.rng.randrange(16)] ^= 1 << self.rng.randrange(8)
+        payload[2 + self.rng.randrange(4)] ^= 1 << self.rng.randrange(8)  # the 4-byte frame_check
         return "hash"
 
     def payload_bitflip(self, s: Stream) -> str | None:
@@ -360,7 +424,8 @@ class Mutator:
             name_end = 72 + s.header[71]
             struct.pack_into(">H", s.header, name_end, len(s.header) - name_end - 2)
         elif name == "versions":
-            s.versions = self.rng.choice(((1, 2), (2, 1), (2, 2), (0, 0), (1, 0), (65535, 1)))
+            s.versions = self.rng.choice(((1, 2), (2, 1), (2, 2), (0, 0), (1, 0), (65535, 1), (4, 3), (5, 4),
+                                          (4, 5), (3, 3)))
         elif name == "name":
             n = s.header[71]
             new = self.rng.choice((b"", b"x" * 65, b"bad name", b"\xff\xfe", b"other"))
@@ -437,23 +502,33 @@ class Mutator:
         return op
 
     def _renumber(self, s: Stream) -> None:
-        """Make frame indexes, INDEX and END consistent again (offsets recomputed)."""
+        """Make displays, INDEX and END consistent again (offsets recomputed).
+
+        Every frame gets display = decode index (a key frame must have it; other
+        frames may keep their reordering only if it still is a permutation, which
+        after a dup/drop/swap it rarely is). The END digest is kept: the codec
+        then finds it wrong, which is a deeper check."""
         n = 0
         offset = 16 + len(s.header) + 4
         keys = []
         for unit in s.units:
-            if unit[0] == UNIT_FRAME and len(unit[1]) >= 24:
-                struct.pack_into(">I", unit[1], 0, n)
-                if unit[1][4] == 0:
+            if unit[0] == UNIT_FRAME and len(unit[1]) >= FRAME_MIN:
+                try:
+                    _, end = read_varint(unit[1], FRAME_FIXED)
+                except ValueError:
+                    end = FRAME_FIXED + 1
+                key = frame_type_of(unit[1]) == 0
+                unit[1] = unit[1][:FRAME_FIXED] + bytearray(varint(n if key else 0)) + unit[1][end:]
+                if key:
                     keys.append((n, offset))
                 n += 1
-            offset += 9 + len(unit[1])
+            offset += unit_size(len(unit[1]))
         # INDEX offsets depend on the INDEX's own size only through units after it (none are frames).
         for unit in s.units:
             if unit[0] == UNIT_INDEX:
                 unit[1] = bytearray(struct.pack(">I", len(keys)) + b"".join(struct.pack(">IQ", *k) for k in keys))
             elif unit[0] == UNIT_END:
-                unit[1] = bytearray(struct.pack(">Q", n))
+                unit[1] = bytearray(struct.pack(">Q", n) + bytes(unit[1][8:24]).ljust(16, b"\0"))
         if s.get("frame_count"):
             s.set("frame_count", n)
 
@@ -501,17 +576,27 @@ class Mutator:
         return d[:i] + other[j:]
 
     def raw_length_field(self, d: bytes) -> bytes:
-        b = bytearray(d)
-        offsets = [o + 1 for o in _unit_offsets(d)[2:-1] if o + 5 <= len(d)]
-        offsets += [12] if len(d) >= 16 else []
+        """Another value in a unit's length varint (or the header's u32 header_length)."""
+        offsets = [o + 1 for o in _unit_offsets(d)[2:-1] if o + 2 <= len(d)]
+        if len(d) >= 16 and (not offsets or self.rng.random() < 0.2):
+            b = bytearray(d)
+            (n,) = struct.unpack_from(">I", b, 12)
+            value = self.rng.choice((0, n + 1, max(n - 1, 0), 1 << 20, (1 << 20) + 1, 0xFFFFFFFF))
+            struct.pack_into(">I", b, 12, value & 0xFFFFFFFF)
+            return bytes(b)
         if not offsets:
             return d
         off = self.rng.choice(offsets)
-        (n,) = struct.unpack_from(">I", b, off)
-        value = self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 1 << 20, (1 << 20) + 1,
+        try:
+            n, end = read_varint(d, off)
+        except ValueError:
+            n, end = 0, off + 1
+        value = self.rng.choice((0, n + 1, max(n - 1, 0), n + 9, 127, 128, 1 << 20, (1 << 20) + 1,
                                  0xFFFFFFFF, self.rng.getrandbits(32)))
-        struct.pack_into(">I", b, off, value & 0xFFFFFFFF)  # n + 9 may pass 2^32 - 1: wrap
-        return bytes(b)
+        new = varint(value % (1 << 32))
+        if self.rng.random() < 0.2:  # the same value, not minimal
+            new = bytes(new[:-1]) + bytes([new[-1] | 0x80, 0])
+        return d[:off] + new + d[end:]
 
     # -- driver
 
@@ -535,15 +620,24 @@ class Mutator:
         return s.build(), names, seed_name
 
 
+def unit_size(payload_length: int) -> int:
+    """Bytes of a version-4 unit: type, length varint, payload, CRC."""
+    return 1 + len(varint(payload_length)) + payload_length + 4
+
+
 def _unit_offsets(data: bytes) -> list[int]:
     """Offsets of the units of a (possibly already damaged) stream, plus 0, 16 and the end."""
     out = [0, min(16, len(data))]
     if len(data) >= 16:
         (length,) = struct.unpack_from(">I", data, 12)
         pos = 16 + length + 4
-        while pos + 5 <= len(data):
+        while pos + 2 <= len(data):
             out.append(pos)
-            pos += 9 + struct.unpack_from(">I", data, pos + 1)[0]
+            try:
+                n, start = read_varint(data, pos + 1)
+            except ValueError:
+                break
+            pos = start + n + 4
     out.append(len(data))
     return out
 

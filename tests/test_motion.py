@@ -348,3 +348,89 @@ def test_subpel_refinement_never_worse_than_its_integer_start() -> None:
 
     assert (block_sad(f_q) <= block_sad(f_int)).all()
     assert block_sad(f_q).sum() < block_sad(f_int).sum()
+
+
+# ----------------------------------------------------------------------------- bi frames
+
+
+def _random_bi(rng, hb: int, wb: int, block: int = 16):
+    from mcodec.codec import motion as m
+
+    return m.BiField(rng.integers(0, 3, (hb, wb)), m.MotionField(block, rng.integers(-60, 60, (hb, wb, 2))),
+                     m.MotionField(block, rng.integers(-60, 60, (hb, wb, 2))))
+
+
+@pytest.mark.parametrize("direct", [False, True])
+@pytest.mark.parametrize("distances", [(1, 1), (2, 1), (1, 3)])
+def test_bi_motion_round_trip_keeps_every_used_vector(direct, distances) -> None:
+    from mcodec.codec import motion as m
+
+    rng = np.random.default_rng(7)
+    field = _random_bi(rng, 6, 9)
+    d = rng.integers(-30, 30, (6, 9, 2)) if direct else None
+    data = m.encode_bi_motion(field, distances, d)
+    out = m.decode_bi_motion(data, (6, 9), 16, distances, d)
+    assert np.array_equal(out.modes, field.modes)
+    fwd_used, bwd_used = field.modes != m.BI_BACKWARD, field.modes != m.BI_FORWARD
+    assert np.array_equal(out.forward.vectors[fwd_used], field.forward.vectors[fwd_used])
+    assert np.array_equal(out.backward.vectors[bwd_used], field.backward.vectors[bwd_used])
+    # Decoding with other side information gives another field (or an error), never a crash.
+    try:
+        other = m.decode_bi_motion(data, (6, 9), 16, (distances[0] + 1, distances[1]), d)
+        assert not (np.array_equal(other.forward.vectors, out.forward.vectors)
+                    and np.array_equal(other.backward.vectors, out.backward.vectors)) or not fwd_used.any()
+    except BitstreamError:
+        pass
+
+
+def test_steady_motion_costs_almost_nothing_with_direct_and_mirrored_prediction() -> None:
+    from mcodec.codec import motion as m
+
+    hb, wb = 15, 20
+    colocated = m.MotionField(16, np.tile(np.array([12, -20], np.int16), (hb, wb, 1)))  # 8 frames back
+    direct = m.direct_vectors(colocated, 8, 4)                                   # a frame half-way
+    assert (direct == [6, -10]).all()
+    back = m.scaled(direct, -4, 4)
+    field = m.BiField(np.full((hb, wb), m.BI_BOTH), m.MotionField(16, direct), m.MotionField(16, back))
+    with_direct = m.encode_bi_motion(field, (4, 4), direct)
+    without = m.encode_bi_motion(field, (4, 4))
+    assert len(with_direct) <= 4 < len(without) or len(with_direct) < len(without)
+    assert m.mirrored((3, -5), (2, 1)) == (-2, 3)          # -v * 1/2, halves away from zero
+
+
+def test_bi_compensation_picks_each_blocks_mode() -> None:
+    from mcodec.codec import motion as m
+
+    rng = np.random.default_rng(1)
+    past = tuple(rng.integers(0, 256, s, dtype=np.uint8) for s in ((40, 56), (20, 28), (20, 28)))
+    future = tuple(rng.integers(0, 256, s, dtype=np.uint8) for s in ((40, 56), (20, 28), (20, 28)))
+    hb, wb = m.blocks_shape(40, 56, 16)
+    zero = m.MotionField.zeros((hb, wb), 16)
+    modes = np.zeros((hb, wb), np.uint8)
+    modes[0, 1], modes[1, 2] = m.BI_BACKWARD, m.BI_BOTH
+    y, u, _ = m.compensate_bi(past, future, m.BiField(modes, zero, zero))
+    assert np.array_equal(y[:16, :16], past[0][:16, :16])
+    assert np.array_equal(y[:16, 16:32], future[0][:16, 16:32])
+    mean = (past[0][16:32, 32:48].astype(int) + future[0][16:32, 32:48] + 1) >> 1
+    assert np.array_equal(y[16:32, 32:48], mean)
+    assert np.array_equal(u[:8, 8:16], future[1][:8, 8:16])
+    # All one mode: exactly that reference's compensation.
+    ones = np.full((hb, wb), m.BI_FORWARD, np.uint8)
+    assert all(np.array_equal(a, b) for a, b in zip(m.compensate_bi(past, future, m.BiField(ones, zero, zero)),
+                                                     m.compensate(*past, zero)))
+
+
+def test_bi_motion_search_finds_steady_motion_between_references() -> None:
+    from mcodec.codec import motion as m
+    from mcodec.codec.motion_search import estimate_bi_motion
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, (120, 160)).astype(np.float64)
+    for _ in range(3):  # smooth texture
+        base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1) + np.roll(base, (1, 1), (0, 1))) / 4
+    base = base.astype(np.uint8)
+    past, cur, future = base[0:64, 0:96], base[4:68, 4:100], base[8:72, 8:104]
+    bi = estimate_bi_motion(cur, past, future, block=16, search=16, lam=4.0)
+    pred = m.compensate_bi((past, past[::2, ::2], past[::2, ::2]), (future, future[::2, ::2], future[::2, ::2]), bi)
+    inner = (slice(16, 48), slice(16, 80))
+    assert np.abs(pred[0][inner].astype(int) - cur[inner]).mean() < 1.0

@@ -87,7 +87,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     check_io_paths(args.input, args.output, args.overwrite)
     options = EncodeOptions(quality=args.quality, bitrate=args.bitrate, gop=args.gop,
-                            mask=parse_mask(args.mask), frames=args.frames)
+                            mask=parse_mask(args.mask), frames=args.frames, structure=args.structure)
     summary = codec.encode(args.input, args.output, options=options, model_id=args.model,
                            device=args.device, overwrite=args.overwrite, size=args.size,
                            fps=args.fps, pix_fmt=args.pix_fmt, progress=not args.quiet,
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", default="auto", metavar="auto|off|RATIO",
                    help="patch masking: auto (rate-distortion choice, default), off, or a "
                         "fraction of patches of each predicted frame to mask")
+    p.add_argument("--structure", default="randomaccess", choices=("randomaccess", "lowdelay"),
+                   help="randomaccess (default): hierarchical bi frames predicted from both sides, "
+                        "coded out of display order; lowdelay: every frame from the previous one")
     p.add_argument("--frames", type=int, help="encode at most N frames")
     p.add_argument("--model", help="model id from the model table (default: the shipped model)")
     p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")

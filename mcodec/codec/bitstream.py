@@ -1,12 +1,14 @@
 """The mcodec container format: write, read and validate mcodec bitstreams.
 
-Implements docs/bitstream.md (format version `FORMAT_VERSION`, 3; readers of
-versions 1 and 2 streams included) exactly; read that first. A
-stream is a signature, a CRC-checked file header carrying a `SequenceHeader`,
-then CRC-checked units: one FRAME per coded frame, then INDEX (key-frame
-offsets), then END. Readers validate incrementally, one unit in memory at a
-time, never allocate from an unchecked length and never loop over an unchecked
-count; every malformed input raises `BitstreamError` with a byte offset.
+Implements docs/bitstream.md (format version `FORMAT_VERSION`, 4; readers of
+version 1, 2 and 3 streams included) exactly; read that first. A stream is a
+signature, a CRC-checked file header carrying a `SequenceHeader`, then
+CRC-checked units: one FRAME per coded frame in decode order (in version 4 each
+also carries its display index, so B-frames can come before the frames they
+are displayed after), then INDEX (key-frame offsets), then END. Readers
+validate incrementally, one unit in memory at a time, never allocate from an
+unchecked length and never loop over an unchecked count; every malformed input
+raises `BitstreamError` with a byte offset.
 
 All offsets are bytes from the first byte of the signature; all sizes are bytes.
 """
@@ -24,7 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from mcodec.errors import BitstreamError
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2", "CODING_FLAG_LOOPFILTER",
     "KNOWN_CODING_FLAGS", "FRAME_FLAG_SCALE2", "FRAME_FLAG_FILTER", "KNOWN_FRAME_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
-    "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "QUALITY_PER_FRAME",
+    "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "FRAME_BI_INTER", "FRAME_BI_REBUILT", "MAX_REORDER",
+    "QUALITY_PER_FRAME",
     "MASK_OFF", "MASK_AUTO", "MASK_FIXED", "PIX_FMT_YUV420P",
     "COLOR_RANGE_LIMITED", "COLOR_RANGE_FULL",
     "COLOR_MATRIX_BT601", "COLOR_MATRIX_BT709", "COLOR_MATRIX_UNSPECIFIED",
@@ -46,7 +49,7 @@ __all__ = [
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
-FORMAT_VERSION = 3  # the spec version written, and this reader's version
+FORMAT_VERSION = 4  # the spec version written, and this reader's version
 # CodingParams.flags bits (docs section 4). Version 1 streams have flags 0.
 CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
 CODING_FLAG_SCALE2 = 0x0002  # frames may be coded at twice the width and height
@@ -61,6 +64,8 @@ MAX_PIXELS = 2**26  # luma pixels per frame
 MAX_HEADER_LENGTH = 2**20  # bytes; frozen for every version (docs section 3)
 
 FRAME_KEY, FRAME_INTER, FRAME_REBUILT = 0, 1, 2
+FRAME_BI_INTER, FRAME_BI_REBUILT = 3, 4  # predicted from a past and a future frame (version 4)
+MAX_REORDER = 64  # frames; |display index - decode index| of any frame (version 4)
 QUALITY_PER_FRAME = 255
 MASK_OFF, MASK_AUTO, MASK_FIXED = 0, 1, 2
 PIX_FMT_YUV420P = 0
@@ -70,7 +75,7 @@ COLOR_MATRIX_BT601, COLOR_MATRIX_BT709, COLOR_MATRIX_UNSPECIFIED = 0, 1, 2
 UNIT_FRAME, UNIT_INDEX, UNIT_END = 0x01, 0x02, 0x7F
 ANCILLARY_BIT = 0x80
 
-_FRAME_TYPE_NAMES = ("key", "inter", "rebuilt")
+_FRAME_TYPE_NAMES = ("key", "inter", "rebuilt", "bi-inter", "bi-rebuilt")
 _MASK_MODE_NAMES = ("off", "auto", "fixed")
 _COLOR_RANGE_NAMES = ("limited", "full")
 _COLOR_MATRIX_NAMES = ("bt601", "bt709", "unspecified")
@@ -92,14 +97,37 @@ _HEADER_OFFSETS = {  # field -> offset in the payload
 _CODING_FIELDS = ("gop", "quality", "mask_mode", "mask_ratio_permille", "patch_size", "search_range", "flags")
 _PAYLOAD_START = len(SIGNATURE) + _ENVELOPE.size  # 16
 
+_U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
+_INDEX_ENTRY = struct.Struct(">IQ")  # frame_index, byte_offset
+_DIGEST_SIZE = 16  # bytes of a frame hash and of the END digest (BLAKE2b-128)
+_CHECK_SIZE = 4  # bytes of a version-4 frame_check (the first bytes of the frame hash)
+# Version 1-3 units: type u8, length u32, payload, CRC; FRAME payloads start with 24 fixed bytes.
 _UNIT_HEAD = struct.Struct(">BI")  # type, length
-_UNIT_OVERHEAD = _UNIT_HEAD.size + 4  # head + CRC = 9
 _FRAME_FIXED = struct.Struct(">IBBB16sB")  # index, type, quality, flags, hash, n_segments: 24
 _FRAME_OFFSETS = {"index": 0, "frame_type": 4, "quality": 5, "flags": 6, "frame_hash": 7, "segments": 23}
-_INDEX_ENTRY = struct.Struct(">IQ")  # frame_index, byte_offset
-_U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
-_MIN_FRAME_UNIT = _UNIT_OVERHEAD + _FRAME_FIXED.size  # 33
-_MIN_TAIL = 2 * _UNIT_OVERHEAD + _U32.size + _U64.size  # empty INDEX + END: 30
+# Version 4 units: type u8, length varint, payload, CRC. FRAME payload: this, then the display
+# varint, then n_segments - 1 segment-length varints, then the segments (docs section 5.2).
+_FRAME4_FIXED = struct.Struct(">BB4s")  # type | flags << 3 | n_segments << 5, quality, frame_check
+_FRAME4_OFFSETS = {"index": 0, "frame_type": 0, "flags": 0, "segments": 0, "quality": 1, "frame_hash": 2,
+                   "display": 6}
+_FRAME4_MAX_SEGMENTS = 7  # n_segments has 3 bits
+_FRAME4_FLAGS = 0x03  # frame flags have 2 bits
+_VARINT_MAX_BYTES = 5  # a varint holds a u32
+
+
+class _Layout(NamedTuple):
+    """Sizes that differ between the unit layouts of versions 1-3 and of version 4."""
+
+    version: int  # 3 (streams of versions 1-3) or 4
+    min_frame: int  # smallest FRAME payload
+    end_length: int  # END payload
+    min_frame_unit: int  # smallest FRAME unit, framing included
+    min_tail: int  # smallest INDEX + END units
+
+
+_LAYOUT3 = _Layout(3, _FRAME_FIXED.size, _U64.size, 9 + _FRAME_FIXED.size, 9 + 4 + 9 + 8)  # 33, 30
+_LAYOUT4 = _Layout(4, _FRAME4_FIXED.size + 1, _U64.size + _DIGEST_SIZE,
+                   6 + _FRAME4_FIXED.size + 1, 6 + 4 + 6 + 24)  # 13, 40
 _MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _READ_CHUNK = 1 << 20  # bytes per read(), so a truncated pipe never costs a full claimed length
 
@@ -117,9 +145,60 @@ def _check_int(field: str, value: Any, lo: int, hi: int) -> None:
         raise _FieldError(field, f"{field} must be an integer in {lo}..{hi}, got {value!r}")
 
 
-def _check_bytes(field: str, value: Any, size: int) -> None:
-    if not isinstance(value, bytes) or len(value) != size:
-        raise _FieldError(field, f"{field} must be {size} bytes, got {value!r}")
+def _check_bytes(field: str, value: Any, *sizes: int) -> None:
+    if not isinstance(value, bytes) or len(value) not in sizes:
+        allowed = " or ".join(map(str, sizes))
+        raise _FieldError(field, f"{field} must be {allowed} bytes, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- varints (version 4)
+
+
+def _varint(value: int) -> bytes:
+    """Minimal unsigned LEB128 of 0 <= value < 2^32: 7 bits a byte, low group first."""
+    if not 0 <= value < 2**32:
+        raise ValueError(f"varint value {value} not in 0..2^32-1")
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _varint_size(value: int) -> int:
+    """Bytes of `_varint(value)` (any value >= 0, so sizes of invalid units are still defined)."""
+    return max(1, -(-value.bit_length() // 7))
+
+
+def _read_varint(data: bytes, pos: int, what: str, base: int) -> tuple[int, int]:
+    """(value, end) of the varint at data[pos]; its absolute offset is base + pos.
+
+    Refuses, with that offset, a varint running past `data`, longer than 5
+    bytes, not minimal (a last byte 0x00 after the first) or >= 2^32.
+    """
+    value = 0
+    for i in range(_VARINT_MAX_BYTES):
+        if pos + i >= len(data):
+            raise BitstreamError(f"{what}: varint runs past the end", base + pos)
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if byte == 0 and i:
+                raise BitstreamError(f"{what}: varint is not minimal", base + pos)
+            if value >= 2**32:
+                raise BitstreamError(f"{what}: varint {value} exceeds 2^32-1", base + pos)
+            return value, pos + i + 1
+    raise BitstreamError(f"{what}: varint longer than {_VARINT_MAX_BYTES} bytes", base + pos)
+
+
+def _zigzag(n: int) -> int:
+    """0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4, ..."""
+    return 2 * n if n >= 0 else -2 * n - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -(z >> 1) - 1
 
 
 @dataclass(frozen=True)
@@ -227,13 +306,20 @@ class FrameUnit:
     """One coded frame (FRAME unit, docs section 5.2). Raises ValueError on a bad value.
 
     Attributes:
-        index: frame number in stream order, from 0.
-        frame_type: FRAME_KEY, FRAME_INTER or FRAME_REBUILT.
+        index: decode index: the frame's place in stream order, from 0.
+        frame_type: FRAME_KEY, FRAME_INTER, FRAME_REBUILT, FRAME_BI_INTER or
+            FRAME_BI_REBUILT (the last two from version 4).
         quality: quality the frame was coded at, 0..254.
-        frame_hash: 16 bytes, `frame_hash()` of the decoded picture.
-        segments: up to 255 opaque entropy-coded strings, meaning set by the codec
-            (`mcodec.codec.syntax.FrameSyntax` is their layout).
-        flags: FRAME_FLAG_* bits (version 3), u8.
+        frame_hash: `frame_hash()` of the decoded picture: 16 bytes (what an
+            encoder passes, and what version 1-3 streams hold), or its first 4
+            bytes, the frame_check (what a version-4 stream holds).
+        segments: opaque entropy-coded strings, meaning set by the codec
+            (`mcodec.codec.syntax.FrameSyntax` is their layout): at most 255,
+            and at most 7 to be written (version 4).
+        flags: FRAME_FLAG_* bits (version 3), u8; only bits 0-1 can be written (version 4).
+        display: display index (output order, from 0); None means `index` and
+            is stored so, so `display` is always an int. Equals `index` in
+            version 1-3 streams and for key frames.
     """
 
     index: int
@@ -242,40 +328,50 @@ class FrameUnit:
     frame_hash: bytes
     segments: tuple[bytes, ...]
     flags: int = 0
+    display: int = None  # type: ignore[assignment]  # resolved to an int in __post_init__
 
     def __post_init__(self) -> None:
         _check_int("index", self.index, 0, 2**32 - 1)
+        if self.display is None:
+            object.__setattr__(self, "display", self.index)
+        _check_int("display", self.display, 0, 2**32 - 1)
         _check_int("frame_type", self.frame_type, 0, len(_FRAME_TYPE_NAMES) - 1)
         _check_int("quality", self.quality, 0, 254)
         _check_int("flags", self.flags, 0, 255)
-        _check_bytes("frame_hash", self.frame_hash, 16)
+        _check_bytes("frame_hash", self.frame_hash, _DIGEST_SIZE, _CHECK_SIZE)
         if (not isinstance(self.segments, tuple) or len(self.segments) > 255
                 or not all(isinstance(s, bytes) for s in self.segments)):
             raise _FieldError("segments", "segments must be a tuple of at most 255 bytes objects")
 
     @property
     def payload_length(self) -> int:
-        """Bytes of this frame's unit payload: fixed fields, segment lengths, segments."""
-        return _FRAME_FIXED.size + 4 * len(self.segments) + sum(len(s) for s in self.segments)
+        """Bytes of this frame's version-4 unit payload (what the writer writes): fixed
+        fields, display, segment lengths, segments."""
+        return _frame4_head_length(self) + sum(len(s) for s in self.segments)
 
     @property
     def unit_size(self) -> int:
-        """Bytes this frame takes in a stream: its unit's head and CRC plus the payload."""
-        return _UNIT_OVERHEAD + self.payload_length
+        """Bytes this frame takes in a version-4 stream: type, length, payload, CRC."""
+        payload = self.payload_length
+        return 1 + _varint_size(payload) + payload + 4
 
 
 @dataclass(frozen=True)
 class IndexUnit:
-    """Key frames as (frame_index, byte_offset of its FRAME unit), increasing (INDEX unit)."""
+    """Key frames as (frame_index, byte_offset of its FRAME unit), increasing (INDEX unit).
+
+    frame_index is the key frame's decode index (in version 4 also its display index)."""
 
     entries: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
 class EndUnit:
-    """End of stream (END unit): the number of FRAME units."""
+    """End of stream (END unit): the number of FRAME units and, from version 4, `digest`:
+    BLAKE2b-128 of the frames' 16-byte hashes in decode order (None in version 1-3 streams)."""
 
     frame_count: int
+    digest: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -317,11 +413,8 @@ def _encode_file_header(header: SequenceHeader) -> bytes:
         struct.pack(">H", len(header.extra)),
         header.extra,
     ))
-    # A version-1 reader ignores the coding flags, so only streams that set one need version 2;
-    # a version-2 reader would not know the loop filter's frame flag and segment.
-    min_reader = (3 if header.coding.flags & CODING_FLAG_LOOPFILTER
-                  else 2 if header.coding.flags else 1)
-    envelope = _ENVELOPE.pack(FORMAT_VERSION, min_reader, len(payload))
+    # Version-4 units (varint lengths, the FRAME layout) are unreadable to older readers.
+    envelope = _ENVELOPE.pack(FORMAT_VERSION, FORMAT_VERSION, len(payload))
     return SIGNATURE + envelope + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(envelope)))
 
 
@@ -353,12 +446,19 @@ def _parse_sequence_header(payload: bytes) -> SequenceHeader:
         raise BitstreamError(f"sequence header: {err}", _PAYLOAD_START + _HEADER_OFFSETS[err.field]) from None
 
 
-def _parse_frame(payload: bytes, offset: int, expected_index: int) -> FrameUnit:
-    """Decode a CRC-checked FRAME payload of the unit at `offset` (docs section 5.2)."""
-    name, base = f"frame unit {expected_index}", offset + _UNIT_HEAD.size
+# ----------------------------------------------------------------------------- FRAME payloads
+
+
+def _parse_frame3(payload: bytes, base: int, expected_index: int) -> FrameUnit:
+    """Decode a CRC-checked version 1-3 FRAME payload starting at absolute offset `base`
+    (docs section 5.2.2)."""
+    name = f"frame unit {expected_index}"
     index, frame_type, quality, flags, digest, n_segments = _FRAME_FIXED.unpack_from(payload)
     if index != expected_index:
         raise BitstreamError(f"{name}: frame_index is {index}, expected {expected_index}", base)
+    if frame_type > FRAME_REBUILT:  # bi-predicted frames came with version 4
+        raise BitstreamError(f"{name}: frame_type must be 0..2 in a version 1-3 stream, got {frame_type}",
+                             base + _FRAME_OFFSETS["frame_type"])
     starts = _FRAME_FIXED.size + 4 * n_segments
     if starts > len(payload):
         raise BitstreamError(
@@ -371,7 +471,7 @@ def _parse_frame(payload: bytes, offset: int, expected_index: int) -> FrameUnit:
             base + _FRAME_FIXED.size,
         )
     bounds = list(accumulate(lengths, initial=starts))
-    segments = tuple(payload[a:b] for a, b in zip(bounds, bounds[1:]))
+    segments = tuple(payload[a:b] for a, b in pairwise(bounds))
     try:
         unit = FrameUnit(index, frame_type, quality, digest, segments, flags)
     except _FieldError as err:
@@ -383,9 +483,145 @@ def _parse_frame(payload: bytes, offset: int, expected_index: int) -> FrameUnit:
     return unit
 
 
-def _parse_index(payload: bytes, offset: int, key_frames: list[tuple[int, int]]) -> IndexUnit:
-    """Decode a CRC-checked INDEX payload; it must list exactly `key_frames` (docs section 5.3)."""
-    base = offset + _UNIT_HEAD.size
+# Version 4 (docs section 5.2.1): the writer's `_frame4_head`, the size `_frame4_head_length`
+# and the reader's `_parse_frame4` are the only code that knows this layout.
+
+
+def _display_field(unit: FrameUnit) -> int:
+    """The version-4 `display` field: a key frame's display index, else zigzag(display - index)."""
+    return unit.display if unit.frame_type == FRAME_KEY else _zigzag(unit.display - unit.index)
+
+
+def _frame4_head_length(unit: FrameUnit) -> int:
+    """Bytes of the version-4 FRAME payload before the segments."""
+    lengths = sum(_varint_size(len(s)) for s in unit.segments[:-1])
+    return _FRAME4_FIXED.size + _varint_size(_display_field(unit)) + lengths
+
+
+def _frame4_head(unit: FrameUnit) -> bytes:
+    """The version-4 FRAME payload before the segments (`unit` checked by the writer:
+    16-byte hash, at most 7 segments, flags in bits 0-1, display within MAX_REORDER)."""
+    first = unit.frame_type | unit.flags << 3 | len(unit.segments) << 5
+    return b"".join((
+        _FRAME4_FIXED.pack(first, unit.quality, unit.frame_hash[:_CHECK_SIZE]),
+        _varint(_display_field(unit)),
+        *(_varint(len(s)) for s in unit.segments[:-1]),
+    ))
+
+
+def _frame4_type(payload: bytes) -> int:
+    """frame_type of a version-4 FRAME payload (>= 1 byte)."""
+    return payload[0] & 0x07
+
+
+def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | None) -> FrameUnit:
+    """Decode a CRC-checked version-4 FRAME payload of the unit at `offset`, the
+    payload starting at absolute offset `base`.
+
+    `decode_index` is the number of FRAME units before this one; None (used by
+    `salvage` after damage) takes a key frame's display as its decode index.
+    Checks every rule of one frame (docs section 5.5: a key frame's display is
+    its decode index, |display - decode index| <= MAX_REORDER, frame 0 is a
+    key frame); the rules across frames are `_DisplayOrder`'s.
+    """
+    first, quality, check = _FRAME4_FIXED.unpack_from(payload)
+    frame_type, flags, n_segments = _frame4_type(payload), first >> 3 & 0x03, first >> 5
+    where = "frame unit" if decode_index is None else f"frame unit {decode_index}"
+    if frame_type >= len(_FRAME_TYPE_NAMES):
+        raise BitstreamError(f"{where}: frame_type must be 0..{len(_FRAME_TYPE_NAMES) - 1}, got {frame_type}",
+                             base + _FRAME4_OFFSETS["frame_type"])
+    value, pos = _read_varint(payload, _FRAME4_FIXED.size, f"{where}: display", base)
+    if decode_index is None:
+        if frame_type != FRAME_KEY:
+            raise BitstreamError(f"{where}: not a key frame, cannot be placed after damage", offset)
+        decode_index = value
+        where = f"frame unit {decode_index}"
+    display = value if frame_type == FRAME_KEY else decode_index + _unzigzag(value)
+    lengths = []
+    for i in range(n_segments - 1):  # at most 6
+        length, pos = _read_varint(payload, pos, f"{where}: segment {i} length", base)
+        lengths.append(length)
+    rest = len(payload) - pos
+    if n_segments == 0 and rest:
+        raise BitstreamError(f"{where}: no segments, but {rest} bytes follow", base + pos)
+    if sum(lengths) > rest:
+        starts = _FRAME4_FIXED.size + _varint_size(value)
+        raise BitstreamError(
+            f"{where}: segment lengths add up to {sum(lengths)} bytes, payload holds {rest}", base + starts
+        )
+    if n_segments:
+        lengths.append(rest - sum(lengths))
+    bounds = list(accumulate(lengths, initial=pos))
+    segments = tuple(payload[a:b] for a, b in pairwise(bounds))
+    try:
+        if display < 0:
+            raise _FieldError("display", f"display {display} is negative")
+        unit = FrameUnit(decode_index, frame_type, quality, check, segments, flags, display)
+        _check_display(unit)
+    except _FieldError as err:
+        raise BitstreamError(f"{where}: {err}", base + _FRAME4_OFFSETS[err.field]) from None
+    if decode_index == 0 and frame_type != FRAME_KEY:
+        raise BitstreamError(f"{where}: the first frame must be a key frame", base)
+    return unit
+
+
+def _check_display(unit: FrameUnit) -> None:
+    """The version-4 rules of one frame's display index (docs section 5.5); raises _FieldError."""
+    if unit.frame_type == FRAME_KEY and unit.display != unit.index:
+        raise _FieldError("display", f"key frame has display {unit.display}, "
+                                     f"it must equal its decode index {unit.index}")
+    if abs(unit.display - unit.index) > MAX_REORDER:
+        raise _FieldError("display", f"display {unit.display} is {unit.display - unit.index:+d} from "
+                                     f"decode index {unit.index}, beyond MAX_REORDER {MAX_REORDER}")
+
+
+class _DisplayOrder:
+    """The version-4 rules across frames (docs section 5.5), in O(MAX_REORDER) memory.
+
+    Every display index is unique and the displays are exactly 0..n-1. `low`
+    is the smallest display not seen yet, `ahead` the displays seen above it.
+    A frame's display is within MAX_REORDER of its decode index, so once the
+    frame of decode index d is in, no later frame can carry a display below
+    d + 1 - MAX_REORDER: `low` must be at least that, and `ahead` never holds
+    more than 2 * MAX_REORDER + 1 displays.
+    """
+
+    def __init__(self) -> None:
+        self.low = 0
+        self.ahead: set[int] = set()
+
+    def add(self, unit: FrameUnit) -> None:
+        """Account for the next frame (its own rules already checked); raises
+        _FieldError("display", ...) and changes nothing if a rule breaks."""
+        display = unit.display
+        if display < self.low or display in self.ahead:
+            raise _FieldError("display", f"display {display} is already taken by an earlier frame")
+        low = self.low
+        if display == low:
+            low += 1
+            while low in self.ahead:
+                low += 1
+        if low < unit.index + 1 - MAX_REORDER:
+            raise _FieldError("display", f"display {low} is missing: frame {unit.index} was the last "
+                                         f"that could carry it (MAX_REORDER {MAX_REORDER})")
+        if display == self.low:
+            self.ahead.difference_update(range(display + 1, low))
+            self.low = low
+        else:
+            self.ahead.add(display)
+
+    def mismatch(self, frames: int) -> str | None:
+        """Why the displays seen are not exactly 0..frames-1, or None when they are."""
+        if self.low == frames and not self.ahead:
+            return None
+        why = f"display {self.low} is missing" if self.low < frames else \
+            f"display {max(self.ahead)} is not below the frame count"
+        return f"the displays of the {frames} frames are not 0..{frames - 1}: {why}"
+
+
+def _parse_index(payload: bytes, base: int, key_frames: list[tuple[int, int]]) -> IndexUnit:
+    """Decode a CRC-checked INDEX payload starting at absolute offset `base`; it must list
+    exactly `key_frames` (docs section 5.3)."""
     (count,) = _U32.unpack_from(payload)
     if _U32.size + count * _INDEX_ENTRY.size != len(payload):
         raise BitstreamError(f"index unit: count {count} does not match payload length {len(payload)}", base)
@@ -414,7 +650,8 @@ def _seekable(fileobj: BinaryIO) -> bool:
 
 
 class BitstreamWriter:
-    """Writes a stream: signature and header at construction, then frames, then INDEX + END.
+    """Writes a version-4 stream: signature and header at construction, then frames in
+    decode order, then INDEX + END.
 
     `fileobj` need not be seekable. If it is and `header.frame_count` is 0,
     `close()` rewrites the header in place with the final count. As a context
@@ -429,6 +666,8 @@ class BitstreamWriter:
         self._position = 0  # bytes written, = offset of the next unit
         self._frames = 0
         self._key_frames: list[tuple[int, int]] = []  # (frame_index, unit offset)
+        self._order = _DisplayOrder()
+        self._digest = hashlib.blake2b(digest_size=_DIGEST_SIZE)  # the END digest
         self._closed = False
         self._write(_encode_file_header(header))
 
@@ -437,7 +676,7 @@ class BitstreamWriter:
         self._position += len(data)
 
     def _write_unit(self, unit_type: int, parts: list[bytes]) -> None:
-        head = _UNIT_HEAD.pack(unit_type, sum(map(len, parts)))
+        head = bytes((unit_type,)) + _varint(sum(map(len, parts)))
         crc = zlib.crc32(head)
         self._write(head)
         for part in parts:  # no concatenation: segments can be large
@@ -446,11 +685,15 @@ class BitstreamWriter:
         self._write(_U32.pack(crc))
 
     def write_frame(self, unit: FrameUnit) -> int:
-        """Append one frame; returns the byte offset of its unit.
+        """Append the next frame in decode order; returns the byte offset of its unit.
 
-        Raises ValueError when the writer is closed, the index is not the next
-        one, frame 0 is not a key frame, the header's frame_count would be
-        exceeded, or the payload exceeds `header.max_unit_length`.
+        Raises ValueError (and writes nothing) when the writer is closed, the
+        index is not the next one, frame 0 is not a key frame, the header's
+        frame_count would be exceeded, the frame_hash is not 16 bytes, the unit
+        has more than 7 segments or a flag beyond bits 0-1, the display breaks a
+        rule (a key frame's display is its index, |display - index| <=
+        MAX_REORDER, no display twice, none skipped), or the payload exceeds
+        `header.max_unit_length`.
         """
         if self._closed:
             raise ValueError("writer is closed")
@@ -460,18 +703,24 @@ class BitstreamWriter:
             raise ValueError("the first frame must be a key frame")
         if self.header.frame_count and self._frames >= self.header.frame_count:
             raise ValueError(f"header promised {self.header.frame_count} frames")
-        sizes = [len(s) for s in unit.segments]
+        if len(unit.frame_hash) != _DIGEST_SIZE:
+            raise ValueError(f"frame {unit.index}: frame_hash must be the {_DIGEST_SIZE}-byte frame_hash(), "
+                             f"got {len(unit.frame_hash)} bytes")
+        if len(unit.segments) > _FRAME4_MAX_SEGMENTS:
+            raise ValueError(f"frame {unit.index}: {len(unit.segments)} segments, "
+                             f"a frame holds at most {_FRAME4_MAX_SEGMENTS}")
+        if unit.flags & ~_FRAME4_FLAGS:
+            raise ValueError(f"frame {unit.index}: flags 0x{unit.flags:02x}, only bits 0-1 can be written")
         payload_length = unit.payload_length
         if payload_length > self.header.max_unit_length:
             raise ValueError(
                 f"frame {unit.index}: {payload_length} bytes exceeds {self.header.max_unit_length}"
             )
+        _check_display(unit)  # _FieldError is a ValueError
+        self._order.add(unit)  # last check: it records the display when it passes
         offset = self._position
-        fixed = _FRAME_FIXED.pack(
-            unit.index, unit.frame_type, unit.quality, unit.flags, unit.frame_hash, len(unit.segments)
-        )
-        lengths = struct.pack(f">{len(sizes)}I", *sizes)
-        self._write_unit(UNIT_FRAME, [fixed, lengths, *unit.segments])
+        self._write_unit(UNIT_FRAME, [_frame4_head(unit), *unit.segments])
+        self._digest.update(unit.frame_hash)
         if unit.frame_type == FRAME_KEY:
             self._key_frames.append((unit.index, offset))
         self._frames += 1
@@ -480,16 +729,19 @@ class BitstreamWriter:
     def close(self) -> None:
         """Write INDEX and END (and fix up the header's frame_count if possible). Idempotent.
 
-        Raises ValueError if fewer frames were written than the header promised.
+        Raises ValueError if fewer frames were written than the header promised,
+        or if their displays are not exactly 0..n-1.
         """
         if self._closed:
             return
         if self.header.frame_count not in (0, self._frames):
             raise ValueError(f"header promised {self.header.frame_count} frames, {self._frames} written")
+        if (why := self._order.mismatch(self._frames)) is not None:
+            raise ValueError(why)
         self._closed = True
         entries = b"".join(_INDEX_ENTRY.pack(*entry) for entry in self._key_frames)
         self._write_unit(UNIT_INDEX, [_U32.pack(len(self._key_frames)), entries])
-        self._write_unit(UNIT_END, [_U64.pack(self._frames)])
+        self._write_unit(UNIT_END, [_U64.pack(self._frames), self._digest.digest()])
         if self._start is not None and self.header.frame_count == 0 and self._frames:
             self.header = dataclasses.replace(self.header, frame_count=self._frames)
             end = self._file.tell()
@@ -518,6 +770,10 @@ class BitstreamReader:
     length is still bounded by the header's `max_unit_length`). `salvaging`
     (used by `salvage`) skips the check that the header's frame_count fits in
     the bytes that follow, so that a truncated stream's header can be read.
+
+    The unit layout is version 4's when `min_reader_version` is 4 (no older
+    reader can read such a stream), else that of versions 1-3 (any stream an
+    older reader may read has it).
     """
 
     def __init__(self, fileobj: BinaryIO, size: int | None = None, *, salvaging: bool = False) -> None:
@@ -530,6 +786,7 @@ class BitstreamReader:
         self.size = size
         self.position = 0  # bytes consumed so far
         self._iterated = False
+        self._layout = _LAYOUT3
         self.format_version, self.min_reader_version, self.header = self._read_file_header()
 
     def _left(self) -> int | None:
@@ -581,8 +838,9 @@ class BitstreamReader:
                 f"stream needs reader version {min_reader_version}, this is {FORMAT_VERSION}", 10
             )
         header = _parse_sequence_header(payload)
+        self._layout = _LAYOUT4 if min_reader_version >= 4 else _LAYOUT3
         left = self._left()
-        claimed = header.frame_count * _MIN_FRAME_UNIT + _MIN_TAIL  # bytes, at least
+        claimed = header.frame_count * self._layout.min_frame_unit + self._layout.min_tail  # bytes, at least
         if left is not None and header.frame_count and claimed > left and not self._salvaging:
             raise BitstreamError(
                 f"sequence header: frame_count {header.frame_count} cannot fit in the "
@@ -590,6 +848,21 @@ class BitstreamReader:
                 _PAYLOAD_START + _HEADER_OFFSETS["frame_count"],
             )
         return format_version, min_reader_version, header
+
+    def _read_unit_head(self, frames: int) -> tuple[int, int, bytes]:
+        """(type, length, head bytes) of the next unit, `frames` FRAME units read so far."""
+        eof = f"truncated: stream ends after {frames} frames without an END unit"
+        if self._layout is _LAYOUT3:
+            head = self._read(_UNIT_HEAD.size, "unit header", eof_message=eof)
+            unit_type, length = _UNIT_HEAD.unpack(head)
+            return unit_type, length, head
+        offset = self.position
+        head = self._read(1, "unit header", eof_message=eof)
+        name = _unit_name(head[0], frames)
+        while len(head) < 1 + _VARINT_MAX_BYTES and (len(head) == 1 or head[-1] & 0x80):
+            head += self._read(1, f"{name} length")
+        length, _ = _read_varint(head, 1, f"{name}: length", offset)
+        return head[0], length, head
 
     def units(self) -> Iterator[tuple[int, Unit]]:
         """Yield (byte offset, unit) for every unit in order, validating as it goes.
@@ -600,22 +873,20 @@ class BitstreamReader:
         if self._iterated:
             raise ValueError("units() can be iterated only once per reader")
         self._iterated = True
+        layout = self._layout
         frames = 0
         key_frames: list[tuple[int, int]] = []  # (frame_index, offset) seen so far
+        order = _DisplayOrder()  # version 4
         index_seen = False
         max_length = self.header.max_unit_length
         while True:
             offset = self.position
-            head = self._read(
-                _UNIT_HEAD.size, "unit header",
-                eof_message=f"truncated: stream ends after {frames} frames without an END unit",
-            )
-            unit_type, length = _UNIT_HEAD.unpack(head)
+            unit_type, length, head = self._read_unit_head(frames)
             name = _unit_name(unit_type, frames)
             low, high = {
-                UNIT_FRAME: (_FRAME_FIXED.size, max_length),
+                UNIT_FRAME: (layout.min_frame, max_length),
                 UNIT_INDEX: (_U32.size, _U32.size + _INDEX_ENTRY.size * frames),
-                UNIT_END: (_U64.size, _U64.size),
+                UNIT_END: (layout.end_length, layout.end_length),
             }.get(unit_type, (0, max_length))
             if not low <= length <= high:
                 raise BitstreamError(f"{name}: length {length} not in {low}..{high}", offset + 1)
@@ -626,8 +897,9 @@ class BitstreamReader:
                 )
             payload = self._read(length, f"{name} payload")
             (crc,) = _U32.unpack(self._read(4, f"{name} CRC"))
+            base = offset + len(head)  # of the payload
             if crc != zlib.crc32(payload, zlib.crc32(head)):
-                raise BitstreamError(f"{name}: CRC mismatch", offset + _UNIT_HEAD.size + length)
+                raise BitstreamError(f"{name}: CRC mismatch", base + length)
 
             unit: Unit
             if unit_type == UNIT_FRAME:
@@ -637,21 +909,28 @@ class BitstreamReader:
                     raise BitstreamError(
                         f"{name}: more frames than the header's frame_count {frames}", offset
                     )
-                unit = _parse_frame(payload, offset, frames)
+                if layout is _LAYOUT3:
+                    unit = _parse_frame3(payload, base, frames)
+                else:
+                    unit = _parse_frame4(payload, offset, base, frames)
+                    try:
+                        order.add(unit)
+                    except _FieldError as err:
+                        raise BitstreamError(f"{name}: {err}", base + _FRAME4_OFFSETS["display"]) from None
                 if unit.frame_type == FRAME_KEY:
                     key_frames.append((unit.index, offset))
                 frames += 1
             elif unit_type == UNIT_INDEX:
                 if index_seen:
                     raise BitstreamError("second index unit", offset)
-                unit, index_seen, key_frames = _parse_index(payload, offset, key_frames), True, []
+                unit, index_seen, key_frames = _parse_index(payload, base, key_frames), True, []
             elif unit_type == UNIT_END:
-                (count,) = _U64.unpack(payload)
+                (count,) = _U64.unpack_from(payload)
                 if not index_seen:
                     raise BitstreamError("end unit: no index unit before it", offset)
                 if count != frames:
                     raise BitstreamError(
-                        f"end unit: frame_count {count}, stream has {frames} frames", offset + 5
+                        f"end unit: frame_count {count}, stream has {frames} frames", base
                     )
                 if self.header.frame_count not in (0, frames):
                     raise BitstreamError(
@@ -659,8 +938,13 @@ class BitstreamReader:
                         f"stream has {frames}",
                         offset,
                     )
+                digest = None
+                if layout is _LAYOUT4:
+                    if (why := order.mismatch(frames)) is not None:
+                        raise BitstreamError(f"end unit: {why}", offset)
+                    digest = payload[_U64.size:]
                 self._check_no_trailing_data()
-                yield offset, EndUnit(count)
+                yield offset, EndUnit(count, digest)
                 return
             elif unit_type & ANCILLARY_BIT:
                 unit = UnknownUnit(unit_type, payload)
@@ -687,39 +971,49 @@ class Salvage:
 
     Attributes:
         header: the sequence header (it must be intact: without it nothing decodes).
-        frames: intact FRAME units as (byte offset, unit), increasing frame index.
+        frames: intact FRAME units that could be placed, as (byte offset, unit),
+            increasing decode index (`unit.index`), each with its display index.
         damage: one BitstreamError per damaged or skipped region, in stream order.
         frame_count: frames the stream should hold (header, else END unit), or
             None when neither says (a truncated stream of unknown length).
+        digest: the END unit's digest (version 4), or None (no END found, or
+            a version 1-3 stream).
     """
 
     header: SequenceHeader
     frames: tuple[tuple[int, FrameUnit], ...]
     damage: tuple[BitstreamError, ...]
     frame_count: int | None
+    digest: bytes | None = None
 
 
-def _unit_at(data: bytes, pos: int, max_length: int) -> tuple[int, bytes]:
-    """(type, payload) of a CRC-valid unit starting at `pos`, else BitstreamError."""
-    if pos + _UNIT_HEAD.size > len(data):
-        raise BitstreamError(f"truncated: {len(data) - pos} bytes left, no unit header", pos)
-    unit_type, length = _UNIT_HEAD.unpack_from(data, pos)
+def _unit_at(data: bytes, pos: int, max_length: int, layout: _Layout) -> tuple[int, bytes, int]:
+    """(type, payload, payload offset) of a CRC-valid unit starting at `pos`, else BitstreamError."""
+    if layout is _LAYOUT3:
+        if pos + _UNIT_HEAD.size > len(data):
+            raise BitstreamError(f"truncated: {len(data) - pos} bytes left, no unit header", pos)
+        unit_type, length = _UNIT_HEAD.unpack_from(data, pos)
+        start = pos + _UNIT_HEAD.size
+    else:
+        if pos + 2 > len(data):
+            raise BitstreamError(f"truncated: {len(data) - pos} bytes left, no unit header", pos)
+        unit_type = data[pos]
+        length, start = _read_varint(data, pos + 1, "unit length", 0)
     name = _unit_name(unit_type, 0).replace(" unit 0", " unit")
-    low, high = {UNIT_FRAME: (_FRAME_FIXED.size, max_length), UNIT_END: (_U64.size, _U64.size)}.get(
-        unit_type, (0, max_length))
+    low, high = {UNIT_FRAME: (layout.min_frame, max_length), UNIT_END: (layout.end_length, layout.end_length)
+                 }.get(unit_type, (0, max_length))
     if not low <= length <= high:
         raise BitstreamError(f"{name}: length {length} not in {low}..{high}", pos + 1)
-    end = pos + _UNIT_HEAD.size + length + 4
+    end = start + length + 4
     if end > len(data):
         raise BitstreamError(f"{name}: length {length} + CRC runs past the end", pos + 1)
-    payload = data[pos + _UNIT_HEAD.size:end - 4]
     (crc,) = _U32.unpack_from(data, end - 4)
     if crc != zlib.crc32(data[pos:end - 4]):
         raise BitstreamError(f"{name}: CRC mismatch", end - 4)
-    return unit_type, payload
+    return unit_type, data[start:end - 4], start
 
 
-def _resync(data: bytes, pos: int, max_length: int) -> int:
+def _resync(data: bytes, pos: int, max_length: int, layout: _Layout) -> int:
     """Offset of the next CRC-valid FRAME or END unit after `pos`, or len(data).
 
     Only offsets holding a FRAME/END type byte are tried, and a candidate's CRC
@@ -732,7 +1026,7 @@ def _resync(data: bytes, pos: int, max_length: int) -> int:
             return len(data)
         p = min(nxt)
         try:
-            _unit_at(data, p, max_length)
+            _unit_at(data, p, max_length, layout)
             return p
         except BitstreamError:
             p += 1
@@ -749,6 +1043,13 @@ def salvage(data: bytes) -> Salvage:
     Frame indexes must increase; a unit that goes backwards is skipped as
     damage. The INDEX unit is not needed (it may be lost) and not checked.
 
+    In a version-4 stream a frame's decode index is the count of FRAME units
+    before it, so after damage only a key frame (whose display index is its
+    decode index) can be placed: the other frames up to the next key frame are
+    skipped, each recorded as damage. A key frame is always placed by its
+    display index (it must still come after the last frame kept). Display
+    indexes of the frames kept are unique.
+
     Args:
         data: the whole stream (the compressed file, which is small).
 
@@ -757,23 +1058,42 @@ def salvage(data: bytes) -> Salvage:
             damaged; nothing can be recovered without them.
     """
     reader = BitstreamReader(io.BytesIO(data), size=len(data), salvaging=True)
-    header, pos = reader.header, reader.position
+    header, pos, layout = reader.header, reader.position, reader._layout
     max_length = header.max_unit_length
     frames: list[tuple[int, FrameUnit]] = []
+    displays: set[int] = set()  # of the frames kept
     damage: list[BitstreamError] = []
-    end_count: int | None = None
+    end: EndUnit | None = None
+    decode: int | None = 0  # version 4: decode index of the next FRAME unit; None after damage
     while pos < len(data):
         try:
-            unit_type, payload = _unit_at(data, pos, max_length)
-            unit_end = pos + _UNIT_OVERHEAD + len(payload)
+            unit_type, payload, start = _unit_at(data, pos, max_length, layout)
+            unit_end = start + len(payload) + 4
             if unit_type == UNIT_FRAME:
-                (index,) = _U32.unpack_from(payload)
-                if frames and index <= frames[-1][1].index:
-                    raise BitstreamError(f"frame unit {index}: index after frame "
-                                         f"{frames[-1][1].index} (out of order)", pos + _UNIT_HEAD.size)
-                frames.append((pos, _parse_frame(payload, pos, index)))
+                if layout is _LAYOUT3:
+                    (index,) = _U32.unpack_from(payload)
+                    unit = _parse_frame3(payload, start, index)
+                elif _frame4_type(payload) == FRAME_KEY:
+                    unit = _parse_frame4(payload, pos, start, None)  # placed by its display
+                elif decode is None:
+                    damage.append(BitstreamError("frame unit: not a key frame, cannot be placed "
+                                                 "after damage", pos))
+                    pos = unit_end
+                    continue
+                else:
+                    unit = _parse_frame4(payload, pos, start, decode)
+                if frames and unit.index <= frames[-1][1].index:
+                    raise BitstreamError(f"frame unit {unit.index}: index after frame "
+                                         f"{frames[-1][1].index} (out of order)", start)
+                if unit.display in displays:
+                    raise BitstreamError(f"frame unit {unit.index}: display {unit.display} is already "
+                                         "taken by an earlier frame", start)
+                frames.append((pos, unit))
+                displays.add(unit.display)
+                decode = unit.index + 1
             elif unit_type == UNIT_END:
-                (end_count,) = _U64.unpack(payload)
+                (count,) = _U64.unpack_from(payload)
+                end = EndUnit(count, payload[_U64.size:] if layout is _LAYOUT4 else None)
                 if unit_end != len(data):
                     damage.append(BitstreamError("trailing data after the END unit", unit_end))
                 break
@@ -783,12 +1103,13 @@ def salvage(data: bytes) -> Salvage:
             pos = unit_end
         except BitstreamError as err:
             damage.append(err)
-            pos = _resync(data, pos, max_length)
+            decode = None
+            pos = _resync(data, pos, max_length, layout)
     else:
         damage.append(BitstreamError(f"truncated: no END unit after {len(frames)} intact frames",
                                      len(data)))
-    count = header.frame_count or end_count
-    return Salvage(header, tuple(frames), tuple(damage), count)
+    count = header.frame_count or (end.frame_count if end else None)
+    return Salvage(header, tuple(frames), tuple(damage), count, end.digest if end else None)
 
 
 class UnitSummary(NamedTuple):
@@ -862,10 +1183,12 @@ def inspect(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
     h, c = stream.header, stream.header.coding
     frame_sizes = [s.size for s in stream.unit_summaries if s.type_name == "frame"]
     n = len(stream.frames)
+    digest = stream.end.digest
     return {
         "format_version": stream.format_version,
         "min_reader_version": stream.min_reader_version,
         "size": stream.size,
+        "digest": digest.hex() if digest is not None else None,  # END digest (version 4)
         "header": {
             "width": h.width, "height": h.height,
             "fps": f"{h.fps_num}/{h.fps_den}", "fps_float": float(h.fps),
@@ -886,7 +1209,8 @@ def inspect(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
         "units": [{"type": s.type_name, "offset": s.offset, "size": s.size} for s in stream.unit_summaries],
         "frames": [
             {
-                "index": f.index, "type": _FRAME_TYPE_NAMES[f.frame_type], "quality": f.quality,
+                "index": f.index, "display": f.display, "type": _FRAME_TYPE_NAMES[f.frame_type],
+                "quality": f.quality,
                 "bytes": size, "segments": [len(s) for s in f.segments], "hash": f.frame_hash.hex(),
             }
             for f, size in zip(stream.frames, frame_sizes)
@@ -898,6 +1222,8 @@ def inspect(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
             "frame_bytes": sum(frame_sizes),
             "bits_per_pixel": sum(frame_sizes) * 8 / (n * h.width * h.height) if n else None,
             "kbit_per_s": stream.size * 8 * float(h.fps) / n / 1000 if n else None,
+            "decode_order": [f.display for f in stream.frames],  # display indexes, in decode order
+            "reorder_depth": max((abs(f.display - f.index) for f in stream.frames), default=0),
         },
     }
 
@@ -918,14 +1244,30 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  model   {h['model']['name']} sha256 {h['model']['sha256']}",
         f"  totals  {t['frames']} frames ({t['key_frames']} key), header {t['header_bytes']} bytes, "
         f"frames {t['frame_bytes']} bytes{rate}",
-        f"  {'offset':>10} {'size':>9}  unit",
     ]
+    lines.append(f"  order   displays in decode order: {_compact_order(t['decode_order'])} "
+                 f"(reorder depth {t['reorder_depth']})")
+    if summary["digest"] is not None:
+        lines.append(f"  digest  {summary['digest']} (BLAKE2b-128 of the frame hashes, decode order)")
+    lines.append(f"  {'offset':>10} {'size':>9}  unit")
     frames = iter(summary["frames"])
     for unit in summary["units"]:
         text = unit["type"]
         if text == "frame":
             f = next(frames)
             segments = ",".join(map(str, f["segments"])) or "-"
-            text = f"frame {f['index']:>5} {f['type']:<7} q{f['quality']:<3} {f['hash']} segments {segments}"
+            text = (f"frame dec {f['index']:>5} disp {f['display']:>5} {f['type']:<10} q{f['quality']:<3} "
+                    f"{f['hash']} segments {segments}")
         lines.append(f"  {unit['offset']:>10} {unit['size']:>9}  {text}")
     return "\n".join(lines)
+
+
+def _compact_order(displays: list[int]) -> str:
+    """Display indexes with runs of consecutive ones written a-b: "0-3 8 4-7", "-" if none."""
+    runs: list[list[int]] = []
+    for d in displays:
+        if runs and d == runs[-1][1] + 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return " ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "-"

@@ -20,6 +20,8 @@ around it. The encoder's tuned constants are `EncodeOptions.tuning`
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import os
 import sys
 import time
@@ -55,6 +57,45 @@ def _gops(frames: Iterator[Frame], gop: int) -> Iterator[list[Frame]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+@dataclass(frozen=True)
+class CodedFrame:
+    """A frame's place in a GOP's coding order: display offset in the GOP, temporal
+    level (0: key and anchor frames), and whether it is a bi frame."""
+
+    display: int
+    level: int
+    bi: bool
+
+
+def coding_order(frames: int, structure: str, bi_group: int) -> list[CodedFrame]:
+    """The decode order of a GOP of `frames` frames (the first is the key frame).
+
+    lowdelay: display order, every frame predicted from the previous one.
+    randomaccess: anchors every `bi_group` frames (and at the GOP's last frame),
+    each predicted from the previous anchor; between two anchors, the middle
+    frame as a bi frame of level 1, then recursively the middles of each half
+    (levels 2, 3, ...), each bi frame from the nearest coded frames on both sides.
+    """
+    if structure == "lowdelay" or bi_group == 1:
+        return [CodedFrame(i, 0, False) for i in range(frames)]
+    order = [CodedFrame(0, 0, False)]
+
+    def split(a: int, b: int, level: int) -> None:
+        if b - a >= 2:
+            m = (a + b) // 2
+            order.append(CodedFrame(m, level, True))
+            split(a, m, level + 1)
+            split(m, b, level + 1)
+
+    start = 0
+    while start < frames - 1:
+        end = min(start + bi_group, frames - 1)
+        order.append(CodedFrame(end, 0, False))
+        split(start, end, 1)
+        start = end
+    return order
 
 
 @dataclass
@@ -133,8 +174,11 @@ def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, qual
     scale, level = _choose_scale(nets, quality, tuning, crossover or _gop_crossover(nets, frames, tuning))
     enc = FrameEncoder(nets, frames[0].width, frames[0].height, opts.mask, tuning, scale=scale)
     units, psnr = [], []
-    for i, frame in enumerate(frames):
-        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=level)
+    for i, cf in enumerate(coding_order(len(frames), opts.structure, tuning.bi_group)):
+        frame = frames[cf.display]
+        q = min(max(level + tuning.level_offset(cf.level), 0), nets.levels - 1)
+        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=q,
+                                 display=first_index + cf.display, bi=cf.bi, level=cf.level)
         units.append(unit)
         psnr.append(frame_psnr_yuv(frame, recon))
     nbytes = sum(u.unit_size for u in units)
@@ -317,9 +361,11 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
                 max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame]]:
     """Parse the header of `source` and return (info, a lazy iterator of decoded frames).
 
-    Frames come one at a time (memory bounded by one frame and its reference);
-    every frame's hash is checked against the encoder's reconstruction.
-    `max_pixels` caps the frame size (default DEFAULT_MAX_DECODE_PIXELS).
+    Frames come one at a time in display order (memory bounded by the reorder
+    depth: the pictures waiting for output and the references); every frame's
+    hash is checked against the encoder's reconstruction, and for version-4
+    streams the END unit's digest of all frame hashes too. `max_pixels` caps
+    the frame size (default DEFAULT_MAX_DECODE_PIXELS).
 
     Raises:
         BitstreamError: damaged stream (names the unit and offset), also while iterating.
@@ -329,12 +375,25 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
     h = reader.header
     _check_decode_size(h, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    dec = FrameDecoder.for_stream(nets, h)
+    dec = FrameDecoder.for_stream(nets, h, reader.format_version)
 
     def frames() -> Iterator[Frame]:
-        for _, unit in reader.units():
+        pending: dict[int, Frame] = {}   # decoded, waiting for their display turn
+        shown = 0
+        digest = hashlib.blake2b(digest_size=16)
+        for offset, unit in reader.units():
             if isinstance(unit, bs.FrameUnit):
-                yield dec.decode(unit)
+                pending[unit.display] = dec.decode(unit)
+                digest.update(dec.last_hash)
+                while shown in pending:
+                    yield pending.pop(shown)
+                    shown += 1
+            elif isinstance(unit, bs.EndUnit) and unit.digest is not None \
+                    and unit.digest != digest.digest():
+                raise BitstreamError("end unit: the digest of the decoded frames' hashes does not "
+                                     "match the encoder's", offset)
+        if pending:  # the container checks that display indexes are a permutation
+            raise BitstreamError(f"frames {sorted(pending)} were never due for display")
 
     return StreamInfo(h.width, h.height, h.fps, h.model_name), frames()
 
@@ -344,9 +403,10 @@ class LossReport:
     """Filled in by `salvage_decode` while it runs (complete once its iterator is exhausted).
 
     Attributes:
-        lost: indexes of frames that could not be decoded (damaged, missing, or
-            predicted from a lost frame); each was replaced by a copy of the
-            previous output frame (mid-grey before the first decoded frame).
+        lost: display indexes of frames that could not be decoded (damaged,
+            missing, or predicted from a lost frame); each was replaced by a
+            copy of the previous output frame in display order (mid-grey
+            before the first decoded frame).
         damage: one message per damaged region of the stream ("... at byte N").
     """
 
@@ -358,11 +418,11 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
                    max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame], LossReport]:
     """Decode every intact GOP of a damaged stream (the CLI's ``--keep-going``).
 
-    Frames come out in order, one per frame the stream should hold: decoded
-    frames are hash-verified as always; a frame that is damaged, missing, or
-    predicted from a lost frame is concealed by repeating the previous output
-    frame, and listed in the report. Decoding resumes at the next intact key
-    frame.
+    Frames come out in display order, one per frame the stream should hold:
+    decoded frames are hash-verified as always; a frame that is damaged,
+    missing, or predicted from a lost frame is concealed by repeating the
+    previous output frame, and listed in the report. Decoding resumes at the
+    next intact key frame.
 
     Raises:
         BitstreamError: the file or sequence header is damaged.
@@ -375,27 +435,57 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
     report = LossReport(lost=[], damage=[str(e) for e in found.damage])
     total = found.frame_count
     if total is None:
-        total = found.frames[-1][1].index + 1 if found.frames else 0
-    units = {u.index: u for _, u in found.frames if u.index < total}
+        total = max((u.display for _, u in found.frames), default=-1) + 1
 
-    def frames() -> Iterator[Frame]:
-        dec = FrameDecoder.for_stream(nets, h)
-        last = Frame.grey(h.width, h.height)
-        for i in range(total):
-            unit = units.get(i)
+    def decoded() -> Iterator[tuple[bs.FrameUnit, Frame | None]]:
+        """(unit, its frame or None when lost) in decode order."""
+        version = bs.BitstreamReader(io.BytesIO(data), size=len(data), salvaging=True).format_version
+        dec = FrameDecoder.for_stream(nets, h, version)
+        previous = -1
+        for _, unit in found.frames:
+            if unit.display >= total:
+                continue
+            if unit.frame_type != bs.FRAME_KEY:
+                # Units missing before this one (streams of version <= 3, display = index) are lost.
+                for d in range(previous + 1, unit.index):
+                    if unit.display == unit.index:
+                        dec.store(d, None)
+            previous = unit.index
             frame = None
-            # A predicted frame whose reference is lost is lost too (not itself damage).
-            if unit is not None and (unit.frame_type == bs.FRAME_KEY or dec.reference is not None):
+            if unit.frame_type == bs.FRAME_KEY or not dec.references_lost(unit):
                 try:
                     frame = dec.decode(unit)
                 except BitstreamError as err:
                     report.damage.append(str(err))
             if frame is None:
-                dec.reference = None  # later predicted frames have no valid reference
-                report.lost.append(i)
-                frame = last
-            last = frame
-            yield frame
+                dec.store(unit.display, None)  # frames predicted from it are lost too
+            yield unit, frame
+
+    def frames() -> Iterator[Frame]:
+        last = Frame.grey(h.width, h.height)
+        pending: dict[int, Frame | None] = {}
+        shown = 0
+
+        def show(upto: int) -> Iterator[Frame]:
+            nonlocal shown, last
+            while shown < upto:
+                frame = pending.pop(shown, None)
+                if frame is None:
+                    report.lost.append(shown)
+                    frame = last
+                last = frame
+                shown += 1
+                yield frame
+
+        for unit, frame in decoded():
+            pending[unit.display] = frame
+            # Display indexes that can no longer come: before a key frame (closed
+            # GOPs), and more than the container's reorder bound behind this unit.
+            final = unit.display if unit.frame_type == bs.FRAME_KEY else unit.index - bs.MAX_REORDER
+            yield from show(min(final, total))
+            while shown in pending:
+                yield from show(shown + 1)
+        yield from show(total)
 
     return StreamInfo(h.width, h.height, h.fps, h.model_name), frames(), report
 

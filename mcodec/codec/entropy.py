@@ -290,3 +290,88 @@ def decode_factorized(bottleneck: torch.nn.Module, string: bytes, shape: tuple[i
 def factorized_medians(bottleneck: torch.nn.Module) -> Tensor:
     """(C,) float32 medians of an EntropyBottleneck, from its stored quantiles (exact copy)."""
     return bottleneck.quantiles[:, 0, 1].detach().to(torch.float32).clone()
+
+
+class PackedWriter:
+    """Several symbol groups, each with its own coder's tables, in one rANS string.
+
+    One string instead of one per group saves a rANS flush (4 bytes) and a
+    segment length per group; the groups are decoded in the order they were
+    added (`PackedReader`), so a later group's tables may depend on an
+    earlier group's symbols (the hyperprior, then the checkerboard's halves).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[_Tables, Tensor, Tensor]] = []
+
+    def add(self, coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> None:
+        """Queue `symbols` (in range: `clamp_symbols`) coded with `coder`'s table `indexes`."""
+        t = _tables(coder)
+        sym = symbols.reshape(-1).long().cpu()
+        idx = _checked_indexes(t, indexes)
+        if sym.numel() != idx.numel():
+            raise ValueError(f"{sym.numel()} symbols for {idx.numel()} table indexes")
+        if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
+            raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
+        if idx.numel():
+            self._parts.append((t, sym, idx))
+
+    def add_factorized(self, bottleneck: torch.nn.Module, symbols: Tensor) -> None:
+        """Queue (C, H, W) symbols of an EntropyBottleneck (one table per channel)."""
+        self.add(bottleneck, symbols, _channel_indexes(tuple(symbols.shape)))
+
+    def finish(self) -> bytes:
+        from compressai.ans import BufferedRansEncoder
+
+        if not self._parts:
+            return b""
+        total = sum(int(i.numel()) for _, _, i in self._parts)
+        if total < _MIN_SYMBOLS:  # see _MIN_SYMBOLS: pad the last group
+            t, sym, idx = self._parts[-1]
+            pad = _MIN_SYMBOLS - total
+            last = idx[-1:].expand(pad)
+            self._parts[-1] = (t, torch.cat([sym, t.low[last]]), torch.cat([idx, last]))
+        enc = BufferedRansEncoder()
+        for t, sym, idx in self._parts:
+            enc.encode_with_indexes(sym.int().tolist(), idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
+        return enc.flush()
+
+
+class PackedReader:
+    """Reads the groups of a `PackedWriter` string in order.
+
+    `total` is the number of symbols the string holds (known to the decoder
+    from the frame's shape and mask before anything is decoded): the string is
+    zero-padded by what the escape-free decoder can read for that many
+    symbols, so reads stay inside the buffer whatever the string holds.
+    """
+
+    def __init__(self, string: bytes, total: int) -> None:
+        from compressai.ans import RansDecoder
+
+        self._left = int(total)
+        self._pad = max(0, _MIN_SYMBOLS - self._left)
+        self._dec = None
+        if self._left:
+            self._dec = RansDecoder()
+            self._dec.set_stream(bytes(string) + bytes(4 * (self._left + self._pad + 2)))
+        elif string:
+            raise ValueError("non-empty packed string for no symbols")
+
+    def read(self, coder: torch.nn.Module, indexes: Tensor) -> Tensor:
+        """The next group: int32 symbols of `indexes`' shape."""
+        t = _tables(coder)
+        idx = _checked_indexes(t, indexes)
+        n = int(idx.numel())
+        if n == 0:
+            return torch.zeros(indexes.shape, dtype=torch.int32)
+        if n > self._left or self._dec is None:
+            raise ValueError("packed string read past its declared symbol count")
+        self._left -= n
+        if self._left == 0 and self._pad:   # the writer padded the last group
+            idx = torch.cat([idx, idx[-1:].expand(self._pad)])
+        out = self._dec.decode_stream(idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
+        return torch.tensor(out[:n], dtype=torch.int32).reshape(indexes.shape)
+
+    def read_factorized(self, bottleneck: torch.nn.Module, shape: tuple[int, int, int]) -> Tensor:
+        return self.read(bottleneck, _channel_indexes(tuple(shape)))

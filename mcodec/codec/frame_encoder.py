@@ -1,7 +1,8 @@
 """The encoder's per-frame decisions and the syntax they produce; closed loop.
 
     key frame:       intra network on the source -> latents
-    predicted frame: motion search (`motion_search`) on the previous reconstruction
+    predicted frame: motion search (`motion_search`) on the reconstruction of the
+                     nearest coded frame before it (bi frame: and after it)
                      -> (overlapped) compensation -> per-patch mask decision
                      (`mask_decision`, J = D + lambda R on estimates) -> inter network
                      on the visible patches' residual; all patches masked -> rebuilt
@@ -23,9 +24,9 @@ from mcodec.codec import loopfilter, masking, motion
 from mcodec.codec.distortion import LUMA_SHARE, frame_psnr_yuv, loss_patch_sse
 from mcodec.codec.frame import Frame
 from mcodec.codec.mask_decision import choose_mask, mask_worst_kept
-from mcodec.codec.motion_search import estimate_motion
+from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
-from mcodec.codec.reconstruct import (FrameDecoder, add_residual, residual_planes, source_at, to_planes,
+from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, residual_planes, source_at, to_planes,
                                       to_tensor)
 from mcodec.codec.syntax import PATCH, FrameSyntax
 from mcodec.codec.zoo import CodecNetworks
@@ -56,24 +57,45 @@ class FrameEncoder:
         self.patches_total = 0
         self.patches_masked = 0
         self.scene_cuts = 0      # predicted frames coded as key frames instead
+        self._level = 0          # temporal level of the frame being coded
+        self._search = tuning.search_range * scale   # its motion search range
+        self._field = None       # its motion into its past reference, once searched
 
     def patch_distortion(self, a, b) -> np.ndarray:
         """(rows, cols) per-patch distortion of the decisions (weighted SSE)."""
         return loss_patch_sse(a, b, PATCH, self.tuning.decision_chroma_weight)
 
-    def encode(self, frame: Frame, index: int, key: bool, quality: int) -> tuple[bs.FrameUnit, Frame]:
+    def encode(self, frame: Frame, index: int, key: bool, quality: int, display: int | None = None,
+               bi: bool = False, level: int = 0) -> tuple[bs.FrameUnit, Frame]:
         """Code one frame at model level `quality` (key frames: + key_quality_offset, clamped);
         return its unit (which records the level used) and the decoder's output frame.
 
-        A non-key frame is coded as a key frame too when the encoder finds it a
-        scene cut (see `EncoderTuning.scene_cut_psnr`)."""
+        `index` is the decode index, `display` the display index (default: the
+        same). A predicted frame references the nearest coded frame before it in
+        display order; with `bi` also the nearest after it. A predicted frame in
+        display order (display == index) is coded as a key frame instead when
+        the encoder finds it a scene cut (see `EncoderTuning.scene_cut_psnr`).
+        `level` is the frame's temporal level (its masking lambda,
+        `EncoderTuning.level_mask_lambda`)."""
         import torch
 
+        display = index if display is None else display
         src = source_at(frame, self.scale)
+        before, after = self.recon.neighbours(display)
+        self._level = level
+        # The search range grows with the distance to the farthest reference.
+        dist = max(display - before if before is not None else 1, after - display if bi and after else 1)
+        self._search = self.tuning.search_range * self.scale * min(dist, self.tuning.motion_range_growth)
         with torch.no_grad():
             coded = None
-            if not key and self.recon.reference is not None:
-                coded = self._encode_inter(src, quality)
+            if bi:
+                if before is None or after is None:
+                    raise ValueError(f"frame {display}: a bi frame needs coded frames on both sides")
+                coded = self._encode_bi(src, quality, self._picture(before), self._picture(after),
+                                        (display - before, after - display))
+            elif not key and before is not None:
+                coded = self._encode_inter(src, quality, self._picture(before).frame,
+                                           allow_cut=display == index)
                 self.scene_cuts += coded is None
             if coded is None:
                 quality = min(quality + self.tuning.key_quality_offset, self.nets.levels - 1)
@@ -92,39 +114,74 @@ class FrameEncoder:
         out = self.recon.output(recon, self.scale)
         unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
                             frame_hash=bs.frame_hash(*out.planes()), segments=syntax.to_segments(),
-                            flags=flags | syntax.flags)
-        self.recon.reference, self.recon.reference_scale = recon, self.scale
+                            flags=flags | syntax.flags, display=display)
+        key_frame = syntax.frame_type == bs.FRAME_KEY
+        self.recon.store(display, Picture(recon, self.scale, None if key_frame else self._field,
+                                          0 if key_frame else display - before),
+                         key=key_frame)
         return unit, out
+
+    def _picture(self, display: int) -> Picture:
+        picture = self.recon.pictures[display]
+        assert picture is not None and picture.scale == self.scale
+        return picture
 
     def _encode_key(self, frame: Frame, q: int) -> tuple[FrameSyntax, Frame]:
         x, geometry = to_tensor(frame.planes(), self.nets)
-        comp = self.nets.intra.compress(x, q)
+        comp = self.nets.intra.compress(x, q, packed=True)
         return FrameSyntax(bs.FRAME_KEY, latents=tuple(comp.strings)), Frame(*to_planes(comp.x_hat, geometry))
 
-    def _encode_inter(self, frame: Frame, q: int) -> tuple[FrameSyntax, Frame] | None:
-        """Code `frame` as a predicted frame, or return None when it should be a key frame."""
-        import torch
+    def _motion_lambda(self, q: int) -> float:
+        """The motion search's lambda at model level q, SAD per bit."""
+        return float(np.sqrt(1.0 / self.nets.lambdas[q])) * self.tuning.motion_lambda_scale
 
-        ref = self.recon.reference
-        assert ref is not None
-        lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
+    def _encode_inter(self, frame: Frame, q: int, ref: Frame, allow_cut: bool = True
+                      ) -> tuple[FrameSyntax, Frame] | None:
+        """Code `frame` as a predicted frame from `ref`, or return None when it should be a
+        key frame (only considered with `allow_cut`)."""
         geo = self.recon.geometry(self.scale)
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
-                                search=self.tuning.search_range * self.scale,
-                                lam=float(np.sqrt(lam)) * self.tuning.motion_lambda_scale)  # SAD/bit
-        mv = motion.encode_motion(field)
+                                search=self._search, lam=self._motion_lambda(q))
         pred = self.recon.compensate(*ref.planes(), field)
+        self._field = field
+        return self._code_predicted(frame, q, pred, motion.encode_motion(field),
+                                    (bs.FRAME_INTER, bs.FRAME_REBUILT), allow_cut)
+
+    def _encode_bi(self, frame: Frame, q: int, past: Picture, future: Picture,
+                   distances: tuple[int, int]) -> tuple[FrameSyntax, Frame]:
+        """Code `frame` as a bi frame predicted from `past` and `future` (`distances` frames away)."""
+        geo = self.recon.geometry(self.scale)
+        direct = self.recon.direct([past, future], distances)
+        field = estimate_bi_motion(frame.y, past.frame.y, future.frame.y, block=geo.motion_block,
+                                   search=self._search,
+                                   lam=self._motion_lambda(q) * self.tuning.bi_motion_lambda_scale,
+                                   distances=distances, direct=direct)
+        self._field = field.forward
+        pred = motion.compensate_bi(past.frame.planes(), future.frame.planes(), field, self.recon.compensate)
+        coded = self._code_predicted(frame, q, pred, motion.encode_bi_motion(field, distances, direct),
+                                     (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT), allow_cut=False)
+        assert coded is not None
+        return coded
+
+    def _code_predicted(self, frame: Frame, q: int, pred, mv: bytes, types: tuple[int, int],
+                        allow_cut: bool) -> tuple[FrameSyntax, Frame] | None:
+        """The residual and mask decisions of a predicted frame with prediction `pred` and
+        coded motion `mv`; `types` = (frame type with residual, without)."""
+        import torch
+
+        lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
+        geo = self.recon.geometry(self.scale)
         hy, wy = geo.latent_shape
         d_mask = _pad_to(self.patch_distortion(frame, pred), (hy, wy))
-        rebuilt = FrameSyntax(bs.FRAME_REBUILT, motion=mv)
+        rebuilt = FrameSyntax(types[1], motion=mv)
         if self.mask == 1.0 or (self.mask != "off" and not d_mask.any()):
             self.patches_total += hy * wy
             self.patches_masked += hy * wy
             return rebuilt, Frame(*pred)
         x, geometry = to_tensor(residual_planes(frame, pred), self.nets)
         net = self.nets.inter
-        lam_mask = lam * self.tuning.mask_lambda_scale
-        cut_suspect = frame_psnr_yuv(frame, Frame(*pred)) < self.tuning.scene_cut_psnr
+        lam_mask = lam * self.tuning.mask_lambda_scale * self.tuning.level_lambda(self._level)
+        cut_suspect = allow_cut and frame_psnr_yuv(frame, Frame(*pred)) < self.tuning.scene_cut_psnr
         est = d_code = None
         if self.mask != "off":
             # Decisions on an estimate (float32 synthesis, no rANS): ~40 % faster
@@ -149,9 +206,9 @@ class FrameEncoder:
         self.patches_masked += int(mask.sum())
         if mask.all():
             return rebuilt, Frame(*pred)
-        comp = net.compress(x, q, mask=torch.from_numpy(mask))
+        comp = net.compress(x, q, mask=torch.from_numpy(mask), packed=True)
         recon = add_residual(pred, to_planes(comp.x_hat, geometry))
-        return FrameSyntax(bs.FRAME_INTER, latents=tuple(comp.strings), motion=mv,
+        return FrameSyntax(types[0], latents=tuple(comp.strings), motion=mv,
                            mask=masking.encode_mask(mask)), recon
 
     def _key_is_cheaper(self, frame: Frame, q: int, lam: float, x, geometry, pred, est, d_mask, d_code,

@@ -507,9 +507,13 @@ class IntraCodec(CompressionModel):
             return torch.zeros(indexes.shape, dtype=torch.int32)
         return ent.decode_gaussian(self.gaussian_conditional, string, indexes)
 
+    def strings_per_frame(self, packed: bool) -> int:
+        """Strings per coded frame: 1 when packed (format version 4), else `num_strings`."""
+        return 1 if packed else self.num_strings
+
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int, reconstruct: bool = True,
-                 mask: Tensor | None = None) -> Compressed:
+                 mask: Tensor | None = None, packed: bool = False) -> Compressed:
         """Entropy-code one frame.
 
         Args:
@@ -522,10 +526,12 @@ class IntraCodec(CompressionModel):
                 is coded there and both sides use the entropy model's mean
                 (grid-quantized, so exact) as y_hat. The decoder must be given
                 the same mask. None (or all False) gives the unmasked stream.
+            packed: one rANS string holding z, then each y pass in decode order
+                (`entropy.PackedWriter`; format version 4) instead of one string each.
 
         Returns:
-            `Compressed` with `num_strings` strings; an all-True mask still
-            returns them (the y strings are then near-empty rANS flushes).
+            `Compressed` with `strings_per_frame(packed)` strings; an all-True
+            mask still returns them (the y strings are then near-empty rANS flushes).
         """
         q = self._check_frame(x, quality)
         y, z_sym, hs64 = self._analyse(x, q)
@@ -533,16 +539,23 @@ class IntraCodec(CompressionModel):
         mk = _check_mask(mask, hy, wy)
         if mk is not None:
             mk = mk.to(y.device)
-        z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
         p, _ = self._coding_params(hs64, y, mask=mk)
         y_sym, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
             y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
             y_hat = torch.where(mk, p.means, y_hat)
-        y_strings = tuple(self._encode_y(y_sym[0][:, sel], p.indexes[0][:, sel])
-                          for sel in self._coded_selections(hy, wy, mk))
+        sels = self._coded_selections(hy, wy, mk)
+        if packed:
+            writer = ent.PackedWriter()
+            writer.add_factorized(self.entropy_bottleneck, z_sym[0])
+            for sel in sels:
+                writer.add(self.gaussian_conditional, y_sym[0][:, sel], p.indexes[0][:, sel])
+            strings: tuple[bytes, ...] = (writer.finish(),)
+        else:
+            z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
+            strings = (*(self._encode_y(y_sym[0][:, sel], p.indexes[0][:, sel]) for sel in sels), z_string)
         x_hat = self._synthesize(y_hat, q) if reconstruct else None
-        return Compressed(strings=(*y_strings, z_string), shape=(hy, wy), x_hat=x_hat)
+        return Compressed(strings=strings, shape=(hy, wy), x_hat=x_hat)
 
     @torch.no_grad()
     def estimate(self, x: Tensor, quality: int) -> Estimate:
@@ -583,18 +596,19 @@ class IntraCodec(CompressionModel):
 
     @torch.no_grad()
     def decompress(self, strings: tuple[bytes, ...] | list[bytes], shape: tuple[int, int],
-                   quality: int, mask: Tensor | None = None) -> Tensor:
+                   quality: int, mask: Tensor | None = None, packed: bool = False) -> Tensor:
         """Decode one frame: (1, 6, 8*rows, 8*cols) float32 tensor of values k/255.
 
         Args:
-            strings: the `num_strings` strings from `compress`.
+            strings: the `strings_per_frame(packed)` strings from `compress`.
             shape: (rows, cols) of the latent from `compress`.
             quality: the level it was coded at.
             mask: the (rows, cols) bool mask given to `compress` (None: unmasked).
+            packed: as given to `compress`.
         """
         q = self._check_quality(quality)
-        if len(strings) != self.num_strings:
-            raise ValueError(f"expected {self.num_strings} strings, got {len(strings)}")
+        if len(strings) != self.strings_per_frame(packed):
+            raise ValueError(f"expected {self.strings_per_frame(packed)} strings, got {len(strings)}")
         hy, wy = int(shape[0]), int(shape[1])
         # 16384 luma pixels per side at most (as trusted decoders cap frame sizes),
         # so a corrupted header cannot make us allocate an absurd tensor.
@@ -602,16 +616,24 @@ class IntraCodec(CompressionModel):
             raise ValueError(f"bad latent shape {shape}")
         mk = _check_mask(mask, hy, wy)
         hz, wz = -(-hy // HYPER_STRIDE), -(-wy // HYPER_STRIDE)
-        z_sym = ent.decode_factorized(self.entropy_bottleneck, strings[-1], (self.config.n, hz, wz))
+        sels = self._coded_selections(hy, wy, mk)
+        m = self.config.m
+        reader = None
+        if packed:  # every count is known from the shape and the mask before decoding
+            total = self.config.n * hz * wz + m * sum(int(sel.sum()) for sel in sels)
+            reader = ent.PackedReader(strings[0], total)
+            z_sym = reader.read_factorized(self.entropy_bottleneck, (self.config.n, hz, wz))
+        else:
+            z_sym = ent.decode_factorized(self.entropy_bottleneck, strings[-1], (self.config.n, hz, wz))
         z_hat = z_sym[None].to(torch.float32) + self._z_medians()
         hs64 = self._hyper_decode64(z_hat, q, (hy, wy))
-        m = self.config.m
-        sels = self._coded_selections(hy, wy, mk)
 
         def decode_part(k: int, p: ent.EntropyParams) -> Tensor:
-            """(1, M, rows, cols) int32 symbols of string k; 0 wherever it carries none."""
+            """(1, M, rows, cols) int32 symbols of y pass k; 0 wherever it carries none."""
             sym = torch.zeros((1, m, hy, wy), dtype=torch.int32)
-            sym[0][:, sels[k]] = self._decode_y(strings[k], p.indexes[0][:, sels[k]])
+            idx = p.indexes[0][:, sels[k]]
+            sym[0][:, sels[k]] = (reader.read(self.gaussian_conditional, idx) if reader is not None
+                                  else self._decode_y(strings[k], idx))
             return sym
 
         p, y_hat = self._coding_params(hs64, None, lambda p0: decode_part(0, p0), mask=mk)

@@ -442,3 +442,215 @@ def decode_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int) -> 
             v[r, c] = (y, x)
     dec.finish()
     return MotionField(block, v.astype(np.int16))
+
+
+# --------------------------------------------------------------------------- bi-directional
+
+BI_FORWARD, BI_BACKWARD, BI_BOTH = 0, 1, 2   # per-block prediction modes of a bi frame
+
+
+@dataclass(frozen=True, eq=False)
+class BiField:
+    """The motion of a bi-predicted frame: a mode per block and a field per reference.
+
+    Attributes:
+        modes: (Hb, Wb) uint8: BI_FORWARD (past reference only), BI_BACKWARD
+            (future reference only) or BI_BOTH (the rounded mean of both).
+        forward: vectors into the past reference (meaningful where mode != BI_BACKWARD).
+        backward: vectors into the future reference (meaningful where mode != BI_FORWARD).
+    """
+
+    modes: np.ndarray
+    forward: MotionField
+    backward: MotionField
+
+    def __post_init__(self) -> None:
+        m = np.asarray(self.modes)
+        if m.shape != self.forward.shape_in_blocks or m.shape != self.backward.shape_in_blocks \
+                or self.forward.block != self.backward.block:
+            raise ValueError("modes and both fields must cover the same blocks")
+        if m.size and int(m.max()) > BI_BOTH:
+            raise ValueError("bi modes must be 0, 1 or 2")
+        m = m.astype(np.uint8).copy()
+        m.flags.writeable = False
+        object.__setattr__(self, "modes", m)
+
+
+def _select_blocks(planes: list[np.ndarray], modes: np.ndarray, block: int) -> np.ndarray:
+    """Per pixel, planes[mode of its block] ((H, W) uint8 each; `block` pixels per block)."""
+    h, w = planes[0].shape
+    m = np.repeat(np.repeat(modes, block, axis=0), block, axis=1)[:h, :w]
+    return np.choose(m, planes).astype(np.uint8)
+
+
+def compensate_bi(past: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  future: tuple[np.ndarray, np.ndarray, np.ndarray], field: BiField,
+                  compensate_fn=compensate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bi-directional prediction (y, u, v) uint8 of `field` from the past and future planes.
+
+    Each reference is compensated with its own field (`compensate_fn`: `compensate`
+    or `compensate_obmc`, the stream's), BI_BOTH blocks take (p0 + p1 + 1) >> 1,
+    and each block picks its mode's prediction. Integer-only, bit-exact.
+    """
+    modes = field.modes
+    p0 = compensate_fn(*past, field.forward) if (modes != BI_BACKWARD).any() else None
+    p1 = compensate_fn(*future, field.backward) if (modes != BI_FORWARD).any() else None
+    if p1 is None:
+        return p0  # type: ignore[return-value]
+    if p0 is None:
+        return p1
+    out = []
+    for k, (a, b) in enumerate(zip(p0, p1)):
+        mean = ((a.astype(np.uint16) + b + 1) >> 1).astype(np.uint8)
+        out.append(_select_blocks([a, b, mean], modes, field.forward.block // (2 if k else 1)))
+    return out[0], out[1], out[2]
+
+
+class _BiContexts:
+    def __init__(self) -> None:
+        self.both = models(3)          # "mode == BI_BOTH", ctx = #left/top blocks with BI_BOTH
+        self.backward = models(3)      # "mode == BI_BACKWARD" given not both, ctx = #left/top backward
+        self.lists = (_MVContexts(), _MVContexts())
+
+
+def _mode_context(m: list[list[int]], r: int, c: int, value: int) -> int:
+    return (c > 0 and m[r][c - 1] == value) + (r > 0 and m[r - 1][c] == value)
+
+
+def mirrored(vector: tuple[int, int] | np.ndarray, distances: tuple[int, int]) -> tuple[int, int]:
+    """The backward vector of constant motion through a forward vector: -v * db / df,
+    rounded half away from zero in integers (`distances` = (df, db) frames to the past
+    and future references)."""
+    df, db = distances
+
+    def one(x: int) -> int:
+        n = -int(x) * db
+        q = (abs(n) * 2 + df) // (2 * df)
+        return q if n >= 0 else -q
+    return one(vector[0]), one(vector[1])
+
+
+def scaled(vectors: np.ndarray, num: int, den: int) -> np.ndarray:
+    """vectors * num / den, rounded half away from zero in integers ((..., 2) int64)."""
+    n = vectors.astype(np.int64) * num
+    return np.sign(n) * ((np.abs(n) * 2 + den) // (2 * den))
+
+
+def direct_vectors(colocated: MotionField, colocated_distance: int, distance: int) -> np.ndarray:
+    """Temporal direct prediction of a bi frame's forward vectors, (Hb, Wb, 2) int64.
+
+    `colocated` is the future reference's own field into *its* past reference,
+    `colocated_distance` frames back; constant motion through it puts the bi
+    frame's content `distance` frames after its past reference at
+    colocated * distance / colocated_distance (H.264's temporal direct mode).
+    """
+    return scaled(colocated.vectors, distance, colocated_distance)
+
+
+def encode_bi_motion(field: BiField, distances: tuple[int, int] = (1, 1),
+                     direct: np.ndarray | None = None) -> bytes:
+    """Entropy-code a bi field: per block in raster order its mode, then the vector of
+    each reference it uses, as a difference from its prediction: the median
+    predictor of that reference's vectors, except in a BI_BOTH block, where the
+    forward vector is predicted by `direct` (the temporal direct vectors,
+    `direct_vectors`, when the future reference has a field) and the backward
+    one by `mirrored` from the forward one (constant motion through the frame,
+    `distances` = frames to the past and future references): a block moving
+    steadily costs two flags.
+
+    A vector a block does not use is not sent; both sides set it to its
+    predictor, so neighbours predict from it as if it had been coded.
+    """
+    hb, wb = field.modes.shape
+    modes = field.modes.tolist()
+    src = (field.forward.vectors.astype(np.int64), field.backward.vectors.astype(np.int64))
+    v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
+    nonzero = [[[False] * wb for _ in range(hb)] for _ in range(2)]
+    ctx = _BiContexts()
+    enc = RangeEncoder()
+    for r in range(hb):
+        for c in range(wb):
+            mode = modes[r][c]
+            enc.encode_bit(mode == BI_BOTH, ctx.both[_mode_context(modes, r, c, BI_BOTH)])
+            if mode != BI_BOTH:
+                enc.encode_bit(mode == BI_BACKWARD, ctx.backward[_mode_context(modes, r, c, BI_BACKWARD)])
+            for k in (0, 1):
+                pred = _scalar_pred(v[k], r, c, wb)
+                if mode == (BI_BACKWARD if k == 0 else BI_FORWARD):
+                    v[k][r, c] = pred
+                    continue
+                if mode == BI_BOTH:
+                    pred = mirrored(v[0][r, c], distances) if k else \
+                        pred if direct is None else (int(direct[r, c, 0]), int(direct[r, c, 1]))
+                dy, dx = int(src[k][r, c, 0]) - pred[0], int(src[k][r, c, 1]) - pred[1]
+                v[k][r, c] = src[k][r, c]
+                _encode_difference(enc, dy, dx, ctx.lists[k], nonzero[k], r, c)
+    return enc.finish()
+
+
+def _encode_difference(enc: RangeEncoder, dy: int, dx: int, ctx: _MVContexts,
+                       nonzero: list[list[bool]], r: int, c: int) -> None:
+    """One vector difference, exactly as `encode_motion` codes it."""
+    k = (c > 0 and nonzero[r][c - 1]) + (r > 0 and nonzero[r - 1][c])
+    nz = dy != 0 or dx != 0
+    nonzero[r][c] = nz
+    enc.encode_bit(nz, ctx.zero[k])
+    if not nz:
+        return
+    enc.encode_bit(dy != 0, ctx.nzy)
+    if dy != 0:
+        _encode_component(enc, dy, ctx.prefix[0])
+        enc.encode_bit(dx != 0, ctx.nzx)
+        if dx != 0:
+            _encode_component(enc, dx, ctx.prefix[1])
+    else:
+        _encode_component(enc, dx, ctx.prefix[1])
+
+
+def _decode_difference(dec: RangeDecoder, ctx: _MVContexts, nonzero: list[list[bool]],
+                       r: int, c: int) -> tuple[int, int]:
+    k = (c > 0 and nonzero[r][c - 1]) + (r > 0 and nonzero[r - 1][c])
+    if not dec.decode_bit(ctx.zero[k]):
+        return 0, 0
+    nonzero[r][c] = True
+    if dec.decode_bit(ctx.nzy):
+        dy = _decode_component(dec, ctx.prefix[0])
+        return dy, (_decode_component(dec, ctx.prefix[1]) if dec.decode_bit(ctx.nzx) else 0)
+    return 0, _decode_component(dec, ctx.prefix[1])
+
+
+def decode_bi_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int,
+                     distances: tuple[int, int] = (1, 1), direct: np.ndarray | None = None) -> BiField:
+    """Inverse of `encode_bi_motion` (BitstreamError on invalid data, bounded work)."""
+    hb, wb = (int(s) for s in shape_in_blocks)
+    if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
+        raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
+    dec = RangeDecoder(data)
+    ctx = _BiContexts()
+    modes = [[0] * wb for _ in range(hb)]
+    v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
+    nonzero = [[[False] * wb for _ in range(hb)] for _ in range(2)]
+    for r in range(hb):
+        for c in range(wb):
+            if dec.decode_bit(ctx.both[_mode_context(modes, r, c, BI_BOTH)]):
+                mode = BI_BOTH
+            else:
+                mode = BI_BACKWARD if dec.decode_bit(ctx.backward[_mode_context(modes, r, c, BI_BACKWARD)]) \
+                    else BI_FORWARD
+            modes[r][c] = mode
+            for k in (0, 1):
+                py, px = _scalar_pred(v[k], r, c, wb)
+                if mode == (BI_BACKWARD if k == 0 else BI_FORWARD):
+                    v[k][r, c] = (py, px)
+                    continue
+                if mode == BI_BOTH:
+                    py, px = mirrored(v[0][r, c], distances) if k else \
+                        (py, px) if direct is None else (int(direct[r, c, 0]), int(direct[r, c, 1]))
+                dy, dx = _decode_difference(dec, ctx.lists[k], nonzero[k], r, c)
+                y, x = py + dy, px + dx
+                if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
+                    raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
+                v[k][r, c] = (y, x)
+    dec.finish()
+    return BiField(np.array(modes, np.uint8).reshape(hb, wb), MotionField(block, v[0].astype(np.int16)),
+                   MotionField(block, v[1].astype(np.int16)))

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcodec.codec.motion import (MotionField, blocks_shape, gather_window, half_grid, median_predictor,
-                                 mv_bits, qpel_from_grid)
+from mcodec.codec.motion import (BI_BACKWARD, BI_BOTH, BI_FORWARD, BiField, MotionField, blocks_shape,
+                                 compensate_luma, decode_bi_motion, encode_bi_motion, gather_window, scaled,
+                                 half_grid, median_predictor, mv_bits, qpel_from_grid)
 
 
 def _downsample(x: np.ndarray) -> np.ndarray:
@@ -270,3 +271,63 @@ def _refine_subpel(cur: np.ndarray, ref: np.ndarray, pad: int, block: int, hb: i
                 if oy or ox:
                     improve(d, best, center + (oy, ox), pred)
     return vec * 4 + d
+
+
+def _block_sad(a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
+    """(Hb, Wb) int64 SAD of (H, W) planes a and b per `block` x `block` block (edge blocks partial)."""
+    h, w = a.shape
+    hb, wb = blocks_shape(h, w, block)
+    d = np.zeros((hb * block, wb * block), np.int64)
+    d[:h, :w] = np.abs(a.astype(np.int64) - b)
+    return d.reshape(hb, block, wb, block).sum(axis=(1, 3))
+
+
+def estimate_bi_motion(cur_y: np.ndarray, past_y: np.ndarray, future_y: np.ndarray, block: int = 16,
+                       search: int = 16, lam: float = 4.0, distances: tuple[int, int] = (1, 1),
+                       direct: np.ndarray | None = None) -> BiField:
+    """Bi-directional motion of `cur_y` (H, W) uint8 between a past and a future reference
+    `distances` = (df, db) frames away; `direct`: the temporal direct forward vectors
+    (`motion.direct_vectors`, (Hb, Wb, 2)) when the future reference has a field.
+
+    A field is searched into each reference (`estimate_motion`); every block
+    then takes the least SAD + lam * bits of: past only, future only, the mean
+    of both searched vectors, the mean with the backward vector mirrored from
+    the forward one (constant motion), and the mean of the direct vectors
+    (two flags, see `encode_bi_motion`). Bits are estimated from each field's
+    median predictor plus the mode flags. Returns the field as the decoder will
+    see it (vectors a block does not use set to their predictors).
+    """
+    df, db = distances
+    fwd = estimate_motion(cur_y, past_y, block=block, search=search, lam=lam)
+    bwd = estimate_motion(cur_y, future_y, block=block, search=search, lam=lam)
+    fv, bv = fwd.vectors.astype(np.int64), bwd.vectors.astype(np.int64)
+    mir_v = scaled(fv, -db, df)                                           # = motion.mirrored per block
+    p0, p1 = compensate_luma(past_y, fwd), compensate_luma(future_y, bwd)
+
+    def mean_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return ((a.astype(np.uint16) + b + 1) >> 1).astype(np.uint8)
+
+    def field(v: np.ndarray) -> MotionField:
+        return MotionField(block, np.clip(v, -32768, 32767))
+
+    bits = [mv_bits(v - median_predictor(v)).sum(axis=2) for v in (fv, bv)]   # (Hb, Wb) each
+    f_both = bits[0] if direct is None else mv_bits(fv - direct).sum(axis=2)
+    cands = [(_block_sad(cur_y, p0, block) + lam * (bits[0] + 2), fv, bv),
+             (_block_sad(cur_y, p1, block) + lam * (bits[1] + 2), fv, bv),
+             (_block_sad(cur_y, mean_of(p0, p1), block) + lam * (f_both + mv_bits(bv - mir_v).sum(axis=2) + 1),
+              fv, bv),
+             (_block_sad(cur_y, mean_of(p0, compensate_luma(future_y, field(mir_v))), block)
+              + lam * (f_both + 2 + 1), fv, mir_v)]
+    if direct is not None:
+        d_b = scaled(direct, -db, df)
+        pd = mean_of(compensate_luma(past_y, field(direct)), compensate_luma(future_y, field(d_b)))
+        cands.append((_block_sad(cur_y, pd, block) + lam * 3, direct, d_b))
+    choice = np.argmin(np.stack([c[0] for c in cands]), axis=0)
+    assert (BI_FORWARD, BI_BACKWARD, BI_BOTH) == (0, 1, 2)  # the candidates' order above
+    modes = np.minimum(choice, BI_BOTH).astype(np.uint8)
+    f_out, b_out = fv.copy(), bv.copy()
+    for k in range(3, len(cands)):
+        sel = choice == k
+        f_out[sel], b_out[sel] = cands[k][1][sel], cands[k][2][sel]
+    bi = BiField(modes, field(f_out), field(b_out))
+    return decode_bi_motion(encode_bi_motion(bi, distances, direct), modes.shape, block, distances, direct)

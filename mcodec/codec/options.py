@@ -62,6 +62,20 @@ class EncoderTuning:
         loop_filter: frames may carry a Wiener loop filter (header flag
             CODING_FLAG_LOOPFILTER), sent when it pays in J. loopfilter 1 vs 0
             (16 frames, q0,2,4,5,7,9): -5.6 / -0.7 / -4.1 % BD-rate.
+        bi_group: random access: frames from one anchor (key or predicted frame)
+            to the next; the frames between are bi frames in a dyadic hierarchy
+            (the middle one first, predicted from both anchors, then the middles
+            of each half, ...), temporal level 1, 2, ... by depth.
+        level_offsets: model-level offset of the frames of temporal level k
+            (index k; anchors are level 0, deeper levels reuse the last entry),
+            added to the GOP's level and clamped: the quality cascade of
+            x264's mb-tree and DCVC-DC.
+        level_mask_lambda: multiplier on the masking decisions' lambda per temporal
+            level (deeper = more masking: those frames are referenced less).
+        bi_motion_lambda_scale: extra multiplier on the motion lambda of bi frames
+            (their vectors and modes fragment easily; a smoother field costs less).
+        motion_range_growth: the motion search range grows with the distance to
+            the reference, up to this factor (an anchor 8 frames away moves 8x).
     """
 
     key_quality_offset: int = 2
@@ -75,8 +89,19 @@ class EncoderTuning:
     scale_j_bias: float = 1.15
     decision_chroma_weight: float = 2.0 / 3.0
     loop_filter: bool = True
+    bi_group: int = 8
+    level_offsets: tuple[int, ...] = (0,)
+    level_mask_lambda: tuple[float, ...] = (1.0,)
+    motion_range_growth: int = 4
+    bi_motion_lambda_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 1 <= self.bi_group <= 64:
+            raise ValueError(f"bi_group must be in 1..64, got {self.bi_group}")
+        if not self.level_offsets or not self.level_mask_lambda:
+            raise ValueError("level_offsets and level_mask_lambda need at least one entry")
+        if self.motion_range_growth < 1:
+            raise ValueError(f"motion_range_growth must be >= 1, got {self.motion_range_growth}")
         if not self.coding_scales or not set(self.coding_scales) <= {1, 2}:
             raise ValueError(f"coding_scales must be a non-empty subset of (1, 2), got {self.coding_scales}")
         if not 1 <= self.search_range <= 255:
@@ -88,12 +113,19 @@ class EncoderTuning:
         """Every field, by name (a result cache keyed on it re-codes when any knob changes)."""
         return repr(sorted(dataclasses.asdict(self).items()))
 
+    def level_offset(self, level: int) -> int:
+        return self.level_offsets[min(level, len(self.level_offsets) - 1)]
+
+    def level_lambda(self, level: int) -> float:
+        return self.level_mask_lambda[min(level, len(self.level_mask_lambda) - 1)]
+
     def quality_ladder(self, levels: int) -> tuple[tuple[tuple[int, int], ...], ...]:
         """(coding scale, model level) candidates of each --quality value (`mcodec.codec.ladder`)."""
         return ladder.quality_ladder(levels, self.level_shift_2x)
 
 
 MASK_MODES = ("auto", "off")
+STRUCTURES = ("randomaccess", "lowdelay")
 
 
 def parse_mask(text: str) -> str | float:
@@ -118,6 +150,9 @@ class EncodeOptions:
             patch), or a ratio in [0, 1] (that fraction of patches of each
             predicted frame masked, the worst-predicted ones kept).
         frames: encode at most this many frames (None = all).
+        structure: "randomaccess" (hierarchical bi frames between anchors, frames
+            coded out of display order, as x264/x265 by default) or "lowdelay"
+            (every frame predicted from the previous one, coded in display order).
         tuning: the encoder's tuned constants (defaults: the shipped tuning).
     """
 
@@ -126,9 +161,12 @@ class EncodeOptions:
     gop: int = 32
     mask: str | float = "auto"
     frames: int | None = None
+    structure: str = "randomaccess"
     tuning: EncoderTuning = field(default_factory=EncoderTuning)
 
     def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise McodecError(f"--structure must be one of {', '.join(STRUCTURES)}, got {self.structure!r}")
         if self.gop < 1:
             raise McodecError(f"--gop must be >= 1, got {self.gop}")
         if self.bitrate is not None and not self.bitrate > 0:

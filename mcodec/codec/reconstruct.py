@@ -6,15 +6,20 @@ does the encoder (closed loop), through the same `FrameDecoder`.
                      mask, latents --inter network (masked positions: the entropy
                      model's means)--> residual;  frame = prediction + residual - 128
     rebuilt frame:   motion --compensate(reference)--> frame
+    bi frames:       as predicted / rebuilt, the prediction from two references, the
+                     nearest decoded frames before and after in display order
+                     (`motion.compensate_bi`: per block past, future or their mean)
     then, when present, the loop filter; at coding scale 2 the output is the
     exact 2x2 mean of the reconstruction, which stays the reference.
 
-The decoder owns the reference frame; the networks are stateless. Every input
+The decoder owns the reference pictures; the networks are stateless. Every input
 is validated before it reaches an entropy decoder, and every output frame must
 match the encoder's hash.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +31,8 @@ from mcodec.codec.zoo import CodecNetworks
 from mcodec.errors import BitstreamError
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+BI_TYPES = (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT)
+REBUILT_TYPES = (bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT)
 
 
 def to_tensor(planes: Planes, nets: CodecNetworks):
@@ -74,20 +81,41 @@ def output_at(coded: Frame, scale: int, width: int, height: int) -> Frame:
     return coded if scale == 1 else resample.downsample_frame(coded, width, height)
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A decoded picture kept for reference: the coded frame (before output scaling),
+    its coding scale, and its own motion into its past reference (`field`,
+    `distance` frames back; None for key frames), from which a bi frame that
+    references it predicts its vectors (temporal direct)."""
+
+    frame: Frame
+    scale: int
+    field: motion.MotionField | None = None
+    distance: int = 0
+
+
 class FrameDecoder:
     """Rebuilds frames from their syntax; used by the decoder *and* the encoder.
 
-    Holds the reference (previous reconstruction, at its coding scale). The
-    coding tools come from the stream's header flags, never from an encoder's
-    settings.
+    Holds the decoded pictures later frames may reference (at their coding
+    scale), by display index: a predicted frame references the decoded frame
+    nearest before it in display order, a bi frame also the nearest after it.
+    Pictures before the *frontier* (the last display index up to which every
+    frame is decoded) can never be referenced again and are dropped, so the
+    buffer holds at most the reorder depth + 1 pictures. The coding tools come
+    from the stream's header flags, never from an encoder's settings.
     """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, *, obmc: bool = False,
-                 scale2: bool = False, loopfilter: bool = False) -> None:
+                 scale2: bool = False, loopfilter: bool = False, packed: bool = True) -> None:
         self.nets = nets
+        # Latents in one rANS string per frame (format version 4), else one per pass.
+        self.packed = packed
         self.width, self.height = width, height
-        self.reference: Frame | None = None
-        self.reference_scale = 1
+        # display index -> (coded picture, its scale); None = lost (salvage), so
+        # frames referencing it are lost too.
+        self.pictures: dict[int, Picture | None] = {}
+        self.frontier = -1
         # The stream's motion compensation (CODING_FLAG_OBMC in its header).
         self.compensate = motion.compensate_obmc if obmc else motion.compensate
         # Whether the header allows frames coded at 2x (CODING_FLAG_SCALE2).
@@ -96,12 +124,13 @@ class FrameDecoder:
         self.loopfilter = loopfilter
 
     @classmethod
-    def for_stream(cls, nets: CodecNetworks, header: bs.SequenceHeader) -> FrameDecoder:
-        """The frame decoder of a stream: its coding tools come from the header's flags."""
+    def for_stream(cls, nets: CodecNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
+        """The frame decoder of a stream: its coding tools come from the header's flags,
+        the latent-string layout from the format version."""
         flags = header.coding.flags
         return cls(nets, header.width, header.height, obmc=bool(flags & bs.CODING_FLAG_OBMC),
                    scale2=bool(flags & bs.CODING_FLAG_SCALE2),
-                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER))
+                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER), packed=format_version >= 4)
 
     def geometry(self, scale: int) -> Geometry:
         return Geometry(self.height * scale, self.width * scale, scale)
@@ -110,8 +139,57 @@ class FrameDecoder:
         """The displayed frame of a reconstruction at coding scale `scale`."""
         return output_at(coded, scale, self.width, self.height)
 
+    # -- the picture buffer ------------------------------------------------------
+
+    def store(self, display: int, picture: Picture | None, key: bool = False) -> None:
+        """Keep the coded picture of display index `display` (None: lost).
+
+        A key frame is a cut point (closed GOPs): everything before it is done."""
+        if key:
+            self.pictures = {d: p for d, p in self.pictures.items() if d > display}
+            self.frontier = max(self.frontier, display - 1)
+        self.pictures[display] = picture
+        while self.frontier + 1 in self.pictures:
+            self.frontier += 1
+        for d in [d for d in self.pictures if d < self.frontier]:
+            del self.pictures[d]
+
+    def neighbours(self, display: int) -> tuple[int | None, int | None]:
+        """Display indexes of the buffered pictures nearest before and after `display`."""
+        before = [d for d in self.pictures if d < display]
+        after = [d for d in self.pictures if d > display]
+        return (max(before) if before else None), (min(after) if after else None)
+
+    def references(self, unit: bs.FrameUnit) -> list[int]:
+        """Display indexes of the pictures `unit` predicts from (empty for a key frame).
+
+        Raises:
+            BitstreamError: a reference the frame needs is not there.
+        """
+        if unit.frame_type == bs.FRAME_KEY:
+            return []
+        before, after = self.neighbours(unit.display)
+        bi = unit.frame_type in BI_TYPES
+        if before is None or (bi and after is None):
+            raise BitstreamError(f"frame {unit.index}: predicted frame without "
+                                 f"{'a past' if before is None else 'a future'} reference")
+        return [before, after] if bi else [before]
+
+    def references_lost(self, unit: bs.FrameUnit) -> bool:
+        """Whether a reference of `unit` is missing or was lost (salvage: the frame is lost too)."""
+        try:
+            return any(self.pictures[d] is None for d in self.references(unit))
+        except BitstreamError:
+            return True
+
+    # -- decoding ----------------------------------------------------------------
+
     def decode(self, unit: bs.FrameUnit) -> Frame:
-        """Reconstruct `unit`, make it the reference for the next frame, return the output frame."""
+        """Reconstruct `unit`, keep it as a reference, return the output frame (hash-checked).
+
+        The full 16-byte hash of the output is left in `last_hash` (streams of
+        version 4 carry its first 4 bytes per frame and a digest of all of them).
+        """
         import torch
 
         if not 0 <= unit.quality < self.nets.levels:
@@ -119,7 +197,8 @@ class FrameDecoder:
                                  f"0..{self.nets.levels - 1} of this model")
         if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
             raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
-        latent_strings = (self.nets.intra if unit.frame_type == bs.FRAME_KEY else self.nets.inter).num_strings
+        net = self.nets.intra if unit.frame_type == bs.FRAME_KEY else self.nets.inter
+        latent_strings = net.strings_per_frame(self.packed)
         syntax = FrameSyntax.from_segments(unit, latent_strings)
         scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
         if scale == 2 and not self.scale2:
@@ -128,15 +207,22 @@ class FrameDecoder:
         if syntax.loop_filter is not None and not self.loopfilter:
             raise BitstreamError(f"frame {unit.index}: loop filter in a stream whose header "
                                  "does not allow it")
-        if unit.frame_type != bs.FRAME_KEY:
-            if self.reference is None:
-                raise BitstreamError(f"frame {unit.index}: predicted frame without a reference")
-            if scale != self.reference_scale:
+        refs = []
+        ref_displays = self.references(unit)
+        # Frames to the past (and future) reference; a key frame has none.
+        distances = (unit.display - ref_displays[0], ref_displays[1] - unit.display) \
+            if len(ref_displays) == 2 else (unit.display - ref_displays[0], 0) if ref_displays else (0, 0)
+        for d in ref_displays:
+            picture = self.pictures[d]
+            if picture is None:
+                raise BitstreamError(f"frame {unit.index}: its reference (display {d}) was lost")
+            if picture.scale != scale:
                 raise BitstreamError(f"frame {unit.index}: predicted frame at scale {scale}, "
-                                     f"its reference at {self.reference_scale}")
+                                     f"its reference at {picture.scale}")
+            refs.append(picture)
         try:
             with torch.no_grad():
-                coded = self.reconstruct(syntax, unit.quality, self.geometry(scale))
+                coded, field = self.reconstruct(syntax, unit.quality, self.geometry(scale), refs, distances)
             if syntax.loop_filter is not None:
                 coded = Frame(*loopfilter.apply(coded.planes(), loopfilter.decode(syntax.loop_filter)))
         except BitstreamError:
@@ -145,28 +231,54 @@ class FrameDecoder:
             # An entropy-decoder or shape failure on data whose CRC was fine.
             raise BitstreamError(f"frame {unit.index}: undecodable payload ({exc})") from None
         frame = self.output(coded, scale)
-        if bs.frame_hash(*frame.planes()) != unit.frame_hash:
+        full = bs.frame_hash(*frame.planes())
+        if full[:len(unit.frame_hash)] != unit.frame_hash:
             raise BitstreamError(
                 f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
                 "(hash mismatch): the stream is damaged or was made on an incompatible platform")
-        self.reference, self.reference_scale = coded, scale
+        self.last_hash = full
+        self.store(unit.display, Picture(coded, scale, field, distances[0]),
+                   key=unit.frame_type == bs.FRAME_KEY)
         return frame
 
-    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry) -> Frame:
-        """The reconstruction of a frame's syntax before any loop filter (at coding scale)."""
+    @staticmethod
+    def direct(refs: list[Picture], distances: tuple[int, int]):
+        """The temporal direct forward vectors of a bi frame (`motion.direct_vectors`) from its
+        future reference's own field, or None when that reference has none (a key frame)."""
+        future = refs[1]
+        if future.field is None:
+            return None
+        return motion.direct_vectors(future.field, future.distance, distances[0])
+
+    def predict(self, syntax: FrameSyntax, geo: Geometry, refs: list[Picture],
+                distances: tuple[int, int]) -> tuple[Planes, motion.MotionField]:
+        """The motion-compensated prediction of a predicted or bi frame from its references
+        (bi: `distances` = frames to the past and future references), and its field into
+        the past reference."""
+        assert syntax.motion is not None
+        if syntax.frame_type in BI_TYPES:
+            field = motion.decode_bi_motion(syntax.motion, geo.motion_shape, geo.motion_block, distances,
+                                            self.direct(refs, distances))
+            return (motion.compensate_bi(refs[0].frame.planes(), refs[1].frame.planes(), field,
+                                         self.compensate), field.forward)
+        field1 = motion.decode_motion(syntax.motion, geo.motion_shape, geo.motion_block)
+        return self.compensate(*refs[0].frame.planes(), field1), field1
+
+    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry, refs: list[Picture],
+                    distances: tuple[int, int] = (1, 1)) -> tuple[Frame, motion.MotionField | None]:
+        """The reconstruction of a frame's syntax before any loop filter (at coding scale),
+        and its field into its past reference (None for a key frame)."""
         hy, wy = geo.latent_shape
         if syntax.frame_type == bs.FRAME_KEY:
-            x_hat = self.nets.intra.decompress(syntax.latents, (hy, wy), quality)
-            return Frame(*to_planes(x_hat, tensor_geometry(geo)))
-        assert self.reference is not None and syntax.motion is not None
-        field = motion.decode_motion(syntax.motion, geo.motion_shape, geo.motion_block)
-        pred = self.compensate(*self.reference.planes(), field)
-        if syntax.frame_type == bs.FRAME_REBUILT:
-            return Frame(*pred)
+            x_hat = self.nets.intra.decompress(syntax.latents, (hy, wy), quality, packed=self.packed)
+            return Frame(*to_planes(x_hat, tensor_geometry(geo))), None
+        pred, field = self.predict(syntax, geo, refs, distances)
+        if syntax.frame_type in REBUILT_TYPES:
+            return Frame(*pred), field
         assert syntax.mask is not None
         mask = masking.decode_mask(syntax.mask, (hy, wy))
         import torch
 
         r_hat = self.nets.inter.decompress(syntax.latents, (hy, wy), quality,
-                                           mask=torch.from_numpy(mask))
-        return add_residual(pred, to_planes(r_hat, tensor_geometry(geo)))
+                                           mask=torch.from_numpy(mask), packed=self.packed)
+        return add_residual(pred, to_planes(r_hat, tensor_geometry(geo))), field

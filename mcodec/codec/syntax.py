@@ -9,6 +9,8 @@ checkerboard context: y anchors, y non-anchors, z):
     key frame:       (*latent strings,                [loop filter])
     predicted frame: (motion, mask, *latent strings,  [loop filter])
     rebuilt frame:   (motion,                         [loop filter])
+    bi-inter frame:  as predicted, with bi motion (`motion.encode_bi_motion`)
+    bi-rebuilt:      as rebuilt, with bi motion
 
 the loop filter present exactly when the frame's FRAME_FLAG_FILTER is set.
 Also here: the format's geometry constants (patch and motion-block sizes) and
@@ -22,6 +24,9 @@ from dataclasses import dataclass
 from mcodec.codec import bitstream as bs
 from mcodec.codec import motion
 from mcodec.errors import BitstreamError
+
+_WITH_RESIDUAL = (bs.FRAME_INTER, bs.FRAME_BI_INTER)   # predicted frames carrying a mask and latents
+_REBUILT = (bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT)      # predicted frames with motion only
 
 PATCH = 16            # luma pixels per latent position (network stride 8 on the half-res tensor)
 MOTION_BLOCK = 16     # luma block size of motion vectors at coding scale 1
@@ -66,7 +71,7 @@ class FrameSyntax:
     """The coded content of one frame, by meaning.
 
     Attributes:
-        frame_type: bs.FRAME_KEY, bs.FRAME_INTER or bs.FRAME_REBUILT.
+        frame_type: bs.FRAME_KEY, FRAME_INTER, FRAME_REBUILT, FRAME_BI_INTER or FRAME_BI_REBUILT.
         latents: the network's rANS strings (key and predicted frames; empty for rebuilt).
         motion: the coded motion field (predicted and rebuilt frames), else None.
         mask: the coded mask map (predicted frames), else None.
@@ -80,10 +85,10 @@ class FrameSyntax:
     loop_filter: bytes | None = None
 
     def __post_init__(self) -> None:
-        has_motion = self.frame_type in (bs.FRAME_INTER, bs.FRAME_REBUILT)
+        has_motion = self.frame_type != bs.FRAME_KEY
         if (self.motion is not None) != has_motion or \
-                (self.mask is not None) != (self.frame_type == bs.FRAME_INTER) or \
-                (bool(self.latents) and self.frame_type == bs.FRAME_REBUILT):
+                (self.mask is not None) != (self.frame_type in _WITH_RESIDUAL) or \
+                (bool(self.latents) and self.frame_type in _REBUILT):
             raise ValueError(f"segments do not fit frame type {self.frame_type}")
 
     @property
@@ -96,8 +101,8 @@ class FrameSyntax:
 
     def to_segments(self) -> tuple[bytes, ...]:
         """The unit's segments, in the order of the module docstring."""
-        head = (self.motion, self.mask) if self.frame_type == bs.FRAME_INTER else \
-            (self.motion,) if self.frame_type == bs.FRAME_REBUILT else ()
+        head = (self.motion, self.mask) if self.frame_type in _WITH_RESIDUAL else \
+            (self.motion,) if self.frame_type in _REBUILT else ()
         tail = (self.loop_filter,) if self.loop_filter is not None else ()
         return (*head, *self.latents, *tail)  # type: ignore[arg-type]
 
@@ -105,7 +110,8 @@ class FrameSyntax:
     def segment_count(frame_type: int, filtered: bool, latent_strings: int) -> int:
         """How many segments a frame of this type carries (`latent_strings`: the network's)."""
         return {bs.FRAME_KEY: latent_strings, bs.FRAME_INTER: 2 + latent_strings,
-                bs.FRAME_REBUILT: 1}[frame_type] + int(filtered)
+                bs.FRAME_REBUILT: 1, bs.FRAME_BI_INTER: 2 + latent_strings,
+                bs.FRAME_BI_REBUILT: 1}[frame_type] + int(filtered)
 
     @classmethod
     def from_segments(cls, unit: bs.FrameUnit, latent_strings: int) -> FrameSyntax:
@@ -125,6 +131,6 @@ class FrameSyntax:
         body = seg[:-1] if filtered else seg
         if unit.frame_type == bs.FRAME_KEY:
             return cls(bs.FRAME_KEY, latents=tuple(body), loop_filter=lf)
-        if unit.frame_type == bs.FRAME_REBUILT:
-            return cls(bs.FRAME_REBUILT, motion=body[0], loop_filter=lf)
-        return cls(bs.FRAME_INTER, latents=tuple(body[2:]), motion=body[0], mask=body[1], loop_filter=lf)
+        if unit.frame_type in _REBUILT:
+            return cls(unit.frame_type, motion=body[0], loop_filter=lf)
+        return cls(unit.frame_type, latents=tuple(body[2:]), motion=body[0], mask=body[1], loop_filter=lf)

@@ -22,7 +22,8 @@ class McodecBenchCodec:
     """The shipped (or a given) mcodec model at every quality level.
 
     Args:
-        config: the bench configuration (mcodec codes low delay in both).
+        config: the bench configuration, also mcodec's --structure ("lowdelay" or
+            "randomaccess", as the ffmpeg anchors of that configuration).
         threads: torch threads while encoding.
         networks: `mcodec.codec.zoo.CodecNetworks` (default: the shipped model).
         mask: --mask mode ("auto", "off" or a ratio).
@@ -47,11 +48,12 @@ class McodecBenchCodec:
         self._nets = networks if networks is not None else zoo.load_networks()
         self._mask = mask
         self.points = tuple(float(q) for q in range(len(self.tuning.quality_ladder(self._nets.levels))))
-        # Low delay is mcodec's only structure (P frames from the previous decoded frame).
-        self.description = (f"mcodec {__version__}, model {self._nets.model_id}, low delay "
-                            f"(key frame every gop frames, P frames), mask {mask}")
-        # Weights, masking mode and the encoder's tuned constants: changing any re-codes.
-        self.cache_token = repr(("mcodec", __version__, self._nets.digest.hex(), mask,
+        structure = ("low delay (key frame every gop frames, P frames)" if config == "lowdelay" else
+                     f"random access (key frame every gop frames, anchors every "
+                     f"{self.tuning.bi_group}, hierarchical bi frames)")
+        self.description = f"mcodec {__version__}, model {self._nets.model_id}, {structure}, mask {mask}"
+        # Weights, structure, masking mode and the encoder's tuned constants: changing any re-codes.
+        self.cache_token = repr(("mcodec", __version__, self._nets.digest.hex(), config, mask,
                                  self.tuning.key()))
         self.version = f"mcodec {__version__} ({self._nets.model_id} {self._nets.digest.hex()[:12]})"
 
@@ -66,12 +68,14 @@ class McodecBenchCodec:
         torch.set_num_threads(self.threads)
         t0 = time.perf_counter()
         codec.encode(str(src), str(out),
-                     options=EncodeOptions(quality=q, gop=gop, mask=self._mask, tuning=self.tuning),
+                     options=EncodeOptions(quality=q, gop=gop, mask=self._mask, structure=self.config,
+                                           tuning=self.tuning),
                      networks=self._nets, overwrite=True)
         seconds = time.perf_counter() - t0
         size = out.stat().st_size
         cmd = shlex.join(["mcodec", "encode", str(src), str(out), "--quality", str(q),
-                          "--gop", str(gop), "--mask", str(self._mask), "-y"])
+                          "--gop", str(gop), "--mask", str(self._mask), "--structure", self.config,
+                          "-y"])
         return Encoded(out, size, size, (cmd,), self.version, seconds)
 
     def decode(self, bitstream: Path, width: int, height: int) -> Iterator[Frame]:
