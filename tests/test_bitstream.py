@@ -1062,7 +1062,7 @@ def test_salvage_skips_unplaceable_frames_until_the_next_key_frame(damaged: int,
 
 def test_salvage_of_a_damaged_unit_length() -> None:
     """A damaged length varint: resync at the next CRC-valid unit, then wait for a key frame."""
-    data, frames, offsets = _salvage_stream()
+    data, _, offsets = _salvage_stream()
     bad = bytearray(data)
     bad[offsets[5] + 1] = 0x80  # length varint now continues into the payload
     found = bs.salvage(bytes(bad))
@@ -1081,7 +1081,7 @@ def test_salvage_of_every_truncation() -> None:
 
 
 def test_salvage_places_key_frames_by_display_and_refuses_duplicates() -> None:
-    data, frames, offsets = _salvage_stream()
+    data, _, offsets = _salvage_stream()
     # Drop the CRC-valid units of frames 4-7 cleanly: key frame 8 is placed by its display.
     cut = data[:offsets[4]] + data[offsets[8]:]
     found = bs.salvage(cut)
@@ -1091,6 +1091,13 @@ def test_salvage_places_key_frames_by_display_and_refuses_duplicates() -> None:
     found = bs.salvage(dup)
     assert [u.index for _, u in found.frames] == list(range(12))
     assert "out of order" in str(found.damage[0]) and len(found.damage) == 4
+    # Frame unit 1 twice: the copy counts as decode 2 (display 3), the real unit 2 then
+    # claims display 2 again and is refused; frame 3 waits for key frame 4.
+    twice = data[:offsets[2]] + data[offsets[1]:offsets[2]] + data[offsets[2]:]
+    found = bs.salvage(twice)
+    assert [(u.index, u.display) for _, u in found.frames] == [(0, 0), (1, 2), (2, 3)] + [
+        (i, _GOPS[i]) for i in range(4, 12)]
+    assert "frame unit 3: display 2 is already taken" in str(found.damage[0]) and len(found.damage) == 2
 
 
 def test_salvage_of_a_version_3_stream() -> None:
@@ -1105,7 +1112,7 @@ def test_salvage_of_a_version_3_stream() -> None:
 
 
 def test_salvage_resync_survives_random_damage() -> None:
-    data, frames, offsets = _salvage_stream()
+    data, frames, _ = _salvage_stream()
     rng = random.Random(4)
     for _ in range(200):
         bad = bytearray(data)

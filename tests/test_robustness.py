@@ -116,12 +116,16 @@ def test_keep_going_decodes_intact_gops(stream, nets, damaged: int) -> None:
 
 
 def test_keep_going_on_truncation_knows_the_frame_count(stream, nets) -> None:
+    import io
+
     data, ref = stream
-    cut = _frame_offsets(data)[5] + 10  # inside frame 5
+    cut = _frame_offsets(data)[5] + 10  # inside frame unit 5 (decode order)
     info, frames, report = codec.salvage_decode(data[:cut], networks=nets)
     out = list(frames)
     assert len(out) == FRAMES  # the header's frame_count says 8
-    assert report.lost == [5, 6, 7]
+    units = [u for _, u in bs.BitstreamReader(io.BytesIO(data)).units() if isinstance(u, bs.FrameUnit)]
+    # every frame from unit 5 on is lost, by display index (B-frames: display order differs)
+    assert report.lost == sorted(u.display for u in units[5:])
     assert any("truncated" in d or "runs past the end" in d for d in report.damage)
 
 
@@ -166,9 +170,12 @@ def test_keep_going_cli_exit_codes(shipped_stream, tmp_path: Path) -> None:
                        cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert "2 lost frames concealed (4-5)" in r.stdout
+    # Format version 4: after the damage, frame unit 5 (not a key frame) cannot be placed.
     assert r.stderr.strip().splitlines() == [
         f"mcodec: warning: damaged stream: frame unit: CRC mismatch (at byte offset "
-        f"{offsets[5] - 4})"]
+        f"{offsets[5] - 4})",
+        f"mcodec: warning: damaged stream: frame unit: not a key frame, cannot be placed after damage "
+        f"(at byte offset {offsets[5]})"]
     with open_video(str(tmp_path / "b.y4m")) as reader:
         assert sum(1 for _ in reader) == FRAMES
 

@@ -1177,7 +1177,11 @@ def read_bitstream(source: str | os.PathLike[str] | bytes) -> Bitstream:
 def inspect(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
     """JSON-ready summary of a validated stream (``mcodec info --json``); sizes in bytes.
 
-    `source` is as for `read_bitstream`.
+    `source` is as for `read_bitstream`. Frames are listed in decode order, each
+    with its decode ("index") and display ("display") index and the hash the
+    stream holds (4 bytes in version 4, 16 before); "digest" is the END digest
+    (version 4, else None); totals give "decode_order" (the display indexes in
+    decode order) and "reorder_depth" (the largest |display - index|).
     """
     stream = read_bitstream(source)
     h, c = stream.header, stream.header.coding
