@@ -191,6 +191,8 @@ def _changed(value):
         return value * 2 + 1
     if isinstance(value, tuple) and len(value) > 1:
         return value[:1]
+    if isinstance(value, tuple) and value:
+        return value + value
     raise AssertionError(f"no changed value for {value!r}: extend _changed for the new field type")
 
 

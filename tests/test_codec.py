@@ -157,8 +157,8 @@ def test_mask_modes(nets, cars_cut, tmp_path) -> None:
         codec.decode(str(out), str(tmp_path / f"m{mode}.y4m"), networks=nets)
         sizes[mode] = s.bytes
         types = [f.frame_type for f in bs.read_bitstream(str(out)).frames]
-        if mode == 1.0:
-            assert types[1:] == [bs.FRAME_REBUILT] * 5 and s.masked_fraction == 1.0
+        if mode == 1.0:  # random access: the anchor is rebuilt, the frames between bi-rebuilt
+            assert set(types[1:]) <= {bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT} and s.masked_fraction == 1.0
         if mode == "off":
             assert s.masked_fraction == 0.0
     assert sizes[1.0] < sizes[0.5] < sizes["off"]
@@ -212,7 +212,7 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
                      networks=shipped)
         streams[obmc] = bs.read_bitstream(str(out))
         assert streams[obmc].header.coding.flags == (bs.CODING_FLAG_OBMC if obmc else 0)
-        assert streams[obmc].min_reader_version == (2 if obmc else 1)
+        assert streams[obmc].min_reader_version == 4           # version-4 units
     # The decoder has no encoder settings at all: it follows each stream's header.
     for obmc, stream in streams.items():
         dec = tmp_path / f"d{int(obmc)}.y4m"
@@ -237,7 +237,7 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
                      networks=shipped)
         streams[on] = bs.read_bitstream(str(out))
         assert bool(streams[on].header.coding.flags & bs.CODING_FLAG_LOOPFILTER) == on
-        assert streams[on].min_reader_version == (3 if on else 2)
+        assert streams[on].min_reader_version == 4
         codec.decode(str(out), str(tmp_path / f"d{int(on)}.y4m"), networks=shipped)  # hashes verified
     filtered = [f for f in streams[True].frames if f.flags & bs.FRAME_FLAG_FILTER]
     assert filtered and not any(f.flags & bs.FRAME_FLAG_FILTER for f in streams[False].frames)
@@ -249,13 +249,15 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
     with pytest.raises(BitstreamError, match="loop filter in a stream whose header does not allow it"):
         FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True).decode(key)
     dec = FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True, loopfilter=True)
-    with pytest.raises(BitstreamError, match="3 segments, expected 4 for its frame type and its loop filter"):
-        dec.decode(dataclasses.replace(key, segments=key.segments[:-1]))
+    # Version 4: a filtered key frame is (side information = its filter, latents).
+    assert len(key.segments) == 2
+    with pytest.raises(BitstreamError, match="1 segments, expected 2 for its frame type and its loop filter"):
+        dec.decode(dataclasses.replace(key, segments=key.segments[1:]))
     with pytest.raises(BitstreamError, match="hash mismatch"):
         dec.decode(dataclasses.replace(key, flags=key.flags & ~bs.FRAME_FLAG_FILTER,
-                                       segments=key.segments[:-1]))
+                                       segments=key.segments[1:]))
     with pytest.raises(BitstreamError):
-        dec.decode(dataclasses.replace(key, segments=(*key.segments[:-1], b"\xff" * 9)))
+        dec.decode(dataclasses.replace(key, segments=(b"\xff" * 9, *key.segments[1:])))
     dec.decode(key)
 
 
@@ -272,10 +274,12 @@ def cut_clip(clips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(tmp_path_factory.mktemp("cut") / "cut.y4m", frames)
 
 
-@pytest.mark.parametrize("mask", ["auto", "off"])
-def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, mask) -> None:
+@pytest.mark.parametrize("mask,structure", [("auto", "lowdelay"), ("off", "lowdelay"),
+                                            ("auto", "randomaccess")])
+def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, mask, structure) -> None:
+    # Low delay: the frame encoder's J test; random access: the GOP is split at the cut.
     out = tmp_path / "cut.bin"
-    opts = EncodeOptions(quality=1, gop=32, mask=mask)
+    opts = EncodeOptions(quality=1, gop=32, mask=mask, structure=structure)
     s = codec.encode(str(cut_clip), str(out), options=opts, networks=shipped)
     stream = bs.read_bitstream(str(out))
     assert [f.frame_type == bs.FRAME_KEY for f in stream.frames] == [i in (0, 4) for i in range(8)]
@@ -290,7 +294,10 @@ def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, mask) ->
     s0 = codec.encode(str(cut_clip), str(tmp_path / "nocut.bin"),
                       options=replace(opts, tuning=EncoderTuning(scene_cut_psnr=0.0)), networks=shipped)
     assert s0.scene_cuts == 0
-    assert s.psnr_yuv > s0.psnr_yuv + 1.0 and s.bytes < 1.1 * s0.bytes, (s.line(), s0.line())
+    # (Random access: without the cut the new scene is bi-predicted across it, cheaply and
+    # badly: measured +3.4 dB for +20 % bytes with the cut.)
+    limit = 1.1 if structure == "lowdelay" else 1.3
+    assert s.psnr_yuv > s0.psnr_yuv + 1.0 and s.bytes < limit * s0.bytes, (s.line(), s0.line())
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,9 @@ from mcodec.errors import BitstreamError
 from .conftest import read_frames, synthetic_frames, write_clip
 
 DATA = Path(__file__).resolve().parent / "data"
+# The synthetic clips' V planes are fresh noise every frame: the scene-cut test would
+# (rightly) start a GOP at every frame; these tests are about the GOP structure.
+NO_CUTS = EncoderTuning(scene_cut_psnr=0.0)
 
 
 # ----------------------------------------------------------------------------- coding order
@@ -86,7 +89,7 @@ def moving11(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_random_access_round_trip_in_separate_process_is_exact(nets, bundle, moving11, tmp_path) -> None:
     out = tmp_path / "ra.bin"
     summary = codec.encode(str(moving11), str(out), networks=nets,
-                           options=EncodeOptions(quality=2, gop=11, structure="randomaccess"))
+                           options=EncodeOptions(quality=2, gop=11, structure="randomaccess", tuning=NO_CUTS))
     stream = bs.read_bitstream(str(out))
     order = coding_order(11, "randomaccess", 8)
     assert [f.display for f in stream.frames] == [c.display for c in order]
@@ -116,7 +119,7 @@ def test_random_access_round_trip_in_separate_process_is_exact(nets, bundle, mov
 def test_reordering_with_odd_frame_counts_and_gop_edges(nets, tmp_path, count, gop) -> None:
     src = write_clip(tmp_path / "in.y4m", synthetic_frames(40, 24, count, seed=count))
     out = tmp_path / "x.bin"
-    codec.encode(str(src), str(out), networks=nets, options=EncodeOptions(quality=1, gop=gop))
+    codec.encode(str(src), str(out), networks=nets, options=EncodeOptions(quality=1, gop=gop, tuning=NO_CUTS))
     stream = bs.read_bitstream(str(out))
     keys = [f.index for f in stream.frames if f.frame_type == bs.FRAME_KEY]
     assert keys == list(range(0, count, gop))
@@ -134,7 +137,7 @@ def test_structures_share_key_frames_and_lowdelay_is_in_order(nets, moving11, tm
     ld, ra = tmp_path / "ld.bin", tmp_path / "ra.bin"
     for path, structure in ((ld, "lowdelay"), (ra, "randomaccess")):
         codec.encode(str(moving11), str(path), networks=nets,
-                     options=EncodeOptions(quality=1, gop=11, structure=structure))
+                     options=EncodeOptions(quality=1, gop=11, structure=structure, tuning=NO_CUTS))
     s_ld, s_ra = bs.read_bitstream(str(ld)), bs.read_bitstream(str(ra))
     assert [f.display for f in s_ld.frames] == list(range(11))
     assert not {f.frame_type for f in s_ld.frames} & {bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT}
@@ -147,7 +150,7 @@ def test_structures_share_key_frames_and_lowdelay_is_in_order(nets, moving11, tm
 def test_truncated_random_access_stream_fails_cleanly_and_keep_going_conceals(nets, moving11, tmp_path) -> None:
     out = tmp_path / "ra.bin"
     codec.encode(str(moving11), str(out), networks=nets,
-                 options=EncodeOptions(quality=1, gop=6, structure="randomaccess"))
+                 options=EncodeOptions(quality=1, gop=6, structure="randomaccess", tuning=NO_CUTS))
     data = out.read_bytes()
     stream = bs.read_bitstream(data)
     # Cut inside decode unit 3 of the first GOP (displays 0, 5, 2, 1, 3, 4 | 6, ...).
@@ -172,7 +175,7 @@ def test_truncated_random_access_stream_fails_cleanly_and_keep_going_conceals(ne
 def test_keep_going_loses_only_frames_that_reference_a_damaged_one(nets, moving11, tmp_path) -> None:
     out = tmp_path / "ra.bin"
     codec.encode(str(moving11), str(out), networks=nets,
-                 options=EncodeOptions(quality=1, gop=11, structure="randomaccess"))
+                 options=EncodeOptions(quality=1, gop=11, structure="randomaccess", tuning=NO_CUTS))
     data = bytearray(out.read_bytes())
     stream = bs.read_bitstream(bytes(data))
     assert [f.display for f in stream.frames][:5] == [0, 8, 4, 2, 1]
@@ -191,7 +194,7 @@ def test_keep_going_loses_only_frames_that_reference_a_damaged_one(nets, moving1
 
 def test_cli_keep_going_on_a_damaged_random_access_stream(nets, bundle, moving11, tmp_path) -> None:
     out = tmp_path / "ra.bin"
-    codec.encode(str(moving11), str(out), networks=nets, options=EncodeOptions(quality=1, gop=11))
+    codec.encode(str(moving11), str(out), networks=nets, options=EncodeOptions(quality=1, gop=11, tuning=NO_CUTS))
     data = out.read_bytes()
     (tmp_path / "cut.bin").write_bytes(data[:len(data) // 2])
     summary = codec.decode(str(tmp_path / "cut.bin"), str(tmp_path / "o.y4m"), networks=nets,

@@ -789,6 +789,12 @@ class BitstreamReader:
         self._layout = _LAYOUT3
         self.format_version, self.min_reader_version, self.header = self._read_file_header()
 
+    @property
+    def layout_version(self) -> int:
+        """4 when the stream's units have the version-4 layout (min_reader_version 4), else 3
+        (versions 1-3 share one layout); the codec's frame syntax follows the same rule."""
+        return 4 if self._layout is _LAYOUT4 else 3
+
     def _left(self) -> int | None:
         return None if self.size is None else self.size - self.position
 

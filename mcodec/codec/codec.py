@@ -174,15 +174,36 @@ def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, qual
     scale, level = _choose_scale(nets, quality, tuning, crossover or _gop_crossover(nets, frames, tuning))
     enc = FrameEncoder(nets, frames[0].width, frames[0].height, opts.mask, tuning, scale=scale)
     units, psnr = [], []
-    for i, cf in enumerate(coding_order(len(frames), opts.structure, tuning.bi_group)):
-        frame = frames[cf.display]
-        q = min(max(level + tuning.level_offset(cf.level), 0), nets.levels - 1)
-        unit, recon = enc.encode(frame, first_index + i, key=(i == 0), quality=q,
-                                 display=first_index + cf.display, bi=cf.bi, level=cf.level)
-        units.append(unit)
-        psnr.append(frame_psnr_yuv(frame, recon))
+    # Low delay finds scene cuts frame by frame (FrameEncoder); random access codes
+    # frames out of order, so a cut must start a new closed GOP before coding.
+    starts = [0] + (scene_cuts(frames, tuning) if opts.structure == "randomaccess" else [])
+    for a, b in zip(starts, starts[1:] + [len(frames)]):
+        for cf in coding_order(b - a, opts.structure, tuning.bi_group):
+            frame = frames[a + cf.display]
+            q = min(max(level + tuning.level_offset(cf.level), 0), nets.levels - 1)
+            unit, recon = enc.encode(frame, first_index + len(units), key=(cf.display == 0), quality=q,
+                                     display=first_index + a + cf.display, bi=cf.bi, level=cf.level)
+            units.append(unit)
+            psnr.append((a + cf.display, frame_psnr_yuv(frame, recon)))
     nbytes = sum(u.unit_size for u in units)
-    return _GopResult(units, psnr, nbytes, enc.patches_masked, enc.patches_total, enc.scene_cuts)
+    return _GopResult(units, [p for _, p in sorted(psnr)], nbytes, enc.patches_masked, enc.patches_total,
+                      enc.scene_cuts + len(starts) - 1)
+
+
+def scene_cuts(frames: list[Frame], tuning: EncoderTuning) -> list[int]:
+    """Indexes i > 0 of `frames` that start a new scene: frame i predicted from the
+    source frame i-1 (block motion, as the encoder searches) is below
+    `tuning.scene_cut_psnr` dB PSNR-YUV (0 disables the test)."""
+    from mcodec.codec import motion
+    from mcodec.codec.motion_search import estimate_motion
+
+    cuts = []
+    for i in range(1, len(frames) if tuning.scene_cut_psnr > 0 else 0):
+        prev, cur = frames[i - 1], frames[i]
+        field = estimate_motion(cur.y, prev.y, block=16, search=tuning.search_range)
+        if frame_psnr_yuv(cur, Frame(*motion.compensate(*prev.planes(), field))) < tuning.scene_cut_psnr:
+            cuts.append(i)
+    return cuts
 
 
 def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts: EncodeOptions,
@@ -375,7 +396,7 @@ def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetwork
     h = reader.header
     _check_decode_size(h, max_pixels)  # before torch and the weights load
     nets = _networks_for(h, device, networks)
-    dec = FrameDecoder.for_stream(nets, h, reader.format_version)
+    dec = FrameDecoder.for_stream(nets, h, reader.layout_version)
 
     def frames() -> Iterator[Frame]:
         pending: dict[int, Frame] = {}   # decoded, waiting for their display turn
@@ -439,7 +460,7 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
 
     def decoded() -> Iterator[tuple[bs.FrameUnit, Frame | None]]:
         """(unit, its frame or None when lost) in decode order."""
-        version = bs.BitstreamReader(io.BytesIO(data), size=len(data), salvaging=True).format_version
+        version = bs.BitstreamReader(io.BytesIO(data), size=len(data), salvaging=True).layout_version
         dec = FrameDecoder.for_stream(nets, h, version)
         previous = -1
         for _, unit in found.frames:

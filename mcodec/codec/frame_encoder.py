@@ -20,15 +20,15 @@ from __future__ import annotations
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import loopfilter, masking, motion
+from mcodec.codec import loopfilter, motion
 from mcodec.codec.distortion import LUMA_SHARE, frame_psnr_yuv, loss_patch_sse
 from mcodec.codec.frame import Frame
 from mcodec.codec.mask_decision import choose_mask, mask_worst_kept
 from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
-from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, residual_planes, source_at, to_planes,
-                                      to_tensor)
-from mcodec.codec.syntax import PATCH, FrameSyntax
+from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, residual_planes,
+                                      source_at, to_planes, to_tensor)
+from mcodec.codec.syntax import PATCH, FrameSyntax, Motion
 from mcodec.codec.zoo import CodecNetworks
 
 
@@ -59,7 +59,7 @@ class FrameEncoder:
         self.scene_cuts = 0      # predicted frames coded as key frames instead
         self._level = 0          # temporal level of the frame being coded
         self._search = tuning.search_range * scale   # its motion search range
-        self._field = None       # its motion into its past reference, once searched
+        self._direct = None      # a bi frame's temporal direct vectors (reconstruct.FrameDecoder.direct)
 
     def patch_distortion(self, a, b) -> np.ndarray:
         """(rows, cols) per-patch distortion of the decisions (weighted SSE)."""
@@ -109,15 +109,17 @@ class FrameEncoder:
                 1.0 / self.nets.lambdas[quality],
                 lambda planes: self.recon.output(Frame(*planes), self.scale).planes(), self.scale)
             if filt.active:
-                syntax = syntax.with_loop_filter(loopfilter.encode(filt))
+                syntax = syntax.with_loop_filter(filt)
                 recon = Frame(*filtered)
         out = self.recon.output(recon, self.scale)
-        unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
-                            frame_hash=bs.frame_hash(*out.planes()), segments=syntax.to_segments(),
-                            flags=flags | syntax.flags, display=display)
         key_frame = syntax.frame_type == bs.FRAME_KEY
-        self.recon.store(display, Picture(recon, self.scale, None if key_frame else self._field,
-                                          0 if key_frame else display - before),
+        distances = (0, 0) if key_frame else (display - before, after - display if bi else 0)
+        direct = self._direct if bi else None
+        unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
+                            frame_hash=bs.frame_hash(*out.planes()),
+                            segments=syntax.to_segments(distances, direct),
+                            flags=flags | syntax.flags, display=display)
+        self.recon.store(display, Picture(recon, self.scale, forward_field(syntax), distances[0]),
                          key=key_frame)
         return unit, out
 
@@ -143,30 +145,27 @@ class FrameEncoder:
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
                                 search=self._search, lam=self._motion_lambda(q))
         pred = self.recon.compensate(*ref.planes(), field)
-        self._field = field
-        return self._code_predicted(frame, q, pred, motion.encode_motion(field),
-                                    (bs.FRAME_INTER, bs.FRAME_REBUILT), allow_cut)
+        return self._code_predicted(frame, q, pred, field, (bs.FRAME_INTER, bs.FRAME_REBUILT), allow_cut)
 
     def _encode_bi(self, frame: Frame, q: int, past: Picture, future: Picture,
                    distances: tuple[int, int]) -> tuple[FrameSyntax, Frame]:
         """Code `frame` as a bi frame predicted from `past` and `future` (`distances` frames away)."""
         geo = self.recon.geometry(self.scale)
-        direct = self.recon.direct([past, future], distances)
+        direct = self._direct = self.recon.direct([past, future], distances)
         field = estimate_bi_motion(frame.y, past.frame.y, future.frame.y, block=geo.motion_block,
                                    search=self._search,
                                    lam=self._motion_lambda(q) * self.tuning.bi_motion_lambda_scale,
                                    distances=distances, direct=direct)
-        self._field = field.forward
         pred = motion.compensate_bi(past.frame.planes(), future.frame.planes(), field, self.recon.compensate)
-        coded = self._code_predicted(frame, q, pred, motion.encode_bi_motion(field, distances, direct),
-                                     (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT), allow_cut=False)
+        coded = self._code_predicted(frame, q, pred, field, (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT),
+                                     allow_cut=False)
         assert coded is not None
         return coded
 
-    def _code_predicted(self, frame: Frame, q: int, pred, mv: bytes, types: tuple[int, int],
+    def _code_predicted(self, frame: Frame, q: int, pred, mv: Motion, types: tuple[int, int],
                         allow_cut: bool) -> tuple[FrameSyntax, Frame] | None:
         """The residual and mask decisions of a predicted frame with prediction `pred` and
-        coded motion `mv`; `types` = (frame type with residual, without)."""
+        motion `mv`; `types` = (frame type with residual, without)."""
         import torch
 
         lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
@@ -200,7 +199,7 @@ class FrameEncoder:
         else:
             mask = mask_worst_kept(d_mask - d_code, float(self.mask))
         if cut_suspect and self._key_is_cheaper(frame, q, lam, x, geometry, pred, est, d_mask, d_code,
-                                                mask, 8 * len(mv)):
+                                                mask, 8 * len(motion.encode_motion(mv))):
             return None
         self.patches_total += hy * wy
         self.patches_masked += int(mask.sum())
@@ -208,8 +207,7 @@ class FrameEncoder:
             return rebuilt, Frame(*pred)
         comp = net.compress(x, q, mask=torch.from_numpy(mask), packed=True)
         recon = add_residual(pred, to_planes(comp.x_hat, geometry))
-        return FrameSyntax(types[0], latents=tuple(comp.strings), motion=mv,
-                           mask=masking.encode_mask(mask)), recon
+        return FrameSyntax(types[0], latents=tuple(comp.strings), motion=mv, mask=mask), recon
 
     def _key_is_cheaper(self, frame: Frame, q: int, lam: float, x, geometry, pred, est, d_mask, d_code,
                         mask: np.ndarray, side_bits: float) -> bool:

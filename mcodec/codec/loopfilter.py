@@ -165,7 +165,14 @@ class _Contexts:
 
 def encode(filt: LoopFilter) -> bytes:
     """Entropy-code a frame's filters (adaptive binary range coder)."""
-    enc, ctx = RangeEncoder(), _Contexts()
+    enc = RangeEncoder()
+    write(enc, filt)
+    return enc.finish()
+
+
+def write(enc: RangeEncoder, filt: LoopFilter) -> None:
+    """`encode` into an open range coder (format version 4: one side-information stream)."""
+    ctx = _Contexts()
     for i, coefs in enumerate(filt.planes):
         enc.encode_bit(coefs is not None, ctx.on[i])
         if coefs is None:
@@ -180,12 +187,19 @@ def encode(filt: LoopFilter) -> bytes:
             if c:
                 enc.encode_bypass(c < 0)
                 encode_ueg(enc, abs(c), ctx.prefix[kind], _PREFIX)
-    return enc.finish()
 
 
 def decode(data: bytes) -> LoopFilter:
     """Inverse of `encode`. Raises BitstreamError on malformed data."""
-    dec, ctx = RangeDecoder(data), _Contexts()
+    dec = RangeDecoder(data)
+    filt = read(dec)
+    dec.finish()
+    return filt
+
+
+def read(dec: RangeDecoder) -> LoopFilter:
+    """`decode` from an open range decoder."""
+    ctx = _Contexts()
     planes: list[tuple[int, ...] | None] = []
     for i in range(3):
         if not dec.decode_bit(ctx.on[i]):
@@ -203,5 +217,4 @@ def decode(data: bytes) -> LoopFilter:
                 c = -c if neg else c
             coefs.append(c)
         planes.append(tuple(coefs))
-    dec.finish()
     return LoopFilter(tuple(planes))  # type: ignore[arg-type]

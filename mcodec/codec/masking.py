@@ -79,19 +79,24 @@ def encode_mask(mask: np.ndarray) -> bytes:
     Raster order, one adaptive context per (left, top) neighbour pair (outside the
     picture counts as False). All-False maps cost 0 bytes, all-True ones 1.
     """
+    enc = RangeEncoder()
+    write_mask(enc, mask)
+    return enc.finish()
+
+
+def write_mask(enc: RangeEncoder, mask: np.ndarray) -> None:
+    """`encode_mask` into an open range coder (format version 4: one side-information stream)."""
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (Hp, Wp), got shape {m.shape}")
     bits = m.astype(bool).tolist()
     hp, wp = m.shape
     ctx = models(4)
-    enc = RangeEncoder()
     for r in range(hp):
         row, up = bits[r], bits[r - 1] if r else None
         for c in range(wp):
             k = (c > 0 and row[c - 1]) + 2 * (up is not None and up[c])
             enc.encode_bit(row[c], ctx[k])
-    return enc.finish()
 
 
 def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
@@ -100,16 +105,22 @@ def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     Raises BitstreamError when `data` is not a valid stream; work is bounded by
     Hp * Wp binary decisions whatever the bytes.
     """
+    dec = RangeDecoder(data)
+    mask = read_mask(dec, shape)
+    dec.finish()
+    return mask
+
+
+def read_mask(dec: RangeDecoder, shape: tuple[int, int]) -> np.ndarray:
+    """`decode_mask` from an open range decoder."""
     hp, wp = (int(s) for s in shape)
     if hp < 0 or wp < 0 or hp * wp > _MAX_PATCHES:
         raise ValueError(f"mask shape {shape} out of range")
     ctx = models(4)
-    dec = RangeDecoder(data)
     bits = [[False] * wp for _ in range(hp)]
     for r in range(hp):
         row, up = bits[r], bits[r - 1] if r else None
         for c in range(wp):
             k = (c > 0 and row[c - 1]) + 2 * (up is not None and up[c])
             row[c] = bool(dec.decode_bit(ctx[k]))
-    dec.finish()
     return np.array(bits, dtype=bool).reshape(hp, wp)

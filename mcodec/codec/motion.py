@@ -373,11 +373,18 @@ class _MVContexts:
 def encode_motion(field: MotionField) -> bytes:
     """Entropy-code a field's vectors (block size and shape are not included:
     the container knows them). Static fields cost 0 bytes."""
+    enc = RangeEncoder()
+    write_motion(enc, field)
+    return enc.finish()
+
+
+def write_motion(enc: RangeEncoder, field: MotionField) -> None:
+    """`encode_motion` into an open range coder (format version 4 codes a frame's side
+    information in one stream)."""
     v = field.vectors.astype(np.int64)
     hb, wb = field.shape_in_blocks
     mvd = (v - median_predictor(v)).tolist()                             # (Hb, Wb, 2) lists
     ctx = _MVContexts()
-    enc = RangeEncoder()
     nonzero = [[False] * wb for _ in range(hb)]
     for r in range(hb):
         for c in range(wb):
@@ -396,7 +403,6 @@ def encode_motion(field: MotionField) -> bytes:
                     _encode_component(enc, dx, ctx.prefix[1])
             else:
                 _encode_component(enc, dx, ctx.prefix[1])                # dx != 0 is implied
-    return enc.finish()
 
 
 def _encode_component(enc: RangeEncoder, d: int, prefix: list[AdaptiveBitModel]) -> None:
@@ -416,10 +422,17 @@ def decode_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int) -> 
     int16, unread trailing bytes, an impossible start); work is bounded by the
     block count (at most ~70 binary decisions per block).
     """
+    dec = RangeDecoder(data)
+    field = read_motion(dec, shape_in_blocks, block)
+    dec.finish()
+    return field
+
+
+def read_motion(dec: RangeDecoder, shape_in_blocks: tuple[int, int], block: int) -> MotionField:
+    """`decode_motion` from an open range decoder."""
     hb, wb = (int(s) for s in shape_in_blocks)
     if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
         raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
-    dec = RangeDecoder(data)
     ctx = _MVContexts()
     v = np.zeros((hb, wb, 2), np.int64)
     nonzero = [[False] * wb for _ in range(hb)]
@@ -440,7 +453,6 @@ def decode_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int) -> 
             if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
                 raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
             v[r, c] = (y, x)
-    dec.finish()
     return MotionField(block, v.astype(np.int16))
 
 
@@ -561,13 +573,20 @@ def encode_bi_motion(field: BiField, distances: tuple[int, int] = (1, 1),
     A vector a block does not use is not sent; both sides set it to its
     predictor, so neighbours predict from it as if it had been coded.
     """
+    enc = RangeEncoder()
+    write_bi_motion(enc, field, distances, direct)
+    return enc.finish()
+
+
+def write_bi_motion(enc: RangeEncoder, field: BiField, distances: tuple[int, int] = (1, 1),
+                    direct: np.ndarray | None = None) -> None:
+    """`encode_bi_motion` into an open range coder."""
     hb, wb = field.modes.shape
     modes = field.modes.tolist()
     src = (field.forward.vectors.astype(np.int64), field.backward.vectors.astype(np.int64))
     v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
     nonzero = [[[False] * wb for _ in range(hb)] for _ in range(2)]
     ctx = _BiContexts()
-    enc = RangeEncoder()
     for r in range(hb):
         for c in range(wb):
             mode = modes[r][c]
@@ -585,7 +604,6 @@ def encode_bi_motion(field: BiField, distances: tuple[int, int] = (1, 1),
                 dy, dx = int(src[k][r, c, 0]) - pred[0], int(src[k][r, c, 1]) - pred[1]
                 v[k][r, c] = src[k][r, c]
                 _encode_difference(enc, dy, dx, ctx.lists[k], nonzero[k], r, c)
-    return enc.finish()
 
 
 def _encode_difference(enc: RangeEncoder, dy: int, dx: int, ctx: _MVContexts,
@@ -622,10 +640,18 @@ def _decode_difference(dec: RangeDecoder, ctx: _MVContexts, nonzero: list[list[b
 def decode_bi_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int,
                      distances: tuple[int, int] = (1, 1), direct: np.ndarray | None = None) -> BiField:
     """Inverse of `encode_bi_motion` (BitstreamError on invalid data, bounded work)."""
+    dec = RangeDecoder(data)
+    field = read_bi_motion(dec, shape_in_blocks, block, distances, direct)
+    dec.finish()
+    return field
+
+
+def read_bi_motion(dec: RangeDecoder, shape_in_blocks: tuple[int, int], block: int,
+                   distances: tuple[int, int] = (1, 1), direct: np.ndarray | None = None) -> BiField:
+    """`decode_bi_motion` from an open range decoder."""
     hb, wb = (int(s) for s in shape_in_blocks)
     if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
         raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
-    dec = RangeDecoder(data)
     ctx = _BiContexts()
     modes = [[0] * wb for _ in range(hb)]
     v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
@@ -651,6 +677,5 @@ def decode_bi_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int,
                 if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
                     raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
                 v[k][r, c] = (y, x)
-    dec.finish()
     return BiField(np.array(modes, np.uint8).reshape(hb, wb), MotionField(block, v[0].astype(np.int16)),
                    MotionField(block, v[1].astype(np.int16)))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import loopfilter, masking, motion, resample
+from mcodec.codec import loopfilter, motion, resample
 from mcodec.codec.frame import Frame
 from mcodec.codec.syntax import FrameSyntax, Geometry
 from mcodec.codec.zoo import CodecNetworks
@@ -107,10 +107,12 @@ class FrameDecoder:
     """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, *, obmc: bool = False,
-                 scale2: bool = False, loopfilter: bool = False, packed: bool = True) -> None:
+                 scale2: bool = False, loopfilter: bool = False, version: int = bs.FORMAT_VERSION) -> None:
         self.nets = nets
-        # Latents in one rANS string per frame (format version 4), else one per pass.
-        self.packed = packed
+        # The stream's format version: version 4 packs a frame's side information in
+        # one range-coder stream and its latents in one rANS string (syntax.py).
+        self.version = version
+        self.packed = version >= 4
         self.width, self.height = width, height
         # display index -> (coded picture, its scale); None = lost (salvage), so
         # frames referencing it are lost too.
@@ -126,11 +128,11 @@ class FrameDecoder:
     @classmethod
     def for_stream(cls, nets: CodecNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
         """The frame decoder of a stream: its coding tools come from the header's flags,
-        the latent-string layout from the format version."""
+        the frame syntax from `format_version` (`BitstreamReader.layout_version`)."""
         flags = header.coding.flags
         return cls(nets, header.width, header.height, obmc=bool(flags & bs.CODING_FLAG_OBMC),
                    scale2=bool(flags & bs.CODING_FLAG_SCALE2),
-                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER), packed=format_version >= 4)
+                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER), version=format_version)
 
     def geometry(self, scale: int) -> Geometry:
         return Geometry(self.height * scale, self.width * scale, scale)
@@ -198,13 +200,11 @@ class FrameDecoder:
         if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
             raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
         net = self.nets.intra if unit.frame_type == bs.FRAME_KEY else self.nets.inter
-        latent_strings = net.strings_per_frame(self.packed)
-        syntax = FrameSyntax.from_segments(unit, latent_strings)
         scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
         if scale == 2 and not self.scale2:
             raise BitstreamError(f"frame {unit.index}: coded at 2x in a stream whose header "
                                  "does not allow it")
-        if syntax.loop_filter is not None and not self.loopfilter:
+        if unit.flags & bs.FRAME_FLAG_FILTER and not self.loopfilter:
             raise BitstreamError(f"frame {unit.index}: loop filter in a stream whose header "
                                  "does not allow it")
         refs = []
@@ -220,11 +220,15 @@ class FrameDecoder:
                 raise BitstreamError(f"frame {unit.index}: predicted frame at scale {scale}, "
                                      f"its reference at {picture.scale}")
             refs.append(picture)
+        geo = self.geometry(scale)
         try:
+            direct = self.direct(refs, distances) if len(refs) == 2 else None
+            syntax = FrameSyntax.from_segments(unit, net.strings_per_frame(self.packed), self.version,
+                                               geo, distances, direct)
             with torch.no_grad():
-                coded, field = self.reconstruct(syntax, unit.quality, self.geometry(scale), refs, distances)
+                coded = self.reconstruct(syntax, unit.quality, geo, refs)
             if syntax.loop_filter is not None:
-                coded = Frame(*loopfilter.apply(coded.planes(), loopfilter.decode(syntax.loop_filter)))
+                coded = Frame(*loopfilter.apply(coded.planes(), syntax.loop_filter))
         except BitstreamError:
             raise
         except (ValueError, RuntimeError) as exc:
@@ -237,7 +241,7 @@ class FrameDecoder:
                 f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
                 "(hash mismatch): the stream is damaged or was made on an incompatible platform")
         self.last_hash = full
-        self.store(unit.display, Picture(coded, scale, field, distances[0]),
+        self.store(unit.display, Picture(coded, scale, forward_field(syntax), distances[0]),
                    key=unit.frame_type == bs.FRAME_KEY)
         return frame
 
@@ -250,35 +254,33 @@ class FrameDecoder:
             return None
         return motion.direct_vectors(future.field, future.distance, distances[0])
 
-    def predict(self, syntax: FrameSyntax, geo: Geometry, refs: list[Picture],
-                distances: tuple[int, int]) -> tuple[Planes, motion.MotionField]:
-        """The motion-compensated prediction of a predicted or bi frame from its references
-        (bi: `distances` = frames to the past and future references), and its field into
-        the past reference."""
+    def predict(self, syntax: FrameSyntax, refs: list[Picture]) -> Planes:
+        """The motion-compensated prediction of a predicted or bi frame from its references."""
+        if isinstance(syntax.motion, motion.BiField):
+            return motion.compensate_bi(refs[0].frame.planes(), refs[1].frame.planes(), syntax.motion,
+                                        self.compensate)
         assert syntax.motion is not None
-        if syntax.frame_type in BI_TYPES:
-            field = motion.decode_bi_motion(syntax.motion, geo.motion_shape, geo.motion_block, distances,
-                                            self.direct(refs, distances))
-            return (motion.compensate_bi(refs[0].frame.planes(), refs[1].frame.planes(), field,
-                                         self.compensate), field.forward)
-        field1 = motion.decode_motion(syntax.motion, geo.motion_shape, geo.motion_block)
-        return self.compensate(*refs[0].frame.planes(), field1), field1
+        return self.compensate(*refs[0].frame.planes(), syntax.motion)
 
-    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry, refs: list[Picture],
-                    distances: tuple[int, int] = (1, 1)) -> tuple[Frame, motion.MotionField | None]:
-        """The reconstruction of a frame's syntax before any loop filter (at coding scale),
-        and its field into its past reference (None for a key frame)."""
+    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry, refs: list[Picture]) -> Frame:
+        """The reconstruction of a frame's syntax before any loop filter (at coding scale)."""
         hy, wy = geo.latent_shape
         if syntax.frame_type == bs.FRAME_KEY:
             x_hat = self.nets.intra.decompress(syntax.latents, (hy, wy), quality, packed=self.packed)
-            return Frame(*to_planes(x_hat, tensor_geometry(geo))), None
-        pred, field = self.predict(syntax, geo, refs, distances)
+            return Frame(*to_planes(x_hat, tensor_geometry(geo)))
+        pred = self.predict(syntax, refs)
         if syntax.frame_type in REBUILT_TYPES:
-            return Frame(*pred), field
+            return Frame(*pred)
         assert syntax.mask is not None
-        mask = masking.decode_mask(syntax.mask, (hy, wy))
         import torch
 
         r_hat = self.nets.inter.decompress(syntax.latents, (hy, wy), quality,
-                                           mask=torch.from_numpy(mask), packed=self.packed)
-        return add_residual(pred, to_planes(r_hat, tensor_geometry(geo))), field
+                                           mask=torch.from_numpy(syntax.mask), packed=self.packed)
+        return add_residual(pred, to_planes(r_hat, tensor_geometry(geo)))
+
+
+def forward_field(syntax: FrameSyntax) -> motion.MotionField | None:
+    """A frame's motion into its past reference (what later bi frames predict from), if any."""
+    if isinstance(syntax.motion, motion.BiField):
+        return syntax.motion.forward
+    return syntax.motion

@@ -1,0 +1,86 @@
+"""What an mcodec stream spends per frame: container overhead, masked patches, masked frames.
+
+    python benchmarks/stream_stats.py OUT.bin [OUT2.bin ...]   # one JSON line per file, then totals
+
+Reads the files and parses every frame's side information (motion, mask map),
+without running the networks. Per frame type: count, mean unit size, and
+mean container overhead (unit bytes that are not segment payload: unit head,
+frame fields, segment lengths, CRC). "Masked patches" counts the 16x16 patches
+of predicted and bi frames that send no latent (every patch of a rebuilt frame);
+"masked frames" are predicted frames sent with no patch at all (rebuilt and
+bi-rebuilt: motion only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+from mcodec.codec import bitstream as bs
+from mcodec.codec.reconstruct import FrameDecoder, Picture, forward_field
+from mcodec.codec.syntax import FrameSyntax, Geometry
+
+NAMES = {bs.FRAME_KEY: "key", bs.FRAME_INTER: "inter", bs.FRAME_REBUILT: "rebuilt",
+         bs.FRAME_BI_INTER: "bi-inter", bs.FRAME_BI_REBUILT: "bi-rebuilt"}
+
+
+def stream_stats(path: str) -> dict:
+    """Per-frame-type sizes and overheads, masked-patch and masked-frame shares of one stream."""
+    stream = bs.read_bitstream(path)
+    h = stream.header
+    sizes = [s.size for s in stream.unit_summaries if s.type_name == "frame"]
+    by_type: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    masked = total = 0
+    # The decoder's picture buffer, holding motion fields only (bi frames predict their
+    # vectors from their future reference's field).
+    version = 4 if stream.min_reader_version >= 4 else 3   # the unit layout (BitstreamReader.layout_version)
+    buffer = FrameDecoder(None, h.width, h.height, version=version)  # type: ignore[arg-type]
+    strings = 1 if version >= 4 else 3
+    for unit, size in zip(stream.frames, sizes):
+        payload = sum(len(s) for s in unit.segments)
+        by_type[NAMES[unit.frame_type]].append((size, size - payload))
+        scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
+        geo = Geometry(h.height * scale, h.width * scale, scale)
+        refs = [buffer.pictures[d] for d in buffer.references(unit)]
+        displays = buffer.references(unit)
+        distances = (unit.display - displays[0], displays[1] - unit.display) if len(displays) == 2 else \
+            (unit.display - displays[0], 0) if displays else (0, 0)
+        direct = buffer.direct(refs, distances) if len(refs) == 2 else None
+        syntax = FrameSyntax.from_segments(unit, strings, version, geo, distances, direct)
+        buffer.store(unit.display, Picture(None, scale, forward_field(syntax), distances[0]),  # type: ignore[arg-type]
+                     key=unit.frame_type == bs.FRAME_KEY)
+        if unit.frame_type == bs.FRAME_KEY:
+            continue
+        rows, cols = geo.latent_shape
+        total += rows * cols
+        masked += rows * cols if syntax.mask is None else int(syntax.mask.sum())
+    predicted = [u for u in stream.frames if u.frame_type != bs.FRAME_KEY]
+    rebuilt = [u for u in predicted if u.frame_type in (bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT)]
+    return {
+        "file": path, "format_version": stream.format_version, "frames": len(stream.frames),
+        "bytes": stream.size,
+        "types": {k: {"count": len(v), "mean_bytes": sum(s for s, _ in v) / len(v),
+                      "mean_overhead": sum(o for _, o in v) / len(v)} for k, v in sorted(by_type.items())},
+        "mean_overhead": sum(s - sum(len(x) for x in u.segments) for u, s in zip(stream.frames, sizes))
+        / max(len(sizes), 1),
+        "max_overhead": max((s - sum(len(x) for x in u.segments) for u, s in zip(stream.frames, sizes)),
+                            default=0),
+        "masked_patch_share": masked / total if total else 0.0,
+        "masked_frame_share": len(rebuilt) / len(predicted) if predicted else 0.0,
+    }
+
+
+def main(paths: list[str]) -> None:
+    rows = [stream_stats(p) for p in paths]
+    for r in rows:
+        print(json.dumps(r))
+    if len(rows) > 1:
+        frames = sum(r["frames"] for r in rows)
+        print(json.dumps({"files": len(rows), "frames": frames,
+                          "mean_overhead": sum(r["mean_overhead"] * r["frames"] for r in rows) / frames,
+                          "max_overhead": max(r["max_overhead"] for r in rows)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
