@@ -2,6 +2,7 @@
 
     python benchmarks/bd_compare.py RUN/results.json [--test mcodec] [--anchor x264]
     python benchmarks/bd_compare.py NEW/results.json --against OLD/results.json [--test mcodec]
+    python benchmarks/bd_compare.py RA/results.json --anchor-from LD/results.json   # mcodec RA vs x264 LD
 
 The first form prints, for every clip, the BD-rate of `--test` against `--anchor` on
 PSNR-YUV and on each plane's PSNR (Y, U, V): where the gap to the anchor comes from.
@@ -40,8 +41,12 @@ def main() -> None:
     ap.add_argument("--against", help="a second results.json: compare --test across the runs")
     ap.add_argument("--test", default="mcodec")
     ap.add_argument("--anchor", default="x264")
+    ap.add_argument("--anchor-from", help="take --anchor's curves from this results.json (another "
+                                          "configuration of the same clips and frames)")
     args = ap.parse_args()
     new = load_curves(args.results)
+    if args.anchor_from:
+        new.update({k: v for k, v in load_curves(args.anchor_from).items() if k[1] == args.anchor})
     clips = sorted({clip for clip, codec in new if codec == args.test})
 
     def bd(ref: list[dict], test: list[dict], metric: str):

@@ -66,7 +66,7 @@ class EncoderTuning:
             to the next; the frames between are bi frames in a dyadic hierarchy
             (the middle one first, predicted from both anchors, then the middles
             of each half, ...), temporal level 1, 2, ... by depth. 4 vs 8 (training
-            clips, 17 frames, q2, /tmp/one.py in the closing note): bigbuckbunny
+            clips, 17 frames, q2, benchmarks/one_encode.py): bigbuckbunny
             11503 B / 35.25 dB vs 11968 / 35.33, bikes 5355 / 41.64 vs 5452 / 41.82:
             a wash; 8 codes fewer anchors.
         level_offsets: model-level offset of the frames of temporal level k
