@@ -27,7 +27,7 @@ from .conftest import read_frames, synthetic_frames, write_clip
 DATA = Path(__file__).resolve().parent / "data"
 # The synthetic clips' V planes are fresh noise every frame: the scene-cut test would
 # (rightly) start a GOP at every frame; these tests are about the GOP structure.
-NO_CUTS = EncoderTuning(scene_cut_psnr=0.0)
+NO_CUTS = EncoderTuning(scene_cut_psnr=0.0, bi_group=8)   # (8: a deeper hierarchy than the default)
 
 
 # ----------------------------------------------------------------------------- coding order
@@ -82,7 +82,7 @@ def _display_hashes(path: Path) -> dict[int, bytes]:
 
 @pytest.fixture(scope="module")
 def moving11(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """11 textured frames panning right: a GOP of 11 = anchors 0, 8, 10 and bi frames."""
+    """11 textured frames panning right: a GOP of 11 = anchors 0, 8, 10 and bi frames (NO_CUTS)."""
     return write_clip(tmp_path_factory.mktemp("clip") / "pan11.y4m", synthetic_frames(64, 48, 11, seed=3))
 
 

@@ -65,10 +65,11 @@ class EncoderTuning:
         bi_group: random access: frames from one anchor (key or predicted frame)
             to the next; the frames between are bi frames in a dyadic hierarchy
             (the middle one first, predicted from both anchors, then the middles
-            of each half, ...), temporal level 1, 2, ... by depth. 4 vs 8 (training
-            clips, 17 frames, q2, benchmarks/one_encode.py): bigbuckbunny
-            11503 B / 35.25 dB vs 11968 / 35.33, bikes 5355 / 41.64 vs 5452 / 41.82:
-            a wash; 8 codes fewer anchors.
+            of each half, ...), temporal level 1, 2, ... by depth. benchmarks/one_encode.py,
+            training clips, 17 frames, q4, bytes / PSNR-YUV dB, groups 2 / 4 / 8:
+            bigbuckbunny 18059 / 37.93, 17806 / 37.51, 17869 / 37.36; bikes 11162 / 44.19,
+            10992 / 44.19, 11705 / 43.94 (low delay: 17461 / 38.19 and 11707 / 43.74).
+            4 (x264's default of 3 B-frames) beats 8 on both.
         level_offsets: model-level offset of the frames of temporal level k
             (index k; anchors are level 0, deeper levels reuse the last entry),
             added to the GOP's level and clamped: the quality cascade of
@@ -95,7 +96,7 @@ class EncoderTuning:
     scale_j_bias: float = 1.15
     decision_chroma_weight: float = 2.0 / 3.0
     loop_filter: bool = True
-    bi_group: int = 8
+    bi_group: int = 4
     level_offsets: tuple[int, ...] = (0, 0, -1)
     level_mask_lambda: tuple[float, ...] = (1.0,)
     motion_range_growth: int = 4
