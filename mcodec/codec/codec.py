@@ -2,19 +2,27 @@
 
     encode: frames --GOPs of --gop frames--> per GOP: coding scale (1x or 2x, from the
             key frame's J at both) and model level (--quality, or rate control for
-            --bitrate: trial encodes of the GOP) --FrameEncoder (frame_encoder.py)-->
-            container units, each with the hash of the decoder's reconstruction
-    decode: container units --FrameDecoder (reconstruct.py)--> frames, hash verified;
+            --bitrate: trial encodes of the GOP) --coding order (`coding_order`:
+            low delay = display order; random access = key frame, anchors every
+            `EncoderTuning.bi_group` frames, hierarchical bi frames between them, a
+            new closed GOP at each scene cut), level offset per temporal level
+            --FrameEncoder (frame_encoder.py)--> container units in decode order,
+            each with its display index and the hash of the decoder's reconstruction
+    decode: container units --FrameDecoder (reconstruct.py)--> frames, hash verified,
+            reordered to display order, the END digest checked;
             --keep-going: every intact GOP, lost frames concealed and listed
 
 The encoder reconstructs every frame exactly as the decoder will (closed loop)
-and predicts the next frame from that reconstruction. Frame syntax (what each
-container segment means): syntax.py. Masked patches: a patch is 16x16 luma
-pixels (8x8 of each chroma plane), one position of the networks' latent grid;
-in a predicted frame a *masked* patch sends no latent symbols and the decoder
-rebuilds it from the motion-compensated previous frame and the visible latents
-around it. The encoder's tuned constants are `EncodeOptions.tuning`
-(options.py); what the decoder needs comes from the stream's header only.
+and predicts from those reconstructions: a predicted frame from the nearest
+coded frame before it in display order, a bi frame also from the nearest after
+it. Frame syntax (what each container segment means): syntax.py. Masked
+patches: a patch is 16x16 luma pixels (8x8 of each chroma plane), one position
+of the networks' latent grid; in a predicted or bi frame a *masked* patch sends
+no latent symbols and the decoder rebuilds it from the motion-compensated
+prediction and the visible latents around it; a frame with every patch masked
+is sent as motion only (rebuilt / bi-rebuilt). The encoder's tuned constants
+are `EncodeOptions.tuning` (options.py); what the decoder needs comes from the
+stream's header only.
 """
 
 from __future__ import annotations
