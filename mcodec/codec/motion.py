@@ -388,21 +388,22 @@ def write_motion(enc: RangeEncoder, field: MotionField) -> None:
     nonzero = [[False] * wb for _ in range(hb)]
     for r in range(hb):
         for c in range(wb):
-            dy, dx = mvd[r][c]
-            k = (c > 0 and nonzero[r][c - 1]) + (r > 0 and nonzero[r - 1][c])
-            nz = dy != 0 or dx != 0
-            nonzero[r][c] = nz
-            enc.encode_bit(nz, ctx.zero[k])
-            if not nz:
-                continue
-            enc.encode_bit(dy != 0, ctx.nzy)
-            if dy != 0:
-                _encode_component(enc, dy, ctx.prefix[0])
-                enc.encode_bit(dx != 0, ctx.nzx)
-                if dx != 0:
-                    _encode_component(enc, dx, ctx.prefix[1])
-            else:
-                _encode_component(enc, dx, ctx.prefix[1])                # dx != 0 is implied
+            _encode_difference(enc, *mvd[r][c], ctx, nonzero, r, c)
+
+
+def _checked_blocks(shape_in_blocks: tuple[int, int]) -> tuple[int, int]:
+    """(Hb, Wb) as ints, refused (ValueError) beyond the decoders' block bound."""
+    hb, wb = (int(s) for s in shape_in_blocks)
+    if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
+        raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
+    return hb, wb
+
+
+def _checked_vector(y: int, x: int, r: int, c: int) -> tuple[int, int]:
+    """A decoded vector of block (r, c), refused (BitstreamError) outside int16."""
+    if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
+        raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
+    return y, x
 
 
 def _encode_component(enc: RangeEncoder, d: int, prefix: list[AdaptiveBitModel]) -> None:
@@ -430,29 +431,15 @@ def decode_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int) -> 
 
 def read_motion(dec: RangeDecoder, shape_in_blocks: tuple[int, int], block: int) -> MotionField:
     """`decode_motion` from an open range decoder."""
-    hb, wb = (int(s) for s in shape_in_blocks)
-    if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
-        raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
+    hb, wb = _checked_blocks(shape_in_blocks)
     ctx = _MVContexts()
     v = np.zeros((hb, wb, 2), np.int64)
     nonzero = [[False] * wb for _ in range(hb)]
     for r in range(hb):
         for c in range(wb):
-            k = (c > 0 and nonzero[r][c - 1]) + (r > 0 and nonzero[r - 1][c])
             py, px = _scalar_pred(v, r, c, wb)
-            if not dec.decode_bit(ctx.zero[k]):
-                v[r, c] = (py, px)
-                continue
-            nonzero[r][c] = True
-            if dec.decode_bit(ctx.nzy):
-                dy = _decode_component(dec, ctx.prefix[0])
-                dx = _decode_component(dec, ctx.prefix[1]) if dec.decode_bit(ctx.nzx) else 0
-            else:
-                dy, dx = 0, _decode_component(dec, ctx.prefix[1])
-            y, x = py + dy, px + dx
-            if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
-                raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
-            v[r, c] = (y, x)
+            dy, dx = _decode_difference(dec, ctx, nonzero, r, c)
+            v[r, c] = _checked_vector(py + dy, px + dx, r, c)
     return MotionField(block, v.astype(np.int16))
 
 
@@ -608,7 +595,8 @@ def write_bi_motion(enc: RangeEncoder, field: BiField, distances: tuple[int, int
 
 def _encode_difference(enc: RangeEncoder, dy: int, dx: int, ctx: _MVContexts,
                        nonzero: list[list[bool]], r: int, c: int) -> None:
-    """One vector difference, exactly as `encode_motion` codes it."""
+    """One vector difference (flags, Elias-gamma magnitudes, bypass signs); `nonzero`
+    records which blocks had one, the zero flag's context."""
     k = (c > 0 and nonzero[r][c - 1]) + (r > 0 and nonzero[r - 1][c])
     nz = dy != 0 or dx != 0
     nonzero[r][c] = nz
@@ -649,9 +637,7 @@ def decode_bi_motion(data: bytes, shape_in_blocks: tuple[int, int], block: int,
 def read_bi_motion(dec: RangeDecoder, shape_in_blocks: tuple[int, int], block: int,
                    distances: tuple[int, int] = (1, 1), direct: np.ndarray | None = None) -> BiField:
     """`decode_bi_motion` from an open range decoder."""
-    hb, wb = (int(s) for s in shape_in_blocks)
-    if hb < 0 or wb < 0 or hb * wb > _MAX_BLOCKS:
-        raise ValueError(f"shape_in_blocks {shape_in_blocks} out of range")
+    hb, wb = _checked_blocks(shape_in_blocks)
     ctx = _BiContexts()
     modes = [[0] * wb for _ in range(hb)]
     v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
@@ -673,9 +659,6 @@ def read_bi_motion(dec: RangeDecoder, shape_in_blocks: tuple[int, int], block: i
                     py, px = mirrored(v[0][r, c], distances) if k else \
                         (py, px) if direct is None else (int(direct[r, c, 0]), int(direct[r, c, 1]))
                 dy, dx = _decode_difference(dec, ctx.lists[k], nonzero[k], r, c)
-                y, x = py + dy, px + dx
-                if not (-32768 <= y <= 32767 and -32768 <= x <= 32767):
-                    raise BitstreamError(f"motion vector ({y}, {x}) of block ({r}, {c}) outside int16")
-                v[k][r, c] = (y, x)
+                v[k][r, c] = _checked_vector(py + dy, px + dx, r, c)
     return BiField(np.array(modes, np.uint8).reshape(hb, wb), MotionField(block, v[0].astype(np.int16)),
                    MotionField(block, v[1].astype(np.int16)))
