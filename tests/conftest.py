@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -115,6 +117,24 @@ def read_frames(path: Path) -> list[Frame]:
 
 
 frames_of = read_frames
+
+
+_DECODE_IN_CHILD = """
+import sys
+from mcodec.codec import codec, zoo
+nets = zoo.networks_from_file(sys.argv[1], model_id="tiny")
+s = codec.decode(sys.argv[2], sys.argv[3], networks=nets)
+print(s.frames)
+"""
+
+
+def decode_in_child(bundle: Path, stream: Path, out: Path) -> int:
+    """Decode `stream` into `out` with the bundle's networks in a fresh Python process
+    (no state shared with the encoder); returns the decoded frame count."""
+    done = subprocess.run([sys.executable, "-c", _DECODE_IN_CHILD, str(bundle), str(stream), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
 
 
 # ----------------------------------------------------------------------------- the tiny model

@@ -6,8 +6,6 @@ not depend on training); the rate tests use the shipped model.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from fractions import Fraction
 from dataclasses import replace
 from pathlib import Path
@@ -23,16 +21,8 @@ from mcodec.codec.zoo import CodecNetworks, load_networks, networks_from_file
 from mcodec.codec.video_io import open_video
 from mcodec.errors import BitstreamError, McodecError, ModelError
 
-from .conftest import read_frames, synthetic_frames, tiny_bundle, write_clip
+from .conftest import decode_in_child, read_frames, synthetic_frames, tiny_bundle, write_clip
 
-
-DECODE_IN_CHILD = """
-import sys
-from mcodec.codec import codec, zoo
-nets = zoo.networks_from_file(sys.argv[1], model_id="tiny")
-s = codec.decode(sys.argv[2], sys.argv[3], networks=nets)
-print(s.frames)
-"""
 
 
 def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_path) -> None:
@@ -45,10 +35,7 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
     assert stream.frames[4].frame_type == bs.FRAME_KEY          # GOP of 4
     assert all(f.frame_type != bs.FRAME_KEY for i, f in enumerate(stream.frames) if i % 4)
     dec = tmp_path / "dec.y4m"
-    done = subprocess.run([sys.executable, "-c", DECODE_IN_CHILD, str(bundle), str(out), str(dec)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "6"
+    assert decode_in_child(bundle, out, dec) == 6
     decoded = read_frames(dec)
     # Hashes were verified during decoding; check them again against the stream
     # (low delay: decode order is display order; version 4 keeps 4 bytes per frame).
@@ -102,9 +89,7 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
     assert [f.flags & bs.FRAME_FLAG_SCALE2 for f in stream.frames] == [bs.FRAME_FLAG_SCALE2] * 3
     assert [f.quality for f in stream.frames][1] == ladder[2]
     dec = tmp_path / "dec.y4m"
-    done = subprocess.run([sys.executable, "-c", DECODE_IN_CHILD, str(bundle), str(out), str(dec)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    assert decode_in_child(bundle, out, dec) == 3
     back = read_frames(dec)
     assert [(f.width, f.height) for f in back] == [(33, 17)] * 3
     from mcodec.codec.distortion import frame_psnr_yuv

@@ -7,8 +7,6 @@ on training); the rate test uses the shipped model.
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from mcodec.codec.options import EncodeOptions, EncoderTuning
 from mcodec.codec.video_io import open_video
 from mcodec.errors import BitstreamError
 
-from .conftest import read_frames, synthetic_frames, write_clip
+from .conftest import decode_in_child, read_frames, synthetic_frames, write_clip
 
 DATA = Path(__file__).resolve().parent / "data"
 # The synthetic clips' V planes are fresh noise every frame: the scene-cut test would
@@ -67,14 +65,6 @@ def test_random_access_order_of_one_group() -> None:
 # ----------------------------------------------------------------------------- round trips
 
 
-DECODE_IN_CHILD = """
-import sys
-from mcodec.codec import codec, zoo
-nets = zoo.networks_from_file(sys.argv[1], model_id="tiny")
-s = codec.decode(sys.argv[2], sys.argv[3], networks=nets)
-print(s.frames)
-"""
-
 
 def _display_hashes(path: Path) -> dict[int, bytes]:
     return {f.display: f.frame_hash for f in bs.read_bitstream(str(path)).frames}
@@ -96,10 +86,7 @@ def test_random_access_round_trip_in_separate_process_is_exact(nets, bundle, mov
     bi_types = {bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT}
     assert all((f.frame_type in bi_types) == c.bi for f, c in zip(stream.frames, order))
     dec = tmp_path / "dec.y4m"
-    done = subprocess.run([sys.executable, "-c", DECODE_IN_CHILD, str(bundle), str(out), str(dec)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "11"
+    assert decode_in_child(bundle, out, dec) == 11
     decoded = read_frames(dec)
     hashes = _display_hashes(out)
     # Output in display order: frame i is the picture the encoder reconstructed for display i.
