@@ -23,7 +23,7 @@ import re
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import accumulate, pairwise
@@ -45,7 +45,7 @@ __all__ = [
     "UNIT_FRAME", "UNIT_INDEX", "UNIT_END", "ANCILLARY_BIT",
     "CodingParams", "SequenceHeader", "FrameUnit", "IndexUnit", "EndUnit", "UnknownUnit",
     "Unit", "UnitSummary", "Bitstream", "frame_hash", "BitstreamWriter", "BitstreamReader",
-    "read_bitstream", "inspect", "format_summary", "Salvage", "salvage",
+    "read_bitstream", "inspect", "format_summary", "format_ranges", "Salvage", "salvage",
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
@@ -1255,7 +1255,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  totals  {t['frames']} frames ({t['key_frames']} key), header {t['header_bytes']} bytes, "
         f"frames {t['frame_bytes']} bytes{rate}",
     ]
-    lines.append(f"  order   displays in decode order: {_compact_order(t['decode_order'])} "
+    lines.append(f"  order   displays in decode order: {format_ranges(t['decode_order']) or '-'} "
                  f"(reorder depth {t['reorder_depth']})")
     if summary["digest"] is not None:
         lines.append(f"  digest  {summary['digest']} (BLAKE2b-128 of the frame hashes, decode order)")
@@ -1272,12 +1272,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _compact_order(displays: list[int]) -> str:
-    """Display indexes with runs of consecutive ones written a-b: "0-3 8 4-7", "-" if none."""
+def format_ranges(values: Iterable[int], sep: str = " ") -> str:
+    """Integers with runs of consecutive ones written a-b: "0-3 8 4-7" ("" for none)."""
     runs: list[list[int]] = []
-    for d in displays:
+    for d in values:
         if runs and d == runs[-1][1] + 1:
             runs[-1][1] = d
         else:
             runs.append([d, d])
-    return " ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "-"
+    return sep.join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from mcodec.codec import ladder
+from mcodec.codec.bitstream import format_ranges
 from mcodec.errors import McodecError
 
 
@@ -187,17 +188,6 @@ class EncodeOptions:
             raise McodecError(f"--mask ratio must be in [0, 1], got {self.mask}")
 
 
-def _ranges(indexes: tuple[int, ...]) -> str:
-    """'0-3,7,9-10' for (0, 1, 2, 3, 7, 9, 10)."""
-    out: list[list[int]] = []
-    for i in indexes:
-        if out and i == out[-1][1] + 1:
-            out[-1][1] = i
-        else:
-            out.append([i, i])
-    return ",".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out)
-
-
 @dataclass(frozen=True)
 class EncodeSummary:
     """What `encode` did. Rates come from the real size of the written file."""
@@ -244,7 +234,7 @@ class DecodeSummary:
     damage: tuple[str, ...] = ()       # --keep-going: what was wrong, where
 
     def line(self) -> str:
-        lost = (f", {len(self.lost_frames)} lost frames concealed ({_ranges(self.lost_frames)})"
+        lost = (f", {len(self.lost_frames)} lost frames concealed ({format_ranges(self.lost_frames, ',')})"
                 if self.lost_frames else "")
         return (f"{self.frames} frames {self.width}x{self.height} decoded, hashes verified"
                 f"{lost}, {self.frames / max(self.seconds, 1e-9):.2f} fps")
