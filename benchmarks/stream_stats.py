@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec.reconstruct import FrameDecoder, Picture, forward_field
+from mcodec.codec.reconstruct import FrameDecoder, Picture, forward_field, reference_distances
 from mcodec.codec.syntax import FrameSyntax, Geometry
 
 NAMES = {bs.FRAME_KEY: "key", bs.FRAME_INTER: "inter", bs.FRAME_REBUILT: "rebuilt",
@@ -42,10 +42,9 @@ def stream_stats(path: str) -> dict:
         by_type[NAMES[unit.frame_type]].append((size, size - payload))
         scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
         geo = Geometry(h.height * scale, h.width * scale, scale)
-        refs = [buffer.pictures[d] for d in buffer.references(unit)]
         displays = buffer.references(unit)
-        distances = (unit.display - displays[0], displays[1] - unit.display) if len(displays) == 2 else \
-            (unit.display - displays[0], 0) if displays else (0, 0)
+        refs = [buffer.pictures[d] for d in displays]
+        distances = reference_distances(unit.display, displays)
         direct = buffer.direct(refs, distances) if len(refs) == 2 else None
         syntax = FrameSyntax.from_segments(unit, strings, version, geo, distances, direct)
         buffer.store(unit.display, Picture(None, scale, forward_field(syntax), distances[0]),  # type: ignore[arg-type]

@@ -174,17 +174,24 @@ def _choose_scale(nets: CodecNetworks, quality: int, tuning: EncoderTuning,
     return cands[1] if quality >= crossover() else cands[0]
 
 
+def _gop_starts(frames: list[Frame], opts: EncodeOptions) -> list[int]:
+    """Where the closed GOPs of a --gop chunk start: 0, and in random access each scene
+    cut (low delay finds cuts frame by frame in FrameEncoder; random access codes frames
+    out of order, so a cut must start a new closed GOP before coding)."""
+    return [0] + (scene_cuts(frames, opts.tuning) if opts.structure == "randomaccess" else [])
+
+
 def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, quality: int,
-                opts: EncodeOptions, crossover: Callable[[], int] | None = None) -> _GopResult:
+                opts: EncodeOptions, crossover: Callable[[], int] | None = None,
+                starts: list[int] | None = None) -> _GopResult:
     """Code one GOP at --quality `quality` (see `mcodec.codec.ladder` and `_choose_scale`);
-    `crossover` is the GOP's `_gop_crossover` when the caller already has one."""
+    `crossover` and `starts` are the GOP's `_gop_crossover` and `_gop_starts` when the
+    caller already has them (rate control codes one GOP at several qualities)."""
     tuning = opts.tuning
     scale, level = _choose_scale(nets, quality, tuning, crossover or _gop_crossover(nets, frames, tuning))
     enc = FrameEncoder(nets, frames[0].width, frames[0].height, opts.mask, tuning, scale=scale)
     units, psnr = [], []
-    # Low delay finds scene cuts frame by frame (FrameEncoder); random access codes
-    # frames out of order, so a cut must start a new closed GOP before coding.
-    starts = [0] + (scene_cuts(frames, tuning) if opts.structure == "randomaccess" else [])
+    starts = _gop_starts(frames, opts) if starts is None else starts
     for a, b in zip(starts, starts[1:] + [len(frames)]):
         for cf in coding_order(b - a, opts.structure, tuning.bi_group):
             frame = frames[a + cf.display]
@@ -224,10 +231,11 @@ def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts
     """
     tried: dict[int, _GopResult] = {}
     crossover = _gop_crossover(nets, frames, opts.tuning)
+    starts = _gop_starts(frames, opts)                    # the same cuts at every trial quality
 
     def trial(q: int) -> _GopResult:
         if q not in tried:
-            tried[q] = _encode_gop(nets, frames, first_index, q, opts, crossover)
+            tried[q] = _encode_gop(nets, frames, first_index, q, opts, crossover, starts)
         return tried[q]
 
     q = start_q
@@ -474,11 +482,10 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
         for _, unit in found.frames:
             if unit.display >= total:
                 continue
-            if unit.frame_type != bs.FRAME_KEY:
+            if unit.frame_type != bs.FRAME_KEY and unit.display == unit.index:
                 # Units missing before this one (streams of version <= 3, display = index) are lost.
                 for d in range(previous + 1, unit.index):
-                    if unit.display == unit.index:
-                        dec.store(d, None)
+                    dec.store(d, None)
             previous = unit.index
             frame = None
             if unit.frame_type == bs.FRAME_KEY or not dec.references_lost(unit):

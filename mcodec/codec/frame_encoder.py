@@ -26,8 +26,8 @@ from mcodec.codec.frame import Frame
 from mcodec.codec.mask_decision import choose_mask, mask_worst_kept
 from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
-from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, residual_planes,
-                                      source_at, to_planes, to_tensor)
+from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, reference_distances,
+                                      residual_planes, source_at, to_planes, to_tensor)
 from mcodec.codec.syntax import PATCH, FrameSyntax, Motion
 from mcodec.codec.zoo import CodecNetworks
 
@@ -113,7 +113,7 @@ class FrameEncoder:
                 recon = Frame(*filtered)
         out = self.recon.output(recon, self.scale)
         key_frame = syntax.frame_type == bs.FRAME_KEY
-        distances = (0, 0) if key_frame else (display - before, after - display if bi else 0)
+        distances = reference_distances(display, [] if key_frame else [before, after] if bi else [before])
         direct = self._direct if bi else None
         unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
                             frame_hash=bs.frame_hash(*out.planes()),

@@ -209,9 +209,7 @@ class FrameDecoder:
                                  "does not allow it")
         refs = []
         ref_displays = self.references(unit)
-        # Frames to the past (and future) reference; a key frame has none.
-        distances = (unit.display - ref_displays[0], ref_displays[1] - unit.display) \
-            if len(ref_displays) == 2 else (unit.display - ref_displays[0], 0) if ref_displays else (0, 0)
+        distances = reference_distances(unit.display, ref_displays)
         for d in ref_displays:
             picture = self.pictures[d]
             if picture is None:
@@ -277,6 +275,13 @@ class FrameDecoder:
         r_hat = self.nets.inter.decompress(syntax.latents, (hy, wy), quality,
                                            mask=torch.from_numpy(syntax.mask), packed=self.packed)
         return add_residual(pred, to_planes(r_hat, tensor_geometry(geo)))
+
+
+def reference_distances(display: int, references: list[int]) -> tuple[int, int]:
+    """Frames from `display` back to its past reference and on to its future one (0 where
+    there is none: a key frame has neither, a predicted frame no future one)."""
+    past = display - references[0] if references else 0
+    return past, (references[1] - display if len(references) == 2 else 0)
 
 
 def forward_field(syntax: FrameSyntax) -> motion.MotionField | None:
