@@ -208,23 +208,32 @@ def _checked_indexes(t: _Tables, indexes: Tensor) -> Tensor:
     return idx
 
 
-def _padded(t: _Tables, sym: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    pad = _MIN_SYMBOLS - int(idx.numel())
+def _padded(t: _Tables, sym: Tensor, idx: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
+    """Pad a string's last symbols up to _MIN_SYMBOLS in all (`total`: the string's count
+    when these are its last group, default this group alone)."""
+    pad = _MIN_SYMBOLS - (int(idx.numel()) if total is None else total)
     last = idx[-1:].expand(pad)
     return torch.cat([sym, t.low[last]]), torch.cat([idx, last])
+
+
+def _checked_symbols(t: _Tables, symbols: Tensor, indexes: Tensor) -> tuple[Tensor, Tensor]:
+    """Flat int64 (symbols, table indexes), refused (ValueError) unless they pair up and
+    every symbol lies in its table's escape-free range."""
+    sym = symbols.reshape(-1).long().cpu()
+    idx = _checked_indexes(t, indexes)
+    if sym.numel() != idx.numel():
+        raise ValueError(f"{sym.numel()} symbols for {idx.numel()} table indexes")
+    if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
+        raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
+    return sym, idx
 
 
 def _rans_encode(t: _Tables, symbols: Tensor, indexes: Tensor) -> bytes:
     from compressai.ans import RansEncoder
 
-    sym = symbols.reshape(-1).long().cpu()
-    idx = _checked_indexes(t, indexes)
-    if sym.numel() != idx.numel():
-        raise ValueError(f"{sym.numel()} symbols for {idx.numel()} table indexes")
+    sym, idx = _checked_symbols(t, symbols, indexes)
     if idx.numel() == 0:
         return b""
-    if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
-        raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
     if idx.numel() < _MIN_SYMBOLS:
         sym, idx = _padded(t, sym, idx)
     return RansEncoder().encode_with_indexes(sym.int().tolist(), idx.int().tolist(),
@@ -307,12 +316,7 @@ class PackedWriter:
     def add(self, coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> None:
         """Queue `symbols` (in range: `clamp_symbols`) coded with `coder`'s table `indexes`."""
         t = _tables(coder)
-        sym = symbols.reshape(-1).long().cpu()
-        idx = _checked_indexes(t, indexes)
-        if sym.numel() != idx.numel():
-            raise ValueError(f"{sym.numel()} symbols for {idx.numel()} table indexes")
-        if bool(((sym < t.low[idx]) | (sym > t.high[idx])).any()):
-            raise ValueError("symbol outside its table's range: clamp with clamp_symbols() first")
+        sym, idx = _checked_symbols(t, symbols, indexes)
         if idx.numel():
             self._parts.append((t, sym, idx))
 
@@ -328,9 +332,7 @@ class PackedWriter:
         total = sum(int(i.numel()) for _, _, i in self._parts)
         if total < _MIN_SYMBOLS:  # see _MIN_SYMBOLS: pad the last group
             t, sym, idx = self._parts[-1]
-            pad = _MIN_SYMBOLS - total
-            last = idx[-1:].expand(pad)
-            self._parts[-1] = (t, torch.cat([sym, t.low[last]]), torch.cat([idx, last]))
+            self._parts[-1] = (t, *_padded(t, sym, idx, total))
         enc = BufferedRansEncoder()
         for t, sym, idx in self._parts:
             enc.encode_with_indexes(sym.int().tolist(), idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
@@ -369,7 +371,7 @@ class PackedReader:
             raise ValueError("packed string read past its declared symbol count")
         self._left -= n
         if self._left == 0 and self._pad:   # the writer padded the last group
-            idx = torch.cat([idx, idx[-1:].expand(self._pad)])
+            idx = _padded(t, torch.zeros_like(idx), idx, _MIN_SYMBOLS - self._pad)[1]
         out = self._dec.decode_stream(idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
         return torch.tensor(out[:n], dtype=torch.int32).reshape(indexes.shape)
 
