@@ -82,17 +82,18 @@ class FrameEncoder:
         display = index if display is None else display
         src = source_at(frame, self.scale)
         before, after = self.recon.neighbours(display)
+        if bi and (before is None or after is None):
+            raise ValueError(f"frame {display}: a bi frame needs coded frames on both sides")
+        refs = [] if key or before is None else [before, after] if bi else [before]
+        distances = reference_distances(display, refs)
         self._level = level
         # The search range grows with the distance to the farthest reference.
-        dist = max(display - before if before is not None else 1, after - display if bi and after else 1)
-        self._search = self.tuning.search_range * self.scale * min(dist, self.tuning.motion_range_growth)
+        self._search = self.tuning.search_range * self.scale * min(max(*distances, 1),
+                                                                   self.tuning.motion_range_growth)
         with torch.no_grad():
             coded = None
             if bi:
-                if before is None or after is None:
-                    raise ValueError(f"frame {display}: a bi frame needs coded frames on both sides")
-                coded = self._encode_bi(src, quality, self._picture(before), self._picture(after),
-                                        (display - before, after - display))
+                coded = self._encode_bi(src, quality, self._picture(before), self._picture(after), distances)
             elif not key and before is not None:
                 coded = self._encode_inter(src, quality, self._picture(before).frame,
                                            allow_cut=display == index)
@@ -113,7 +114,8 @@ class FrameEncoder:
                 recon = Frame(*filtered)
         out = self.recon.output(recon, self.scale)
         key_frame = syntax.frame_type == bs.FRAME_KEY
-        distances = reference_distances(display, [] if key_frame else [before, after] if bi else [before])
+        if key_frame:
+            distances = (0, 0)   # (also a predicted frame coded as a key frame at a scene cut)
         direct = self._direct if bi else None
         unit = bs.FrameUnit(index=index, frame_type=syntax.frame_type, quality=quality,
                             frame_hash=bs.frame_hash(*out.planes()),
