@@ -133,7 +133,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "export": cmd_export, "info": cmd_info,
+def cmd_restore(args: argparse.Namespace) -> int:
+    from mcodec.apps import restore
+
+    check_io_paths(args.input, args.output, args.overwrite)
+    for m in args.mask:
+        if _same_file(m, args.output):
+            raise UsageError(f"output {args.output} is the mask file; choose another name")
+    summary = restore.restore(args.input, args.output, masks=args.mask, drop_frames=args.drop_frames or (),
+                              overwrite=args.overwrite, progress=not args.quiet, size=args.size,
+                              fps=args.fps, pix_fmt=args.pix_fmt, max_frames=args.frames, warn=_warn)
+    print(summary.line(), file=sys.stderr if args.output == "-" else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_anomaly(args: argparse.Namespace) -> int:
+    from mcodec.apps import anomaly
+
+    result = anomaly.score_video(args.input, max_frames=args.frames, progress=not args.quiet,
+                                 size=args.size, fps=args.fps, pix_fmt=args.pix_fmt, warn=_warn)
+    if args.report:
+        anomaly.write_report(result, args.report, source=args.input, overwrite=args.overwrite)
+    print(result.summary(top=args.top) + (f"\nreport: {args.report}" if args.report else ""))
+    return EXIT_OK
+
+
+COMMANDS = {"demo": cmd_demo, "restore": cmd_restore, "anomaly": cmd_anomaly, "train": cmd_train, "export": cmd_export, "info": cmd_info,
             "bench": cmd_bench, "encode": cmd_encode, "decode": cmd_decode}
 
 
@@ -219,6 +244,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None, metavar="N",
                    help="refuse frames larger than N luma pixels (default 4096x2304)")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
+
+    p = sub.add_parser("restore", parents=[common], help="rebuild missing regions or frames of a video",
+                       description="Rebuild the missing pixels of IN (any ffmpeg-readable video, raw .yuv "
+                                   "with --size, or -) from the visible ones and the neighbouring frames "
+                                   "on both sides, as the decoder rebuilds masked patches; visible pixels "
+                                   "are left untouched. OUT: as for decode.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--mask", action="append", default=[], metavar="BOX|FILE",
+                   help="missing pixels: a box x,y,w,h[@first-last] (luma pixels, 0-based inclusive "
+                        "frames; repeatable), or a video/image of IN's size whose luma > 127 is missing")
+    p.add_argument("--drop-frames", dest="drop_frames", metavar="LIST",
+                   help="whole frames missing, e.g. 3,7,10-12 (0-based)")
+    p.add_argument("--frames", type=int, help="restore at most N frames")
+    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
+    p.add_argument("--fps", help="frame rate of raw input (default 25)")
+    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+    p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
+
+    p = sub.add_parser("anomaly", parents=[common], help="score how unexpected each frame and patch is",
+                       description="Score every frame and 16x16 patch of IN by how badly the masked "
+                                   "autoencoder predicts it from its context (the patches around it and "
+                                   "the frames on both sides). Prints the most anomalous frames; "
+                                   "--report DIR writes scores.csv (frame,score), patch_scores.npy, "
+                                   "scores.png and heat maps of the worst frames.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("--report", metavar="DIR", help="folder for the report files")
+    p.add_argument("--top", type=int, default=5, help="frames listed on stdout (default 5)")
+    p.add_argument("--frames", type=int, help="score at most N frames")
+    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
+    p.add_argument("--fps", help="frame rate of raw input (default 25)")
+    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+    p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite report files in DIR")
 
     p = sub.add_parser("info", parents=[common], help="describe an mcodec bitstream (.bin)",
                        description="Print the header, units, sizes, model id and frame hashes "

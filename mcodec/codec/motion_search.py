@@ -331,3 +331,84 @@ def estimate_bi_motion(cur_y: np.ndarray, past_y: np.ndarray, future_y: np.ndarr
         f_out[sel], b_out[sel] = cands[k][1][sel], cands[k][2][sel]
     bi = BiField(modes, field(f_out), field(b_out))
     return decode_bi_motion(encode_bi_motion(bi, distances, direct), modes.shape, block, distances, direct)
+
+
+def _neighbour_vectors(v: np.ndarray) -> list[np.ndarray]:
+    """The four fields (Hb, Wb, 2) whose block (r, c) holds the vector of its left, right,
+    top and bottom neighbour in `v` (edges replicate)."""
+    p = np.pad(v, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return [p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]]
+
+
+def estimate_bilateral_motion(past_y: np.ndarray, future_y: np.ndarray, distances: tuple[int, int],
+                              target_y: np.ndarray | None = None, visible: np.ndarray | None = None,
+                              block: int = 16, search: int | None = None,
+                              lam: float = 4.0) -> tuple[MotionField, MotionField]:
+    """Motion of a frame *between* two references that the frame itself need not show.
+
+    The frame at `distances` = (dp, df) frames after `past_y` and before
+    `future_y` ((H, W) uint8 each) is assumed to lie on straight trajectories
+    between them. Two fields are searched between the references
+    (`estimate_motion`, both ways), each projected onto the frame's block grid
+    (past vector = total * dp / (dp + df), future vector = past - total, so the
+    pair stays consistent), and every block takes, among those two, their four
+    neighbours' and zero, the pair whose two compensated references agree best
+    (bilateral SAD). Where `target_y` has `visible` pixels ((H, W) bool, True =
+    the pixel is known), disagreement with them counts twice as much: a hole
+    with a known ring is matched to its ring. This is the masked-frame rebuild
+    of a frame sent with no patch, without the vectors the encoder would send.
+
+    Returns:
+        (forward, backward): quarter-pel fields into the past and the future reference.
+    """
+    dp, df = distances
+    if dp < 1 or df < 1:
+        raise ValueError(f"distances {distances} must be >= 1")
+    if past_y.shape != future_y.shape or past_y.ndim != 2:
+        raise ValueError(f"past {past_y.shape} and future {future_y.shape} must be equal 2-D shapes")
+    if search is None:
+        search = min(64, 8 * (dp + df))
+    total = dp + df
+    # future(x) ~ past(x + f2p): the whole trajectory from the future's point of view, and back.
+    f2p = estimate_motion(future_y, past_y, block=block, search=search, lam=lam).vectors.astype(np.int64)
+    p2f = estimate_motion(past_y, future_y, block=block, search=search, lam=lam).vectors.astype(np.int64)
+
+    def pair(tot_past: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vector into past, vector into future) of a total past-minus-future displacement."""
+        fwd = np.round(tot_past * dp / total).astype(np.int64)
+        return fwd, fwd - tot_past
+
+    bases = [pair(f2p), pair(-p2f), (np.zeros_like(f2p), np.zeros_like(f2p))]
+    cands = list(bases[:2])
+    for fwd, bwd in bases[:2]:
+        cands += [(nf, nb) for nf, nb in zip(_neighbour_vectors(fwd), _neighbour_vectors(bwd))]
+    cands.append(bases[2])
+    known = None
+    if target_y is not None and visible is not None and visible.any():
+        known = visible.astype(np.int64)
+    costs = []
+    for fwd, bwd in cands:
+        # Candidates are compared at full-pel precision (the fast copy path of compensation):
+        # the choice is between whole trajectories, not their last quarter pixel.
+        p0 = compensate_luma(past_y, MotionField(block, np.clip((fwd + 2) >> 2 << 2, -32764, 32764)))
+        p1 = compensate_luma(future_y, MotionField(block, np.clip((bwd + 2) >> 2 << 2, -32764, 32764)))
+        d = np.abs(p0.astype(np.int64) - p1)
+        if known is not None:
+            mean = (p0.astype(np.int64) + p1 + 1) >> 1
+            d = d + 2 * known * np.abs(target_y.astype(np.int64) - mean)
+        cost = _block_sum(d, block).astype(np.float64)
+        cost += lam * (mv_bits(fwd - median_predictor(fwd)).sum(axis=2))
+        costs.append(cost)
+    choice = np.argmin(np.stack(costs), axis=0)                              # (Hb, Wb)
+    fwd = np.choose(choice[..., None], [c[0] for c in cands])
+    bwd = np.choose(choice[..., None], [c[1] for c in cands])
+    return (MotionField(block, np.clip(fwd, -32768, 32767)), MotionField(block, np.clip(bwd, -32768, 32767)))
+
+
+def _block_sum(d: np.ndarray, block: int) -> np.ndarray:
+    """(Hb, Wb) sums of an (H, W) array over `block` x `block` blocks (edge blocks partial)."""
+    h, w = d.shape
+    hb, wb = blocks_shape(h, w, block)
+    p = np.zeros((hb * block, wb * block), d.dtype)
+    p[:h, :w] = d
+    return p.reshape(hb, block, wb, block).sum(axis=(1, 3))

@@ -1,4 +1,4 @@
-"""Evaluation: the RD bench and the demo. Each module imports only modules listed above it:
+"""Evaluation: the RD bench, the demo, and the restore / anomaly test material. Each module imports only modules listed above it:
 
 * ``metrics``  -- PSNR / MS-SSIM / VMAF of decoded frames (the one scoring path;
   PSNR itself comes from ``mcodec.codec.distortion``).
@@ -10,4 +10,7 @@
 * ``report``   -- results.json, results.csv, report.md and plots, from a ``BenchResult``.
 * ``bench``    -- ``run_bench``: cut clips, code, decode, score, cache, then ``report``.
 * ``demo``     -- ``mcodec demo``: the sample clip with mcodec and x265.
+* ``damage``   -- synthetic damage (boxes, lost rows, dropped frames) for the restore evaluation.
+* ``anomalies`` -- inserted anomalies (object, flash, frozen, foreign), the frame-difference
+  baseline and ROC AUC, for the anomaly evaluation.
 """
