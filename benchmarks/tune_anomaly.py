@@ -71,19 +71,25 @@ def cmd_errors(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
+    from itertools import combinations
+
     from mcodec.apps import anomaly
     from mcodec.eval import anomalies as an
 
     runs = sorted(Path(args.out).glob("*.npz"))
-    table: dict[str, list[float]] = {}
-    for path in runs:
-        d = np.load(path)
-        scores, _ = anomaly.scores_from_errors(d["short"], d["long"])
-        kind = path.stem.split("_")[1]
-        table.setdefault(kind, []).append(an.roc_auc(scores, d["labels"]))
-    means = {k: float(np.mean(v)) for k, v in table.items()}
-    print(json.dumps({"runs": len(runs), "auc_per_type": means,
-                      "mean": float(np.mean(list(means.values()))) if means else None}, indent=1))
+    loaded = [(p.stem.split("_")[1], np.load(p)) for p in runs]
+    rows = []
+    for r in range(1, len(anomaly.COMPONENTS) + 1):
+        for comps in combinations(anomaly.COMPONENTS, r):
+            table: dict[str, list[float]] = {}
+            for kind, d in loaded:
+                scores, _ = anomaly.scores_from_errors(d["short"], d["long"], comps)
+                table.setdefault(kind, []).append(an.roc_auc(scores, d["labels"]))
+            means = {k: round(float(np.mean(v)), 3) for k, v in sorted(table.items())}
+            rows.append((float(np.mean(list(means.values()))), comps, means))
+    print(f"{len(runs)} runs")
+    for mean, comps, means in sorted(rows, key=lambda r: -r[0]):
+        print(f"{mean:.3f}  {'+'.join(comps):40s} {means}")
 
 
 def main() -> None:

@@ -12,6 +12,9 @@ compressai until coding starts.
                                     options and tuning: mcodec.codec.options)
     decode(src, dst, ...)        -> DecodeSummary (mcodec.codec.codec)
     run_bench(config)            -> BenchResult   (mcodec.eval.bench)
+    restore(src, dst, masks=[...], drop_frames=...) -> RestoreSummary (mcodec.apps.restore)
+    anomaly(src)                 -> AnomalyResult (mcodec.apps.anomaly.score_video;
+                                    write_anomaly_report(result, folder) writes the files)
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _API = {
     "encode": ("mcodec.codec.codec", "encode"),
     "decode": ("mcodec.codec.codec", "decode"),
     "run_bench": ("mcodec.eval.bench", "run_bench"),
+    "restore": ("mcodec.apps.restore", "restore"),
+    "anomaly": ("mcodec.apps.anomaly", "score_video"),
+    "write_anomaly_report": ("mcodec.apps.anomaly", "write_report"),
     "BenchConfig": ("mcodec.eval.bench", "BenchConfig"),
     "McodecError": ("mcodec.errors", "McodecError"),
     "BitstreamError": ("mcodec.errors", "BitstreamError"),

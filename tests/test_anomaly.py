@@ -67,10 +67,13 @@ def test_scores_from_errors_is_two_sided_and_checks_shapes():
     hot, cold = e.copy(), e.copy()
     hot[5, 1, 1] = 5000.0                                    # one patch predicted badly
     cold[5] = 0.0                                            # a frame predicted perfectly
-    for short, long in ((hot, e), (e, hot), (cold, e)):
-        scores, patch = anomaly.scores_from_errors(short, long)
+    for short, long, comps in ((e, hot, anomaly.DEFAULT_COMPONENTS), (cold, e, anomaly.DEFAULT_COMPONENTS),
+                               (hot, e, ("new_short",)), (cold, e, ("frozen",))):
+        scores, patch = anomaly.scores_from_errors(short, long, comps)
         assert int(np.argmax(scores)) == 5 and scores.shape == (12,) and patch.shape == (12, 3, 4)
-    assert int(np.argmax(anomaly.scores_from_errors(hot, e)[1][5].ravel())) == 5
+    assert int(np.argmax(anomaly.scores_from_errors(e, hot)[1][5].ravel())) == 5
+    with pytest.raises(ValueError):
+        anomaly.scores_from_errors(e, e, ("nope",))
     with pytest.raises(ValueError):
         anomaly.scores_from_errors(e, e[:3])
 

@@ -207,3 +207,38 @@ def test_restore_refuses_an_existing_output_and_leaves_the_input(cars16, tmp_pat
     before = clip.read_bytes()
     assert main(["-q", "restore", str(clip), str(out), "--mask", "0,0,4,4"]) == 2
     assert out.read_bytes() == b"keep" and clip.read_bytes() == before
+
+
+def test_restore_reads_a_bounded_window_ahead():
+    """Streaming: the first restored frame comes out after at most LOOKAHEAD + 1 input frames."""
+    from mcodec.apps.restore import LOOKAHEAD
+
+    from .conftest import synthetic_frames
+
+    frames = synthetic_frames(64, 48, 4)
+    consumed = 0
+
+    def endless():
+        nonlocal consumed
+        while True:
+            consumed += 1
+            yield frames[consumed % 4]
+
+    hidden = np.zeros((48, 64), bool)
+    hidden[8:24, 8:24] = True
+    gen = restore_frames(endless(), lambda i: hidden if i == 0 else np.zeros_like(hidden))
+    next(gen)
+    assert consumed <= LOOKAHEAD + 2
+    for _ in range(40):
+        next(gen)
+    assert consumed <= 41 + LOOKAHEAD + 1
+
+
+def test_top_level_python_api(cars16, tmp_path: Path):
+    import mcodec
+
+    clip, clean = cars16
+    summary = mcodec.restore(str(clip), str(tmp_path / "o.mkv"), masks=["0,0,32,16@1"], drop_frames="",
+                             max_frames=3)
+    assert (summary.frames, summary.restored_frames) == (3, 1)
+    assert "restored 1 of 3 frames" in summary.line()

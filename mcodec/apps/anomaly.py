@@ -10,10 +10,11 @@ predictors rebuild it from its context.
     error per patch = YUV 6:1:1 MSE of the best prediction of each range (fill.patch_errors)
     patch score  = log((error + EPS_HIGH) / (that patch's median error over the clip + EPS_HIGH)),
                    the larger of the two ranges
-    frame score  = the largest robust z-score (median / MAD over the clip's frames) of:
-                   the mean of its worst patches' short- and long-range scores (something new),
-                   and minus the median short-range log-ratio with EPS_LOW (too predictable:
-                   a frozen picture, repeated frames)
+    frame score  = the larger robust z-score (median / MAD over the clip's frames) of two
+                   components (`scores_from_errors`, chosen on training video): the mean of
+                   its worst patches' long-range log-ratios (something that does not belong),
+                   and with EPS_LOW the mean of its most over-predictable patches' short-range
+                   ones (too predictable: a frozen picture, a rigid pasted overlay)
 
 Errors are kept per patch for the whole clip (a few floats per patch); frames are
 streamed through a window of 4 * LONG + 1.
@@ -186,20 +187,43 @@ def _top_mean(x: np.ndarray) -> float:
     return float(flat[:k].mean())
 
 
-def scores_from_errors(short: np.ndarray, long: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(frame scores (n,) float64, patch scores (n, Hb, Wb) float32) from (n, Hb, Wb) errors."""
+COMPONENTS = ("new_short", "new_long", "frozen", "still")
+# Chosen on training material (benchmarks/tune_anomaly.py, 32 runs: foreman x2, flower, carphone
+# x 4 types x 2 seeds; frame-level ROC AUC object/flash/frozen/foreign, mean):
+#   new_long + still                          0.927 / 0.973 / 0.971 / 0.992, mean 0.966
+#   all four                                  0.890 / 0.935 / 0.981 / 0.957, mean 0.941
+#   new_short + new_long + frozen             0.815 / 0.946 / 0.981 / 0.956, mean 0.924
+# (TOP_SHARE 0.02 / 0.1, EPS_HIGH 1 / 16, EPS_LOW 0.01 / 0.25 moved the best mean by <= 0.006.)
+DEFAULT_COMPONENTS = ("new_long", "still")
+
+
+def scores_from_errors(short: np.ndarray, long: np.ndarray,
+                       components: tuple[str, ...] = DEFAULT_COMPONENTS) -> tuple[np.ndarray, np.ndarray]:
+    """(frame scores (n,) float64, patch scores (n, Hb, Wb) float32) from (n, Hb, Wb) errors.
+
+    Frame-level components (each a robust z-score over the clip; the score is the maximum of
+    those in `components`, by default DEFAULT_COMPONENTS):
+        new_short  mean of the worst TOP_SHARE patches' short-range log-ratio (something appears)
+        new_long   the same, long range (something that does not belong to the clip)
+        frozen     minus the median short-range log-ratio at EPS_LOW (the whole frame too predictable)
+        still      mean of the TOP_SHARE most over-predictable patches (a rigid overlay, a frozen region)
+    """
     if short.shape != long.shape or short.ndim != 3 or short.shape[0] == 0:
         raise ValueError(f"errors must be two equal (n>0, Hb, Wb) arrays, got {short.shape} {long.shape}")
+    unknown = set(components) - set(COMPONENTS)
+    if unknown or not components:
+        raise ValueError(f"components {components!r}: choose among {COMPONENTS}")
     s = short.astype(np.float64)
     lg = long.astype(np.float64)
     high_s = np.log((s + EPS_HIGH) / (np.median(s, axis=0) + EPS_HIGH))
     high_l = np.log((lg + EPS_HIGH) / (np.median(lg, axis=0) + EPS_HIGH))
     low_s = -np.log((s + EPS_LOW) / (np.median(s, axis=0) + EPS_LOW))
-    low = np.median(low_s.reshape(len(s), -1), axis=1)
-    comps = [np.array([_top_mean(x) for x in high_s]), np.array([_top_mean(x) for x in high_l]), low,
-             np.array([_top_mean(x) for x in low_s])]
-    scores = np.max(np.stack([_robust_z(c) for c in comps]), axis=0)
-    return scores, np.maximum(high_s, high_l).astype(np.float32)
+    comps = {"new_short": lambda: np.array([_top_mean(x) for x in high_s]),
+             "new_long": lambda: np.array([_top_mean(x) for x in high_l]),
+             "frozen": lambda: np.median(low_s.reshape(len(s), -1), axis=1),
+             "still": lambda: np.array([_top_mean(x) for x in low_s])}
+    scores = np.max(np.stack([_robust_z(comps[c]()) for c in components]), axis=0)
+    return scores, np.maximum(np.maximum(high_s, high_l), low_s).astype(np.float32)
 
 
 def score_frames(frames: Iterable[Frame], *, progress: Callable[[], None] | None = None,

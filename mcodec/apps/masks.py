@@ -106,8 +106,10 @@ class DamageMask:
                 self.path = item
             else:
                 raise MaskError(f"more than one mask file: {self.path} and {item}")
-        self.dropped = parse_frame_list(drop_frames) if isinstance(drop_frames, str) else \
-            frozenset(int(i) for i in drop_frames)
+        if isinstance(drop_frames, str):
+            self.dropped = parse_frame_list(drop_frames) if drop_frames.strip() else frozenset()
+        else:
+            self.dropped = frozenset(int(i) for i in drop_frames)
         if any(i < 0 for i in self.dropped):
             raise MaskError("dropped frame numbers must be >= 0")
         if not self.boxes and self.path is None and not self.dropped:

@@ -5,7 +5,7 @@ neighbouring frames on both sides, as the decoder rebuilds masked patches.
     frame t, hidden H_t:  past   = newest restored frame in which H_t was visible (else the newest)
                           future = nearest input frame ahead in which H_t is visible (else none)
                           prediction = fill.predict_between(past, future, t's visible pixels)
-                          (no reference at all: fill.fill_spatial, from t alone)
+                          (no reference at all: fill.fill_spatial, push-pull from t alone)
     output t = t with H_t taken from the prediction; every visible pixel untouched
 
 Memory holds at most HISTORY + LOOKAHEAD + 1 frames whatever the clip's length.
@@ -52,16 +52,17 @@ def _shows(hidden_ref: np.ndarray | None, hidden: np.ndarray, count: int) -> boo
 
 
 def restore_frames(frames: Iterable[Frame], hidden: Callable[[int], np.ndarray], *,
-                   lookahead: int = LOOKAHEAD, history: int = HISTORY,
-                   nets=None) -> Iterator[tuple[Frame, np.ndarray]]:
+                   lookahead: int = LOOKAHEAD, history: int = HISTORY) -> Iterator[tuple[Frame, np.ndarray]]:
     """Yield (restored frame, its hidden mask) for each input frame, in order.
 
     Args:
         frames: the input, display order.
         hidden: frame index -> (H, W) bool, True = missing (asked in increasing order).
         lookahead, history: context window on each side, in frames.
-        nets: `zoo.CodecNetworks` for the spatial fill of frames with no reference
-            (None: push-pull only).
+
+    A region that no frame in the window shows is filled spatially by push-pull: the
+    intra network's masked-latent fill-in did not beat it on training photos
+    (`benchmarks/spatial_fill.py`: 16.58 dB at its top level, 16.81 dB push-pull).
     """
     source = iter(frames)
     ahead: deque[tuple[Frame, np.ndarray]] = deque()
@@ -89,7 +90,7 @@ def restore_frames(frames: Iterable[Frame], hidden: Callable[[int], np.ndarray],
             future = next(((f, hm, k + 1) for k, (f, hm) in enumerate(ahead) if _shows(hm, h, count)), None)
             visible = ~h
             if past is None and future is None:
-                out = fill.fill_spatial(frame, h, nets)
+                out = fill.fill_spatial(frame, h)
             else:
                 pred = fill.predict_between(
                     None if past is None else fill.Reference(past[0], past[1]),

@@ -390,8 +390,8 @@ def estimate_bilateral_motion(past_y: np.ndarray, future_y: np.ndarray, distance
     for fwd, bwd in cands:
         # Candidates are compared at full-pel precision (the fast copy path of compensation):
         # the choice is between whole trajectories, not their last quarter pixel.
-        p0 = compensate_luma(past_y, MotionField(block, np.clip((fwd + 2) >> 2 << 2, -32764, 32764)))
-        p1 = compensate_luma(future_y, MotionField(block, np.clip((bwd + 2) >> 2 << 2, -32764, 32764)))
+        p0 = compensate_luma(past_y, MotionField(block, np.clip(fwd, -32768, 32767)))
+        p1 = compensate_luma(future_y, MotionField(block, np.clip(bwd, -32768, 32767)))
         d = np.abs(p0.astype(np.int64) - p1)
         if known is not None:
             mean = (p0.astype(np.int64) + p1 + 1) >> 1
