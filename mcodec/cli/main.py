@@ -165,6 +165,14 @@ COMMANDS = {"demo": cmd_demo, "restore": cmd_restore, "anomaly": cmd_anomaly, "t
 # ----------------------------------------------------------------------------- parser
 
 
+def _input_options(p: argparse.ArgumentParser, verb: str) -> None:
+    """--frames and the raw-input options of a command that reads a video."""
+    p.add_argument("--frames", type=int, help=f"{verb} at most N frames")
+    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
+    p.add_argument("--fps", help="frame rate of raw input (default 25), e.g. 30000/1001")
+    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcodec",
@@ -257,10 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames; repeatable), or a video/image of IN's size whose luma > 127 is missing")
     p.add_argument("--drop-frames", dest="drop_frames", metavar="LIST",
                    help="whole frames missing, e.g. 3,7,10-12 (0-based)")
-    p.add_argument("--frames", type=int, help="restore at most N frames")
-    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
-    p.add_argument("--fps", help="frame rate of raw input (default 25)")
-    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+    _input_options(p, "restore")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite OUT")
 
     p = sub.add_parser("anomaly", parents=[common], help="score how unexpected each frame and patch is",
@@ -272,10 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN")
     p.add_argument("--report", metavar="DIR", help="folder for the report files")
     p.add_argument("--top", type=int, default=5, help="frames listed on stdout (default 5)")
-    p.add_argument("--frames", type=int, help="score at most N frames")
-    p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")
-    p.add_argument("--fps", help="frame rate of raw input (default 25)")
-    p.add_argument("--pix-fmt", dest="pix_fmt", help="pixel format of raw input (default yuv420p)")
+    _input_options(p, "score")
     p.add_argument("-y", dest="overwrite", action="store_true", help="overwrite report files in DIR")
 
     p = sub.add_parser("info", parents=[common], help="describe an mcodec bitstream (.bin)",
