@@ -21,9 +21,9 @@ yuv420p) to a y4m in a temporary folder; every codec reads that same y4m. Timed:
 * start-up in fresh processes: interpreter + `from mcodec.codec import codec, zoo` +
   `zoo.load_networks()`, and `mcodec --help` (median of `--repeats`);
 * peak RSS of one mcodec encode and one decode per size, each in its own process
-  (the child's own `ru_maxrss`, network load included; not its ffmpeg reader: a
-  grandchild's `ru_maxrss` inherits the high-water mark of the Python process that
-  spawned it, so it cannot be read that way).
+  (the child's own VmHWM from /proc/self/status, network load included; not its
+  ffmpeg reader: on Linux `ru_maxrss` survives exec, so a child's carries the
+  high-water mark of the process that spawned it and cannot be read that way).
 
 `--threads` sets `torch.set_num_threads` here and in the children (and OMP/MKL
 thread variables for the children) and ffmpeg's `-threads`. Nothing is dropped
@@ -70,8 +70,10 @@ from mcodec.codec import codec, zoo
 t1 = time.perf_counter()
 nets = zoo.load_networks()
 t2 = time.perf_counter()
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 _RSS_CHILD = """
@@ -89,8 +91,11 @@ if mode == "encode":
 else:
     codec.decode(src, dst, overwrite=True)
 t = time.perf_counter() - t
+# VmHWM: this process's own peak (ru_maxrss would carry the spawning parent's peak over exec)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({{"seconds": t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
@@ -253,6 +258,7 @@ def build_ssf():
     import torch
     from compressai.zoo import ssf2020
 
+    torch.manual_seed(0)  # the same untrained weights in every run
     t = time.perf_counter()
     net = ssf2020(quality=1, pretrained=False).eval()
     net.update(force=True)

@@ -96,3 +96,41 @@ def test_encode_user_errors_exit_2(tmp_path: Path) -> None:
     bad = run_cli("decode", str(junk), str(tmp_path / "o.y4m"))
     assert bad.returncode == 2 and not (tmp_path / "o.y4m").exists()
     assert run_cli("encode", str(junk), str(tmp_path / "p.bin"), "--quality", "99").returncode == 2
+
+
+def test_pipe_round_trip_through_ffmpeg(cars_cut, tmp_path: Path) -> None:
+    """`ffmpeg ... | mcodec encode - x.bin` and `mcodec decode x.bin - | ffmpeg ...`, as users
+    pipe them: real processes on both ends, and the piped decode equals a decode to a file."""
+    import hashlib
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    mc = [sys.executable, "-m", "mcodec.cli.main"]
+    stream = tmp_path / "x.bin"
+    src = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(cars_cut), "-frames:v", "4",
+                            "-f", "yuv4mpegpipe", "-"], stdout=subprocess.PIPE)
+    try:
+        enc = subprocess.run([*mc, "encode", "-", str(stream), "--quality", "0"], stdin=src.stdout,
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        src.stdout.close()
+        src.wait(timeout=60)
+    assert enc.returncode == 0, enc.stderr
+    assert src.returncode == 0
+    dec = subprocess.Popen([*mc, "decode", str(stream), "-"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        sink = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-f", "yuv4mpegpipe", "-i", "-",
+                               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"], stdin=dec.stdout,
+                              capture_output=True, timeout=600)
+    finally:
+        dec.stdout.close()
+        dec.wait(timeout=60)
+    assert dec.returncode == 0, dec.stderr.read().decode()
+    assert sink.returncode == 0, sink.stderr
+    assert len(sink.stdout) == 4 * 320 * 240 * 3 // 2
+    to_file = tmp_path / "d.yuv"
+    done = run_cli("decode", str(stream), str(to_file), timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(to_file.read_bytes()).digest() == hashlib.sha256(sink.stdout).digest()

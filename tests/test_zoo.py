@@ -13,14 +13,19 @@ from mcodec.errors import ModelError
 
 
 def test_shipped_weights_match_the_table() -> None:
-    entry = zoo.get_model()
-    assert entry.model_id == zoo.DEFAULT_MODEL_ID
-    path = zoo.weights_file(entry)
-    assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20
-    assert zoo.file_sha256(path) == entry.sha256
-    tensors, meta = zoo.load_weights(entry)
-    assert any(k.startswith("intra.") for k in tensors) and any(k.startswith("inter.") for k in tensors)
-    assert "lambdas" in meta
+    assert zoo.get_model().model_id == zoo.DEFAULT_MODEL_ID
+    for entry in zoo.MODELS:
+        path = zoo.weights_file(entry)
+        assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20
+        assert zoo.file_sha256(path) == entry.sha256
+        tensors, meta = zoo.load_weights(entry)
+        assert any(k.startswith("intra.") for k in tensors) and any(k.startswith("inter.") for k in tensors)
+        if entry.base is None:
+            assert "lambdas" in meta
+        else:  # an add-on: integer syntheses only, naming the full bundle it extends
+            assert all(k.startswith(("intra.int.", "inter.int.")) for k in tensors)
+            assert meta["base_sha256"] == zoo.get_model(entry.base).sha256
+            assert zoo.get_model(entry.base).base is None
 
 
 def test_ids_are_unique_and_explicit() -> None:

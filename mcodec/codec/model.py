@@ -43,6 +43,7 @@ from torch.func import functional_call
 
 from mcodec.codec import entropy as ent
 from mcodec.codec.distortion import yuv_weighted
+from mcodec.codec.intsynth import IntSynthesis
 from mcodec.codec.packing import STRIDE
 
 
@@ -292,6 +293,8 @@ class IntraCodec(CompressionModel):
         self.log_hinv_gain = nn.Parameter(torch.zeros(levels, n))
         self.scale_lower_bound = LowerBound(ent.SCALE_MIN)
         self.likelihood_lower_bound = LowerBound(1e-9)
+        # Exact fast reconstruction, when the model ships one (not a parameter).
+        self.int_synthesis: IntSynthesis | None = None
 
     # -- helpers --------------------------------------------------------------
 
@@ -584,15 +587,24 @@ class IntraCodec(CompressionModel):
     def _synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.
 
-        Runs in float64 and rounds to the 8-bit output grid: float32 noise from
-        thread count or CPU kernels (~1e-6) would flip the final rounding of
-        ~1e-3 of the samples, and a predicted frame referencing this one would
-        then drift; float64 noise (~1e-14) practically never does. Costs ~3x
-        the float32 synthesis time.
+        With an integer synthesis attached (`attach_integer_synthesis`; models
+        whose bundle carries one, e.g. mcodec-s3i) the heavy layers run in float32
+        on integer grids, exact by construction (`mcodec.codec.intsynth`).
+        Otherwise the float64 path of mcodec-s3: float32 noise from thread count
+        or CPU kernels (~1e-6) would flip the final rounding of ~1e-3 of the
+        samples, and a predicted frame referencing this one would then drift;
+        float64 noise (~1e-14) practically never does, at ~9x the float32 time.
         """
         gain = torch.exp(self.log_inv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
-        x = _run_float64(self.g_s, y_hat.detach().to(torch.float64) * gain)
+        x = y_hat.detach().to(torch.float64) * gain
+        if self.int_synthesis is not None:
+            return self.int_synthesis(x)
+        x = _run_float64(self.g_s, x)
         return (torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0).to(torch.float32)
+
+    def attach_integer_synthesis(self, synthesis: IntSynthesis | None) -> None:
+        """Use `synthesis` (built from this network's g_s) for every exact reconstruction."""
+        self.int_synthesis = synthesis
 
     @torch.no_grad()
     def decompress(self, strings: tuple[bytes, ...] | list[bytes], shape: tuple[int, int],

@@ -31,7 +31,12 @@ from mcodec.errors import ModelError
 if TYPE_CHECKING:
     import torch
 
+    from mcodec.codec.intsynth import IntSynthesis
     from mcodec.codec.model import IntraCodec
+
+
+# Tensor-name prefix (after "intra." / "inter.") of a network's integer synthesis.
+INT_PREFIX = "int."
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class ModelEntry:
         sha256: hex digest of that file.
         quality_levels: number of `--quality` levels (0 = smallest file).
         description: one line for `--help` and the model card.
+        base: id of the entry whose networks this file extends (an add-on holding
+            only the integer synthesis, `mcodec.codec.intsynth`); None for a full bundle.
     """
 
     model_id: str
@@ -51,6 +58,7 @@ class ModelEntry:
     sha256: str
     quality_levels: int
     description: str
+    base: str | None = None
 
     @property
     def digest(self) -> bytes:
@@ -58,8 +66,9 @@ class ModelEntry:
 
 
 # A released id keeps its weights forever, so old streams stay decodable. Before
-# 1.0 the table holds only the current development model: streams made by an
-# earlier development model fail with an error naming both ids.
+# 1.0 the table holds only the current development model (and the float model
+# its integer add-on extends, whose streams therefore still decode): streams made
+# by an earlier development model fail with an error naming both ids.
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
         model_id="mcodec-s3",
@@ -70,8 +79,17 @@ MODELS: tuple[ModelEntry, ...] = (
                     "checkerboard context), 8 levels, escape-free rANS; CPU training "
                     "(intra 12.2k steps + 4k with chroma weight 6, residual 14.5k), see docs/model.md",
     ),
+    ModelEntry(
+        model_id="mcodec-s3i",
+        filename="mcodec-s3i.safetensors",
+        sha256="9b2b5c91b89f2695d2d3b8625ced763bc31704b526ac45ff6213e3c91a777c91",
+        quality_levels=8,
+        description="mcodec-s3 with an exact integer synthesis (float32 on integer grids, "
+                    "~9x faster than its float64 one; mcodec.train.integerize), see docs/model.md",
+        base="mcodec-s3",
+    ),
 )
-DEFAULT_MODEL_ID = "mcodec-s3"
+DEFAULT_MODEL_ID = "mcodec-s3i"
 
 
 def get_model(model_id: str | None = None) -> ModelEntry:
@@ -179,6 +197,13 @@ def load_networks(model_id: str | None = None, device: str = "cpu",
     """Networks of a model in the table (by id, or by the id + digest a stream names), on `device`."""
     entry = find_model(model_id or "", digest) if digest is not None else get_model(model_id)
     tensors, metadata = load_weights(entry)
+    if entry.base is not None:  # an add-on: the base bundle's networks plus these tensors
+        base = get_model(entry.base)
+        if metadata.get("base_sha256") != base.sha256:
+            raise ModelError(f"model {entry.model_id!r} extends {base.model_id!r} with sha256 "
+                             f"{metadata.get('base_sha256')}, not {base.sha256}")
+        base_tensors, metadata = load_weights(base)
+        tensors = {**base_tensors, **tensors}
     return networks_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
 
 
@@ -192,12 +217,22 @@ def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
         lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
+    from mcodec.codec.intsynth import IntSynthesis
+
     nets = []
     for prefix in ("intra.", "inter."):
         net = mdl.IntraCodec(config)
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix):]: v for k, v in tensors.items()
+                 if k.startswith(prefix) and not k.startswith(prefix + INT_PREFIX)}
         net.load_state_dict(state, strict=True)
-        nets.append(net.to(device).eval())
+        net = net.to(device).eval()
+        if any(k.startswith(prefix + INT_PREFIX) for k in tensors):
+            try:
+                net.attach_integer_synthesis(IntSynthesis.from_tensors(
+                    net.g_s[:2], tensors, prefix + INT_PREFIX, device))
+            except (KeyError, ValueError) as exc:
+                raise ModelError(f"model {model_id!r}: bad integer synthesis ({exc})") from None
+        nets.append(net)
     if len(lambdas) != config.levels:
         raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
     return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest)
@@ -232,6 +267,25 @@ def canonical_safetensors(data: bytes) -> bytes:
     text = json.dumps(out, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     return struct.pack("<Q", len(text)) + text + data[8 + n:]
+
+
+def save_integer_addon(intra: IntSynthesis, inter: IntSynthesis, base: ModelEntry,
+                       path: str | os.PathLike[str], note: str = "") -> str:
+    """Write an add-on bundle: the two networks' integer syntheses, extending `base`.
+
+    Tensors "intra.int.*" and "inter.int.*" (`IntSynthesis.to_tensors`), metadata
+    "base" / "base_sha256" (the bundle it extends) and "note" (how it was made);
+    canonical header, written atomically. Returns its hex SHA-256.
+    """
+    from safetensors.torch import save
+
+    from mcodec.atomic import atomic_write
+
+    tensors = {**intra.to_tensors("intra." + INT_PREFIX), **inter.to_tensors("inter." + INT_PREFIX)}
+    data = canonical_safetensors(save(tensors, metadata={
+        "base": base.model_id, "base_sha256": base.sha256, "note": note}))
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def save_bundle(intra: IntraCodec, inter: IntraCodec, lambdas: tuple[float, ...],

@@ -1,0 +1,321 @@
+"""Exact integer-grid synthesis: the decoder's heavy convolutions in float32, bit-exact by construction.
+
+Why
+---
+The synthesis transform is most of a decoder's work. Run in float32 its last
+bits depend on the summation order (thread count, SIMD width, CPU, GPU), and the
+8-bit rounding of ~1e-3 of the samples would flip, so mcodec-s3 runs it in
+float64 (`IntraCodec._synthesize`), which costs ~9x the float32 time on this CPU.
+
+This module makes float32 exact instead. Every heavy convolution sees
+*integer-valued* float32 operands whose worst-case sum is proven below 2^24:
+
+    A = clamp(round(a / step[c]), -amax, amax)           activations on a grid
+    W = round(w * step[c_in] / wscale[c_out])            weights (step folded in)
+    acc = conv(A, W)                                     float32, any order
+    pre = acc * wscale[c_out] + bias[c_out]              elementwise
+
+Every partial sum of ``conv(A, W)`` is an integer of magnitude at most
+``amax * L1``, where L1 is the largest sum of ``|W|`` feeding one output sample
+(per output channel and, for a stride-2 transposed convolution, per output
+phase). When that bound is <= 2^24 every partial sum is exactly representable in
+float32, so the result is exact whatever order or blocking the kernel uses (FMA
+included). `check_bounds` proves this from the stored integers when a model is
+loaded. The inverse GDN's normalisation is a 1x1 convolution and is done the same
+way on ``Q = clamp(round(pre^2 / sqstep), 0, sqmax)``. Everything else (scaling,
+bias, square root, product, rounding) is elementwise IEEE arithmetic, which is
+correctly rounded and so identical on every machine.
+
+Conditions for exactness, enforced here: convolutions without Winograd/FFT
+algorithms or reduced-precision math (on CUDA, TF32 is switched off around the
+calls; CPU convolutions are direct/GEMM in PyTorch); the first transposed
+convolution and its inverse GDN (1/16 of the output resolution, ~5 % of the
+work) stay in float64 on the exact dyadic latent, as in mcodec-s3.
+
+Layout of `IntSynthesis` for `g_s` = [deconv, IGDN, deconv, IGDN, deconv, IGDN, conv]:
+layers 0-1 float64 (`head`), then three integer stages (`IntConv`, `IntGDN`) and the
+final integer 3x3 convolution, whose float output is rounded to the 8-bit grid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Every integer of magnitude <= 2^24 is exact in float32.
+ACC_LIMIT = 2 ** 24
+
+
+@dataclass(frozen=True, eq=False)
+class IntConv:
+    """One convolution on integer grids.
+
+    Attributes:
+        weight: integer-valued float32, (out, in, k, k) for a convolution,
+            (in, out, k, k) for a transposed one.
+        wscale: (out,) float32: pre-activation = acc * wscale + bias.
+        bias: (out,) float32.
+        step: (in,) float32 grid step of the input activations.
+        amax: input activations are clamped to [-amax, amax] grid steps.
+        transposed, stride, padding, output_padding: as in torch.
+    """
+
+    weight: Tensor
+    wscale: Tensor
+    bias: Tensor
+    step: Tensor
+    amax: int
+    transposed: bool
+    stride: int
+    padding: int
+    output_padding: int
+
+    def quantize(self, a: Tensor) -> Tensor:
+        """Input activations (B, in, H, W) float32 -> integer-valued float32 on the grid."""
+        return torch.clamp(torch.round(a / self.step.view(1, -1, 1, 1)), -self.amax, self.amax)
+
+    def accumulate(self, q: Tensor) -> Tensor:
+        """Exact integer convolution of quantized input `q` (float32 result, integer values)."""
+        q = q.to(self.weight.dtype)  # integers: exact in float32
+        if self.transposed:
+            return F.conv_transpose2d(q, self.weight, None, self.stride, self.padding, self.output_padding)
+        return F.conv2d(q, self.weight, None, self.stride, self.padding)
+
+    def __call__(self, a: Tensor) -> Tensor:
+        acc = self.accumulate(self.quantize(a))
+        return acc * self.wscale.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+    def bound(self) -> int:
+        """Largest |partial sum| the accumulation can reach (integers, exact)."""
+        w = self.weight.detach().to(torch.int64).abs()
+        if not self.transposed:
+            l1 = w.sum(dim=(1, 2, 3))  # (out,)
+            return int(l1.max()) * self.amax
+        k = w.shape[-1]
+        worst = 0
+        for py in range(self.stride):  # taps feeding one output phase
+            for px in range(self.stride):
+                taps = w[:, :, py:k:self.stride, px:k:self.stride]
+                worst = max(worst, int(taps.sum(dim=(0, 2, 3)).max()))
+        return worst * self.amax
+
+
+@dataclass(frozen=True, eq=False)
+class IntGDN:
+    """Inverse GDN, out = pre * sqrt(beta + gamma @ pre^2), with the 1x1 sum on integer grids.
+
+    Attributes:
+        gamma: integer-valued float32 (C, C, 1, 1), the sqstep scale folded in.
+        gscale: (C,) float32: norm = acc * gscale + beta.
+        beta: (C,) float32.
+        sqstep: (C,) float32 grid step of pre^2; sqmax its largest grid value.
+    """
+
+    gamma: Tensor
+    gscale: Tensor
+    beta: Tensor
+    sqstep: Tensor
+    sqmax: int
+
+    def __call__(self, pre: Tensor) -> Tensor:
+        q = torch.clamp(torch.round((pre * pre) / self.sqstep.view(1, -1, 1, 1)), 0, self.sqmax)
+        acc = F.conv2d(q, self.gamma)
+        norm = acc * self.gscale.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+        return pre * torch.sqrt(norm)
+
+    def bound(self) -> int:
+        return int(self.gamma.detach().to(torch.int64).abs().sum(dim=(1, 2, 3)).max()) * self.sqmax
+
+
+def _run_float64(module: nn.Module, x: Tensor) -> Tensor:
+    from torch.func import functional_call
+
+    state = {k: (v.detach().to(torch.float64) if v.is_floating_point() else v.detach())
+             for k, v in [*module.named_parameters(), *module.named_buffers()]}
+    return functional_call(module, state, (x.to(torch.float64),))
+
+
+@contextlib.contextmanager
+def _exact_float32(device: torch.device):
+    """No TF32 (10-bit mantissa) on CUDA while the integer convolutions run."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+class IntSynthesis:
+    """The synthesis transform with its heavy layers on integer grids (see the module docstring).
+
+    Built by `from_float` (calibration, at export) or `from_tensors` (stored bundle).
+    `__call__` maps the gained latent (1, M, h/8, w/8) to the (1, 6, h, w)
+    reconstruction on the 8-bit grid k/255 (float32).
+    """
+
+    def __init__(self, head: nn.Module, stages: list[tuple[IntConv, IntGDN | None]]) -> None:
+        # float64 copy of the first transposed conv and inverse GDN, made once
+        self.head = copy.deepcopy(head).to(torch.float64).eval()
+        self.stages = stages
+        for conv, gdn in stages:
+            if conv.bound() > ACC_LIMIT or (gdn is not None and gdn.bound() > ACC_LIMIT):
+                raise ValueError("integer synthesis: an accumulation can exceed 2^24")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """x: (1, M, h/8, w/8) float64 latent times the inverse gain."""
+        with torch.no_grad(), _exact_float32(x.device):
+            a = self.head(x.to(torch.float64))  # quantized in float64 by the first stage
+            for conv, gdn in self.stages:
+                a = conv(a)
+                if gdn is not None:
+                    a = gdn(a)
+            return torch.round(a.clamp(0.0, 1.0) * 255.0) / 255.0
+
+    def check_bounds(self) -> list[tuple[int, int]]:
+        """(bound, limit) per integer accumulation; all bounds are <= the limit (checked at build)."""
+        out = []
+        for conv, gdn in self.stages:
+            out.append((conv.bound(), ACC_LIMIT))
+            if gdn is not None:
+                out.append((gdn.bound(), ACC_LIMIT))
+        return out
+
+    # -- construction -----------------------------------------------------------
+
+    @classmethod
+    def from_float(cls, g_s: nn.Sequential, calib: list[Tensor], amax: int = 1023,
+                   sqmax: int = 4095, margin: float = 1.25) -> IntSynthesis:
+        """Quantize a trained `g_s` on calibration inputs (gained latents, (1, M, h, w)).
+
+        Per-channel activation steps are the calibration maxima times `margin` over
+        `amax`; weight scales are as fine as the 2^24 bound allows.
+        """
+        from compressai.layers import GDN
+
+        layers = list(g_s)
+        head = nn.Sequential(*layers[:2])
+        acts: dict[int, list[Tensor]] = {}
+        with torch.no_grad():
+            for x in calib:
+                a = x.to(torch.float64)
+                for i, layer in enumerate(layers):
+                    if i >= 2:
+                        acts.setdefault(i, []).append(a.abs().amax(dim=(0, 2, 3)))
+                    a = _run_float64(layer, a)
+        stages: list[tuple[IntConv, IntGDN | None]] = []
+        with torch.no_grad():
+            for i in range(2, len(layers), 2):
+                conv_mod = layers[i]
+                peak = torch.stack(acts[i]).amax(dim=0) * margin
+                step = torch.clamp(peak, min=1e-6) / amax
+                conv = _quantize_conv(conv_mod, step, amax)
+                gdn = None
+                if i + 1 < len(layers):
+                    g = layers[i + 1]
+                    assert isinstance(g, GDN) and g.inverse
+                    pre_peak = torch.stack(acts[i + 1]).amax(dim=0) * margin
+                    gdn = _quantize_gdn(g, pre_peak, sqmax)
+                stages.append((conv, gdn))
+        return cls(head, stages)
+
+    def to_tensors(self, prefix: str) -> dict[str, Tensor]:
+        """Tensors for a bundle (integer weights as int32; the rest float32)."""
+        out: dict[str, Tensor] = {}
+        for k, (conv, gdn) in enumerate(self.stages):
+            p = f"{prefix}{k}."
+            out[p + "weight"] = conv.weight.to(torch.int32)
+            out[p + "wscale"], out[p + "bias"], out[p + "step"] = conv.wscale, conv.bias, conv.step
+            out[p + "meta"] = torch.tensor([conv.amax, int(conv.transposed), conv.stride, conv.padding,
+                                            conv.output_padding], dtype=torch.int32)
+            if gdn is not None:
+                out[p + "gamma"] = gdn.gamma.to(torch.int32)
+                out[p + "gscale"], out[p + "beta"], out[p + "sqstep"] = gdn.gscale, gdn.beta, gdn.sqstep
+                out[p + "sqmax"] = torch.tensor([gdn.sqmax], dtype=torch.int32)
+        return {k: v.detach().cpu().contiguous() for k, v in out.items()}
+
+    @classmethod
+    def from_tensors(cls, head: nn.Module, tensors: dict[str, Tensor], prefix: str,
+                     device: str | torch.device = "cpu") -> IntSynthesis:
+        """Inverse of `to_tensors`; `head` is the float network's first two layers."""
+        stages = []
+        k = 0
+        while f"{prefix}{k}.weight" in tensors:
+            p = f"{prefix}{k}."
+
+            def get(name: str, p: str = p) -> Tensor:
+                return tensors[p + name].to(device=device, dtype=torch.float32)
+
+            amax, transposed, stride, padding, out_pad = (int(v) for v in tensors[p + "meta"])
+            conv = IntConv(get("weight"), get("wscale"), get("bias"), get("step"), amax,
+                           bool(transposed), stride, padding, out_pad)
+            gdn = None
+            if p + "gamma" in tensors:
+                gdn = IntGDN(get("gamma"), get("gscale"), get("beta"), get("sqstep"),
+                             int(tensors[p + "sqmax"][0]))
+            stages.append((conv, gdn))
+            k += 1
+        if not stages:
+            raise ValueError(f"no integer synthesis tensors under {prefix!r}")
+        return cls(head, stages)
+
+
+def _quantize_conv(mod: nn.Module, step: Tensor, amax: int) -> IntConv:
+    """Integer weights for `mod` (Conv2d / ConvTranspose2d) given its input step (in,)."""
+    transposed = isinstance(mod, nn.ConvTranspose2d)
+    w = mod.weight.detach().to(torch.float64)
+    # Fold the input step into the weights; out-channel axis first.
+    if transposed:  # (in, out, k, k)
+        wf = (w * step.view(-1, 1, 1, 1)).transpose(0, 1)  # (out, in, k, k)
+    else:
+        wf = w * step.view(1, -1, 1, 1)
+    stride = mod.stride[0]
+    k = wf.shape[-1]
+    if transposed and stride > 1:
+        l1 = torch.stack([wf[:, :, py:k:stride, px:k:stride].abs().sum(dim=(1, 2, 3))
+                          for py in range(stride) for px in range(stride)]).amax(dim=0)
+        terms = max(wf[:, :, py:k:stride, px:k:stride][0].numel() for py in range(stride) for px in range(stride))
+    else:
+        l1 = wf.abs().sum(dim=(1, 2, 3))
+        terms = wf[0].numel()
+    # Rounding adds at most 1/2 per term: sum|round(v)| <= sum|v| + terms/2.
+    budget = ACC_LIMIT // amax
+    wscale = torch.clamp(l1, min=1e-12) / (budget - terms / 2 - 1)
+    wi = torch.round(wf / wscale.view(-1, 1, 1, 1))
+    if transposed:
+        wi = wi.transpose(0, 1)
+    bias = mod.bias.detach().to(torch.float64) if mod.bias is not None else torch.zeros(wf.shape[0],
+                                                                                        dtype=torch.float64)
+    conv = IntConv(wi.to(torch.float32).contiguous(), wscale.to(torch.float32), bias.to(torch.float32),
+                   step.to(torch.float32), amax, transposed, stride, mod.padding[0],
+                   mod.output_padding[0] if transposed else 0)
+    if conv.bound() > ACC_LIMIT:
+        raise ValueError("weight quantization broke the 2^24 bound")
+    return conv
+
+
+def _quantize_gdn(g: nn.Module, pre_peak: Tensor, sqmax: int) -> IntGDN:
+    """Integer gamma for an inverse GDN given the peak |pre-activation| per channel."""
+    c = g.beta.numel()
+    beta = g.beta_reparam(g.beta).detach().to(torch.float64)
+    gamma = g.gamma_reparam(g.gamma).detach().to(torch.float64).reshape(c, c)
+    sqstep = torch.clamp(pre_peak.to(torch.float64) ** 2, min=1e-12) / sqmax
+    gf = gamma * sqstep.view(1, -1)  # norm_i = beta_i + sum_j gf_ij * Q_j
+    l1 = gf.abs().sum(dim=1)
+    budget = ACC_LIMIT // sqmax
+    gscale = torch.clamp(l1, min=1e-12) / (budget - c / 2 - 1)
+    gi = torch.round(gf / gscale.view(-1, 1))
+    out = IntGDN(gi.view(c, c, 1, 1).to(torch.float32).contiguous(), gscale.to(torch.float32),
+                 beta.to(torch.float32), sqstep.to(torch.float32), sqmax)
+    if out.bound() > ACC_LIMIT:
+        raise ValueError("gamma quantization broke the 2^24 bound")
+    return out

