@@ -24,9 +24,10 @@ def _latents(m: int, n: int, seed: int, rows: int = 6, cols: int = 8) -> list[to
     return [torch.round(torch.randn(1, m, rows, cols, generator=g) * 3) for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def tiny_synth(nets) -> IntSynthesis:
-    return IntSynthesis.from_float(nets.intra.g_s, _latents(nets.intra.config.m, 4, seed=1))
+@pytest.fixture(scope="module", params=[1, 4])
+def tiny_synth(nets, request) -> IntSynthesis:
+    return IntSynthesis.from_float(nets.intra.g_s, _latents(nets.intra.config.m, 4, seed=1),
+                                   chunks=request.param)
 
 
 def test_every_accumulation_is_within_float32_exact_range(tiny_synth) -> None:
@@ -55,17 +56,21 @@ def test_worst_case_input_accumulates_exactly_in_float32(tiny_synth) -> None:
         else:
             sign = torch.sign(w[0])  # (in, k, k)
             a = sign.unsqueeze(0) * conv.amax
-        got = conv.accumulate(a)
-        exact = (F.conv_transpose2d(a.double(), w.double(), None, conv.stride, conv.padding,
-                                    conv.output_padding) if conv.transposed
-                 else F.conv2d(a.double(), w.double(), None, conv.stride, conv.padding))
-        assert torch.equal(got.double(), exact)
-        assert float(exact.abs().max()) <= conv.bound() <= ACC_LIMIT
+        parts = conv.accumulate(a)
+        assert len(parts) == conv.chunks
+        size = a.shape[1] // conv.chunks
+        for g, got in enumerate(parts):
+            sl = slice(g * size, (g + 1) * size)
+            x, wg = a[:, sl].double(), (w[sl] if conv.transposed else w[:, sl]).double()
+            exact = (F.conv_transpose2d(x, wg, None, conv.stride, conv.padding, conv.output_padding)
+                     if conv.transposed else F.conv2d(x, wg, None, conv.stride, conv.padding))
+            assert torch.equal(got.double(), exact)
+            assert float(exact.abs().max()) <= conv.bound() <= ACC_LIMIT
 
 
 def test_a_bound_over_the_limit_is_refused() -> None:
     w = torch.full((1, 4, 3, 3), 1000.0)
-    conv = IntConv(w, torch.ones(1), torch.zeros(1), torch.ones(4), amax=2000, transposed=False,
+    conv = IntConv(w, torch.ones(1, 1), torch.zeros(1), torch.ones(4), amax=2000, transposed=False,
                    stride=1, padding=1, output_padding=0)
     assert conv.bound() == 4 * 9 * 1000 * 2000 > ACC_LIMIT
     with pytest.raises(ValueError, match="2\\^24"):

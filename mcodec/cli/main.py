@@ -83,11 +83,12 @@ def _quality_range() -> str:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from mcodec.codec import codec
-    from mcodec.codec.options import EncodeOptions, parse_mask
+    from mcodec.codec.options import EncodeOptions, parse_mask, preset_tuning
 
     check_io_paths(args.input, args.output, args.overwrite)
     options = EncodeOptions(quality=args.quality, bitrate=args.bitrate, gop=args.gop,
-                            mask=parse_mask(args.mask), frames=args.frames, structure=args.structure)
+                            mask=parse_mask(args.mask), frames=args.frames, structure=args.structure,
+                            tuning=preset_tuning(args.preset))
     summary = codec.encode(args.input, args.output, options=options, model_id=args.model,
                            device=args.device, overwrite=args.overwrite, size=args.size,
                            fps=args.fps, pix_fmt=args.pix_fmt, progress=not args.quiet,
@@ -230,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structure", default="randomaccess", choices=("randomaccess", "lowdelay"),
                    help="randomaccess (default): hierarchical bi frames predicted from both sides, "
                         "coded out of display order; lowdelay: every frame from the previous one")
+    p.add_argument("--preset", default="medium", choices=("fast", "medium", "slow"),
+                   help="speed against compression: fast (no 2x coding, search range 8), medium "
+                        "(default), slow (search range 32); see docs/performance.md")
     p.add_argument("--frames", type=int, help="encode at most N frames")
     p.add_argument("--model", help="model id from the model table (default: the shipped model)")
     p.add_argument("--size", metavar="WxH", help="frame size of raw .yuv input")

@@ -167,6 +167,8 @@ def _choose_scale(nets: CodecNetworks, quality: int, tuning: EncoderTuning,
     ladder offers, or, when it offers both, 2x from the GOP's crossover up
     (`crossover()`, see `_gop_crossover`: the content decides)."""
     cands = [c for c in tuning.quality_ladder(nets.levels)[quality] if c[0] in tuning.coding_scales]
+    if not cands and tuning.coding_scales == (1,):  # the 2x-only top values: the top 1x level
+        return (1, min(quality, nets.levels - 1))
     if not cands:
         raise McodecError(f"--quality {quality}: no coding scale of {tuning.coding_scales} offers it")
     if len(cands) == 1:

@@ -53,12 +53,17 @@ ACC_LIMIT = 2 ** 24
 
 @dataclass(frozen=True, eq=False)
 class IntConv:
-    """One convolution on integer grids.
+    """One convolution on integer grids, its input channels in `chunks` exact partial sums.
+
+    Splitting the input channels into chunks gives each chunk's sum its own 2^24
+    budget (the chunks' scaled results are added elementwise, in a fixed order),
+    so the weights get `chunks` times finer grids at the same number of
+    multiply-adds.
 
     Attributes:
         weight: integer-valued float32, (out, in, k, k) for a convolution,
             (in, out, k, k) for a transposed one.
-        wscale: (out,) float32: pre-activation = acc * wscale + bias.
+        wscale: (chunks, out) float32: pre-activation = bias + sum_g acc_g * wscale[g].
         bias: (out,) float32.
         step: (in,) float32 grid step of the input activations.
         amax: input activations are clamped to [-amax, amax] grid steps.
@@ -75,33 +80,50 @@ class IntConv:
     padding: int
     output_padding: int
 
+    @property
+    def chunks(self) -> int:
+        return int(self.wscale.shape[0])
+
+    def _chunk(self, g: int) -> tuple[slice, Tensor]:
+        """Input-channel slice of chunk g and its weights."""
+        n_in = self.weight.shape[0 if self.transposed else 1]
+        size = n_in // self.chunks
+        sl = slice(g * size, (g + 1) * size)
+        return sl, (self.weight[sl] if self.transposed else self.weight[:, sl])
+
     def quantize(self, a: Tensor) -> Tensor:
-        """Input activations (B, in, H, W) float32 -> integer-valued float32 on the grid."""
+        """Input activations (B, in, H, W) -> integer values on the grid (same dtype)."""
         return torch.clamp(torch.round(a / self.step.view(1, -1, 1, 1)), -self.amax, self.amax)
 
-    def accumulate(self, q: Tensor) -> Tensor:
-        """Exact integer convolution of quantized input `q` (float32 result, integer values)."""
+    def accumulate(self, q: Tensor) -> list[Tensor]:
+        """Exact integer convolutions of quantized input `q`, one per chunk (float32, integer values)."""
         q = q.to(self.weight.dtype)  # integers: exact in float32
-        if self.transposed:
-            return F.conv_transpose2d(q, self.weight, None, self.stride, self.padding, self.output_padding)
-        return F.conv2d(q, self.weight, None, self.stride, self.padding)
+        out = []
+        for g in range(self.chunks):
+            sl, w = self._chunk(g)
+            x = q[:, sl]
+            out.append(F.conv_transpose2d(x, w, None, self.stride, self.padding, self.output_padding)
+                       if self.transposed else F.conv2d(x, w, None, self.stride, self.padding))
+        return out
 
     def __call__(self, a: Tensor) -> Tensor:
-        acc = self.accumulate(self.quantize(a))
-        return acc * self.wscale.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        pre = self.bias.view(1, -1, 1, 1)
+        for g, acc in enumerate(self.accumulate(self.quantize(a))):
+            pre = pre + acc * self.wscale[g].view(1, -1, 1, 1)
+        return pre
 
     def bound(self) -> int:
-        """Largest |partial sum| the accumulation can reach (integers, exact)."""
-        w = self.weight.detach().to(torch.int64).abs()
-        if not self.transposed:
-            l1 = w.sum(dim=(1, 2, 3))  # (out,)
-            return int(l1.max()) * self.amax
-        k = w.shape[-1]
+        """Largest |partial sum| any chunk's accumulation can reach (integers, exact)."""
         worst = 0
-        for py in range(self.stride):  # taps feeding one output phase
-            for px in range(self.stride):
-                taps = w[:, :, py:k:self.stride, px:k:self.stride]
-                worst = max(worst, int(taps.sum(dim=(0, 2, 3)).max()))
+        for g in range(self.chunks):
+            w = self._chunk(g)[1].detach().to(torch.int64).abs()
+            if not self.transposed:
+                worst = max(worst, int(w.sum(dim=(1, 2, 3)).max()))
+                continue
+            k = w.shape[-1]
+            for py in range(self.stride):  # taps feeding one output phase
+                for px in range(self.stride):
+                    worst = max(worst, int(w[:, :, py:k:self.stride, px:k:self.stride].sum(dim=(0, 2, 3)).max()))
         return worst * self.amax
 
 
@@ -193,12 +215,13 @@ class IntSynthesis:
     # -- construction -----------------------------------------------------------
 
     @classmethod
-    def from_float(cls, g_s: nn.Sequential, calib: list[Tensor], amax: int = 1023,
-                   sqmax: int = 4095, margin: float = 1.25) -> IntSynthesis:
+    def from_float(cls, g_s: nn.Sequential, calib: list[Tensor], amax: int | tuple[int, ...] = 511,
+                   sqmax: int = 4095, margin: float = 1.25, chunks: int = 1) -> IntSynthesis:
         """Quantize a trained `g_s` on calibration inputs (gained latents, (1, M, h, w)).
 
         Per-channel activation steps are the calibration maxima times `margin` over
-        `amax`; weight scales are as fine as the 2^24 bound allows.
+        `amax` (one value, or one per integer stage); weight scales are as fine as
+        the 2^24 bound allows for each of `chunks` slices of the input channels.
         """
         from compressai.layers import GDN
 
@@ -214,11 +237,15 @@ class IntSynthesis:
                     a = _run_float64(layer, a)
         stages: list[tuple[IntConv, IntGDN | None]] = []
         with torch.no_grad():
-            for i in range(2, len(layers), 2):
+            n_stages = len(range(2, len(layers), 2))
+            amaxes = (amax,) * n_stages if isinstance(amax, int) else tuple(amax)
+            if len(amaxes) != n_stages:
+                raise ValueError(f"amax: {n_stages} values needed, got {len(amaxes)}")
+            for i, stage_amax in zip(range(2, len(layers), 2), amaxes, strict=True):
                 conv_mod = layers[i]
                 peak = torch.stack(acts[i]).amax(dim=0) * margin
-                step = torch.clamp(peak, min=1e-6) / amax
-                conv = _quantize_conv(conv_mod, step, amax)
+                step = torch.clamp(peak, min=1e-6) / stage_amax
+                conv = _quantize_conv(conv_mod, step, stage_amax, chunks)
                 gdn = None
                 if i + 1 < len(layers):
                     g = layers[i + 1]
@@ -256,7 +283,8 @@ class IntSynthesis:
                 return tensors[p + name].to(device=device, dtype=torch.float32)
 
             amax, transposed, stride, padding, out_pad = (int(v) for v in tensors[p + "meta"])
-            conv = IntConv(get("weight"), get("wscale"), get("bias"), get("step"), amax,
+            wscale = get("wscale")
+            conv = IntConv(get("weight"), wscale.view(-1, wscale.shape[-1]), get("bias"), get("step"), amax,
                            bool(transposed), stride, padding, out_pad)
             gdn = None
             if p + "gamma" in tensors:
@@ -269,7 +297,7 @@ class IntSynthesis:
         return cls(head, stages)
 
 
-def _quantize_conv(mod: nn.Module, step: Tensor, amax: int) -> IntConv:
+def _quantize_conv(mod: nn.Module, step: Tensor, amax: int, chunks: int) -> IntConv:
     """Integer weights for `mod` (Conv2d / ConvTranspose2d) given its input step (in,)."""
     transposed = isinstance(mod, nn.ConvTranspose2d)
     w = mod.weight.detach().to(torch.float64)
@@ -280,24 +308,33 @@ def _quantize_conv(mod: nn.Module, step: Tensor, amax: int) -> IntConv:
         wf = w * step.view(1, -1, 1, 1)
     stride = mod.stride[0]
     k = wf.shape[-1]
-    if transposed and stride > 1:
-        l1 = torch.stack([wf[:, :, py:k:stride, px:k:stride].abs().sum(dim=(1, 2, 3))
-                          for py in range(stride) for px in range(stride)]).amax(dim=0)
-        terms = max(wf[:, :, py:k:stride, px:k:stride][0].numel() for py in range(stride) for px in range(stride))
-    else:
-        l1 = wf.abs().sum(dim=(1, 2, 3))
-        terms = wf[0].numel()
-    # Rounding adds at most 1/2 per term: sum|round(v)| <= sum|v| + terms/2.
+    n_in = wf.shape[1]
+    if n_in % chunks:
+        raise ValueError(f"{n_in} input channels do not split into {chunks} chunks")
+    size = n_in // chunks
     budget = ACC_LIMIT // amax
-    wscale = torch.clamp(l1, min=1e-12) / (budget - terms / 2 - 1)
-    wi = torch.round(wf / wscale.view(-1, 1, 1, 1))
+    scales, ints = [], []
+    for g in range(chunks):
+        part = wf[:, g * size:(g + 1) * size]
+        if transposed and stride > 1:
+            phases = [part[:, :, py:k:stride, px:k:stride] for py in range(stride) for px in range(stride)]
+            l1 = torch.stack([p.abs().sum(dim=(1, 2, 3)) for p in phases]).amax(dim=0)
+            terms = max(p[0].numel() for p in phases)
+        else:
+            l1 = part.abs().sum(dim=(1, 2, 3))
+            terms = part[0].numel()
+        # Rounding adds at most 1/2 per term: sum|round(v)| <= sum|v| + terms/2.
+        scale = torch.clamp(l1, min=1e-12) / (budget - terms / 2 - 1)
+        scales.append(scale)
+        ints.append(torch.round(part / scale.view(-1, 1, 1, 1)))
+    wi = torch.cat(ints, dim=1)
     if transposed:
         wi = wi.transpose(0, 1)
     bias = mod.bias.detach().to(torch.float64) if mod.bias is not None else torch.zeros(wf.shape[0],
                                                                                         dtype=torch.float64)
-    conv = IntConv(wi.to(torch.float32).contiguous(), wscale.to(torch.float32), bias.to(torch.float32),
-                   step.to(torch.float32), amax, transposed, stride, mod.padding[0],
-                   mod.output_padding[0] if transposed else 0)
+    conv = IntConv(wi.to(torch.float32).contiguous(), torch.stack(scales).to(torch.float32),
+                   bias.to(torch.float32), step.to(torch.float32), amax, transposed, stride,
+                   mod.padding[0], mod.output_padding[0] if transposed else 0)
     if conv.bound() > ACC_LIMIT:
         raise ValueError("weight quantization broke the 2^24 bound")
     return conv

@@ -134,6 +134,26 @@ class EncoderTuning:
 
 MASK_MODES = ("auto", "off")
 STRUCTURES = ("randomaccess", "lowdelay")
+PRESETS = ("fast", "medium", "slow")
+
+
+def preset_tuning(preset: str) -> EncoderTuning:
+    """The encoder tuning of `--preset` (medium: the shipped `EncoderTuning`).
+
+    fast: one coding scale (no 2x candidate: the encoder skips the 2x test and
+    the decoder never synthesizes 4x the pixels; the --quality values that only
+    2x offers code at the top 1x level) and a motion search range of 8; slow: a
+    search range of 32. Their RD and speed against medium
+    are measured by ``benchmarks/presets.py`` (figures in docs/performance.md).
+    """
+    if preset not in PRESETS:
+        raise McodecError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    base = EncoderTuning()
+    if preset == "fast":
+        return dataclasses.replace(base, coding_scales=(1,), search_range=8)
+    if preset == "slow":
+        return dataclasses.replace(base, search_range=32)
+    return base
 
 
 def parse_mask(text: str) -> str | float:
