@@ -12,6 +12,8 @@
 * `mcodec.train.synth`: synthetic camera motion over stills (used by the
   "synthetic" source) and the pair-bank tool; `mcodec.train.degrade` makes a
   reference look decoded; `mcodec.train.stats` measures residual statistics.
+* `mcodec.train.integerize`: a trained model's exact integer synthesis,
+  calibrated on training video, as an add-on bundle for the model table.
 
 Importing this package imports nothing heavy (no torch); the modules load their
 dependencies when used.
