@@ -7,8 +7,9 @@
 The first `--frames` frames of cars_320x240, scaled to `--size`, are encoded with
 each model (random access, the default preset) and decoded, each command under
 `py-spy record -f raw` at 100 Hz, start-up included. The table lists, per run,
-the share of samples spent in the mcodec functions that take the most time
-(inclusive, by qualified name) and in the start-up (imports and model load).
+the share of start-up (imports and model load) in all samples, then the mcodec
+functions that take the most time after start-up (inclusive share of the
+samples after start-up, by qualified name).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def profile(cmd: list[str], raw: Path) -> tuple[dict[str, float], set[str], int,
         total += count
         if "_find_and_load (" in stack or "load_networks (" in stack:
             startup += count
+            continue  # the table covers the work after start-up
         seen = set()
         for frame in stack.split(";"):
             name, _, where = frame.partition(" (")
@@ -49,7 +51,8 @@ def profile(cmd: list[str], raw: Path) -> tuple[dict[str, float], set[str], int,
             if key not in seen:
                 seen.add(key)
                 incl[key] += count
-    return {k: v / total for k, v in incl.items()}, ours, total, startup / total
+    work = max(total - startup, 1)
+    return {k: v / work for k, v in incl.items()}, ours, total, startup / total
 
 
 def main() -> None:
@@ -68,7 +71,8 @@ def main() -> None:
     w, h = args.size.split("x")
     mc = [sys.executable, "-m", "mcodec.cli.main"]
     out = [(f"Profile: cars_320x240 scaled to {args.size}, {args.frames} frames, quality {args.quality}, "
-           "random access, py-spy 100 Hz, share of samples (inclusive); start-up = imports + model load."), ""]
+           "random access, py-spy 100 Hz; start-up = imports + model load; the tables: inclusive share of "
+           "the samples after start-up."), ""]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         src = d / "src.y4m"
@@ -85,7 +89,8 @@ def main() -> None:
             for what, cmd in runs.items():
                 shares, ours, samples, startup = profile(cmd, d / f"{model}_{what}.txt")
                 top_level = ("main.py:", "codec.py:encode", "codec.py:decode", "codec.py:iter_decode",
-                             "codec.py:_encode_gop", "__main__.py:")
+                             "codec.py:_encode_gop", "__main__.py:", "codec.py:iter_decode.<locals>.frames",
+                             "codec.py:iter_decode.<locals>.decoded")
                 mine = sorted(((v, k) for k, v in shares.items() if k in ours and not k.startswith(top_level)),
                               reverse=True)
                 out += [f"### {model} {what} ({samples} samples = {samples / 100:.1f} s)", "",

@@ -92,8 +92,10 @@ class IntConv:
         return sl, (self.weight[sl] if self.transposed else self.weight[:, sl])
 
     def quantize(self, a: Tensor) -> Tensor:
-        """Input activations (B, in, H, W) -> integer values on the grid (same dtype)."""
-        return torch.clamp(torch.round(a / self.step.view(1, -1, 1, 1)), -self.amax, self.amax)
+        """Input activations (B, in, H, W) -> integer values on the grid (same dtype).
+
+        One temporary, rounded and clamped in place (large frames: memory)."""
+        return (a / self.step.view(1, -1, 1, 1)).round_().clamp_(-self.amax, self.amax)
 
     def accumulate(self, q: Tensor) -> list[Tensor]:
         """Exact integer convolutions of quantized input `q`, one per chunk (float32, integer values)."""
@@ -107,9 +109,11 @@ class IntConv:
         return out
 
     def __call__(self, a: Tensor) -> Tensor:
-        pre = self.bias.view(1, -1, 1, 1)
+        # (bias + acc_0 w_0) + acc_1 w_1 + ...: this order, in place on the accumulators
+        pre = None
         for g, acc in enumerate(self.accumulate(self.quantize(a))):
-            pre = pre + acc * self.wscale[g].view(1, -1, 1, 1)
+            acc.mul_(self.wscale[g].view(1, -1, 1, 1))
+            pre = acc.add_(self.bias.view(1, -1, 1, 1)) if pre is None else pre.add_(acc)
         return pre
 
     def bound(self) -> int:
@@ -145,10 +149,11 @@ class IntGDN:
     sqmax: int
 
     def __call__(self, pre: Tensor) -> Tensor:
-        q = torch.clamp(torch.round((pre * pre) / self.sqstep.view(1, -1, 1, 1)), 0, self.sqmax)
-        acc = F.conv2d(q, self.gamma)
-        norm = acc * self.gscale.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
-        return pre * torch.sqrt(norm)
+        q = (pre * pre).div_(self.sqstep.view(1, -1, 1, 1)).round_().clamp_(0, self.sqmax)
+        norm = F.conv2d(q, self.gamma)
+        del q
+        norm.mul_(self.gscale.view(1, -1, 1, 1)).add_(self.beta.view(1, -1, 1, 1)).sqrt_()
+        return norm.mul_(pre)
 
     def bound(self) -> int:
         return int(self.gamma.detach().to(torch.int64).abs().sum(dim=(1, 2, 3)).max()) * self.sqmax
@@ -201,7 +206,7 @@ class IntSynthesis:
                 a = conv(a)
                 if gdn is not None:
                     a = gdn(a)
-            return torch.round(a.clamp(0.0, 1.0) * 255.0) / 255.0
+            return a.clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
 
     def check_bounds(self) -> list[tuple[int, int]]:
         """(bound, limit) per integer accumulation; all bounds are <= the limit (checked at build)."""
