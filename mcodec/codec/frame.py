@@ -72,6 +72,15 @@ class Frame:
         return cls(np.full((height, width), 128, np.uint8), np.full((ch, cw), 128, np.uint8),
                    np.full((ch, cw), 128, np.uint8))
 
+    def crop(self, x: int, y: int, width: int, height: int) -> Frame:
+        """The (width x height) window at luma (x, y); x, y, width, height even (4:2:0)."""
+        if (x | y | width | height) % 2 or x < 0 or y < 0 or x + width > self.width or \
+                y + height > self.height or width < 2 or height < 2:
+            raise ValueError(f"bad crop {width}x{height} at ({x}, {y}) of {self.width}x{self.height}")
+        return Frame(self.y[y:y + height, x:x + width].copy(),
+                     self.u[y // 2:(y + height) // 2, x // 2:(x + width) // 2].copy(),
+                     self.v[y // 2:(y + height) // 2, x // 2:(x + width) // 2].copy())
+
     def equals(self, other: Frame) -> bool:
         """True when all three planes are identical."""
         return all(np.array_equal(a, b) for a, b in zip(self.planes(), other.planes()))

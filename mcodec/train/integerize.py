@@ -60,7 +60,6 @@ def _resolve(source: str) -> str:
 
 def cut_clips(workdir: Path, frames: int) -> list[str]:
     """The calibration clips, cut to `frames` frames (and cropped), as y4m files in `workdir`."""
-    from mcodec.codec.frame import Frame
     from mcodec.codec.video_io import open_video, open_writer
 
     out = []
@@ -68,10 +67,7 @@ def cut_clips(workdir: Path, frames: int) -> list[str]:
         with open_video(_resolve(source), max_frames=frames) as r:
             clip = list(r)
         if crop:
-            x0, y0, w, h = crop
-            clip = [Frame(f.y[y0:y0 + h, x0:x0 + w].copy(),
-                          f.u[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy(),
-                          f.v[y0 // 2:(y0 + h) // 2, x0 // 2:(x0 + w) // 2].copy()) for f in clip]
+            clip = [f.crop(*crop) for f in clip]
         path = workdir / (Path(source.split(":", 1)[1]).stem + ".y4m")
         with open_writer(str(path), clip[0].width, clip[0].height, Fraction(25), overwrite=True) as w:
             for f in clip:
