@@ -31,6 +31,7 @@ _API = {
     "Frame": ("mcodec.codec.frame", "Frame"),
     "EncodeOptions": ("mcodec.codec.options", "EncodeOptions"),
     "EncoderTuning": ("mcodec.codec.options", "EncoderTuning"),
+    "preset_tuning": ("mcodec.codec.options", "preset_tuning"),
     "read_bitstream": ("mcodec.codec.bitstream", "read_bitstream"),
     "inspect_bitstream": ("mcodec.codec.bitstream", "inspect"),
     "encode": ("mcodec.codec.codec", "encode"),

@@ -13,18 +13,22 @@ This module makes float32 exact instead. Every heavy convolution sees
     A = clamp(round(a / step[c]), -amax, amax)           activations on a grid
     W = round(w * step[c_in] / wscale[c_out])            weights (step folded in)
     acc = conv(A, W)                                     float32, any order
-    pre = acc * wscale[c_out] + bias[c_out]              elementwise
+    pre = bias[c_out] + acc * wscale[c_out]              elementwise
 
 Every partial sum of ``conv(A, W)`` is an integer of magnitude at most
 ``amax * L1``, where L1 is the largest sum of ``|W|`` feeding one output sample
 (per output channel and, for a stride-2 transposed convolution, per output
 phase). When that bound is <= 2^24 every partial sum is exactly representable in
 float32, so the result is exact whatever order or blocking the kernel uses (FMA
-included). `check_bounds` proves this from the stored integers when a model is
-loaded. The inverse GDN's normalisation is a 1x1 convolution and is done the same
-way on ``Q = clamp(round(pre^2 / sqstep), 0, sqmax)``. Everything else (scaling,
-bias, square root, product, rounding) is elementwise IEEE arithmetic, which is
-correctly rounded and so identical on every machine.
+included). The bounds are computed from the stored integers, and `IntSynthesis`
+refuses to build (so a model refuses to load) when one exceeds 2^24
+(`check_bounds` lists them). The input channels of a convolution may be split
+into chunks, each an exact sum with its own weight scales, whose scaled results
+are added in a fixed order (`IntConv`). The inverse GDN's normalisation is a 1x1
+convolution and is done the same way on ``Q = clamp(round(pre^2 / sqstep), 0, sqmax)``.
+Everything else (scaling, bias, square root, product, rounding) is elementwise
+IEEE arithmetic, one correctly rounded operation at a time in a fixed order (no
+fused multiply-add), and so identical on every machine.
 
 Conditions for exactness, enforced here: convolutions without Winograd/FFT
 algorithms or reduced-precision math (on CUDA, TF32 is switched off around the
