@@ -16,7 +16,7 @@ from mcodec.codec import codec, zoo
 from mcodec.codec import model as mdl
 from mcodec.codec.intsynth import ACC_LIMIT, IntConv, IntSynthesis
 from mcodec.codec.options import EncodeOptions
-from tests.conftest import tiny_bundle
+from tests.conftest import synthetic_frames, tiny_bundle, write_clip
 
 
 def _latents(m: int, n: int, seed: int, rows: int = 6, cols: int = 8) -> list[torch.Tensor]:
@@ -93,7 +93,7 @@ def test_tensors_round_trip(nets, tiny_synth) -> None:
     back = IntSynthesis.from_tensors(nets.intra.g_s[:2], tensors, "intra.int.")
     x = _latents(nets.intra.config.m, 1, seed=3)[0].double()
     assert torch.equal(back(x), tiny_synth(x))
-    with pytest.raises(ValueError, match="no integer synthesis"):
+    with pytest.raises(ValueError, match="no integer network"):
         IntSynthesis.from_tensors(nets.intra.g_s[:2], tensors, "inter.int.")
 
 
@@ -118,6 +118,7 @@ torch.set_num_threads(int(sys.argv[4]))
 from mcodec.codec import codec, zoo
 nets = zoo.networks_from_file(sys.argv[1], model_id="tiny-int")
 assert nets.intra.int_synthesis is not None and nets.inter.int_synthesis is not None
+assert nets.intra.int_hyper is not None and nets.inter.int_context is not None
 codec.decode(sys.argv[2], sys.argv[3], networks=nets)
 print(hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest())
 """
@@ -128,14 +129,19 @@ def int_bundle(tmp_path_factory) -> Path:
     """A tiny bundle with integer syntheses merged in (as load_networks merges an add-on)."""
     from safetensors.torch import load, save
 
+    from mcodec.train import integerize
+
     d = tmp_path_factory.mktemp("intmodel")
     base = tiny_bundle(d / "base.safetensors")
     nets = zoo.networks_from_file(str(base))
-    cal = _latents(nets.intra.config.m, 4, seed=2)
+    clip = tmp_path_factory.getbasetemp() / "calib.y4m"
+    write_clip(clip, synthetic_frames(64, 48, 3, seed=5))
+    rec = integerize.calibrate(nets, [str(clip)], [0, 3], log=lambda m: None)
+    rec["inter"] = rec["inter"] or _latents(nets.intra.config.m, 4, seed=2)  # the tiny model codes no residual
     entry = zoo.ModelEntry("tiny", "base.safetensors", hashlib.sha256(base.read_bytes()).hexdigest(), 4, "t")
     addon = d / "addon.safetensors"
-    zoo.save_integer_addon(IntSynthesis.from_float(nets.intra.g_s, cal),
-                           IntSynthesis.from_float(nets.inter.g_s, cal), entry, addon)
+    zoo.save_integer_addon(integerize.integer_parts(nets.intra, rec, "intra"),
+                           integerize.integer_parts(nets.inter, rec, "inter"), entry, addon)
     data = base.read_bytes()
     meta = zoo.safetensors_metadata(data)
     merged = d / "merged.safetensors"
@@ -162,11 +168,24 @@ def test_integer_model_round_trip_exact_in_other_processes(int_bundle, cars_cut,
 
 def test_shipped_integer_model_loads_with_proven_bounds() -> None:
     entry = zoo.get_model()
-    assert entry.base is not None, "the default model ships an integer synthesis"
+    assert entry.base is not None, "the default model ships integer networks"
     nets = zoo.load_networks(entry.model_id)
     for net in (nets.intra, nets.inter):
-        assert net.int_synthesis is not None
-        assert all(b <= limit for b, limit in net.int_synthesis.check_bounds())
+        chains = [net.int_synthesis, net.int_hyper, *net.int_context]
+        assert all(c is not None for c in chains)
+        assert all(b <= limit for c in chains for b, limit in c.check_bounds())
+
+
+def test_integer_entropy_parameters_match_the_float64_ones_closely(nets, int_bundle) -> None:
+    """Same network, float64 against integer entropy path: the snapped parameters agree almost
+    everywhere (they are allowed to differ: both sides of the coder use the same path)."""
+    ints = zoo.networks_from_file(str(int_bundle), model_id="tiny-int")
+    z = torch.round(torch.randn(1, nets.intra.config.n, 3, 4, generator=torch.Generator().manual_seed(7)))
+    ref = nets.intra.entropy_parameters(z, 2, (12, 16))
+    got = ints.intra.entropy_parameters(z, 2, (12, 16))
+    step = (ref.indexes - got.indexes).abs()
+    assert float((step > 0).float().mean()) < 0.15 and int(step.max()) <= 1  # 0.12-nat table steps
+    assert float((ref.means - got.means).abs().max()) < 0.5
 
 
 def test_addon_for_other_base_weights_is_refused(monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""Exact integer-grid synthesis: the decoder's heavy convolutions in float32, bit-exact by construction.
+"""Exact integer-grid networks: the decoder's heavy convolutions in float32, bit-exact by construction.
 
 Why
 ---
@@ -36,9 +36,15 @@ calls; CPU convolutions are direct/GEMM in PyTorch); the first transposed
 convolution and its inverse GDN (1/16 of the output resolution, ~5 % of the
 work) stay in float64 on the exact dyadic latent, as in mcodec-s3.
 
-Layout of `IntSynthesis` for `g_s` = [deconv, IGDN, deconv, IGDN, deconv, IGDN, conv]:
-layers 0-1 float64 (`head`), then three integer stages (`IntConv`, `IntGDN`) and the
-final integer 3x3 convolution, whose float output is rounded to the 8-bit grid.
+`IntChain` is the general form: a float64 head, then stages of one `IntConv` and
+its activation (`IntGDN`, `Leaky`, or none). `IntSynthesis` is the chain of
+`g_s` = [deconv, IGDN, deconv, IGDN, deconv, IGDN, conv]: layers 0-1 float64,
+then three integer stages, the last one's output rounded to the 8-bit grid. The
+entropy path uses the same chains (`IntraCodec.attach_integer_entropy`): the
+hyper-decoder `h_s` (its first transposed convolution and LeakyReLU in float64),
+the checkerboard context convolution and its parameter network; their outputs
+are snapped onto the entropy grids (`entropy.quantize_entropy_params`) as the
+float64 ones were, identically on both sides of the coder.
 """
 
 from __future__ import annotations
@@ -186,103 +192,120 @@ def _exact_float32(device: torch.device):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-class IntSynthesis:
-    """The synthesis transform with its heavy layers on integer grids (see the module docstring).
+@dataclass(frozen=True, eq=False)
+class Leaky:
+    """LeakyReLU between integer stages (elementwise, exact)."""
 
-    Built by `from_float` (calibration, at export) or `from_tensors` (stored bundle).
-    `__call__` maps the gained latent (1, M, h/8, w/8) to the (1, 6, h, w)
-    reconstruction on the 8-bit grid k/255 (float32).
+    slope: float
+
+    def __call__(self, pre: Tensor) -> Tensor:
+        return F.leaky_relu_(pre, self.slope)
+
+
+Activation = IntGDN | Leaky | None
+
+
+class IntChain:
+    """A float64 head, then convolutions on integer grids with their activations.
+
+    Built by `from_float` (calibration, at export) or `from_tensors` (stored bundle);
+    `__call__` returns the last convolution's float32 output.
     """
 
-    def __init__(self, head: nn.Module, stages: list[tuple[IntConv, IntGDN | None]]) -> None:
-        # float64 copy of the first transposed conv and inverse GDN, made once
-        self.head = copy.deepcopy(head).to(torch.float64).eval()
+    def __init__(self, head: nn.Module | None, stages: list[tuple[IntConv, Activation]]) -> None:
+        # float64 copy of the head layers, made once
+        self.head = copy.deepcopy(head).to(torch.float64).eval() if head is not None else None
         self.stages = stages
-        for conv, gdn in stages:
-            if conv.bound() > ACC_LIMIT or (gdn is not None and gdn.bound() > ACC_LIMIT):
-                raise ValueError("integer synthesis: an accumulation can exceed 2^24")
+        if any(b > limit for b, limit in self.check_bounds()):
+            raise ValueError("integer network: an accumulation can exceed 2^24")
 
     def __call__(self, x: Tensor) -> Tensor:
-        """x: (1, M, h/8, w/8) float64 latent times the inverse gain."""
         with torch.no_grad(), _exact_float32(x.device):
-            a = self.head(x.to(torch.float64))  # quantized in float64 by the first stage
-            for conv, gdn in self.stages:
+            # the head runs in float64; the first stage quantizes its output in float64
+            a = self.head(x.to(torch.float64)) if self.head is not None else x
+            for conv, act in self.stages:
                 a = conv(a)
-                if gdn is not None:
-                    a = gdn(a)
-            return a.clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
+                if act is not None:
+                    a = act(a)
+            return a
 
     def check_bounds(self) -> list[tuple[int, int]]:
-        """(bound, limit) per integer accumulation; all bounds are <= the limit (checked at build)."""
+        """(bound, limit) per integer accumulation; building refuses any bound over the limit."""
         out = []
-        for conv, gdn in self.stages:
+        for conv, act in self.stages:
             out.append((conv.bound(), ACC_LIMIT))
-            if gdn is not None:
-                out.append((gdn.bound(), ACC_LIMIT))
+            if isinstance(act, IntGDN):
+                out.append((act.bound(), ACC_LIMIT))
         return out
 
     # -- construction -----------------------------------------------------------
 
     @classmethod
-    def from_float(cls, g_s: nn.Sequential, calib: list[Tensor], amax: int | tuple[int, ...] = 511,
-                   sqmax: int = 4095, margin: float = 1.25, chunks: int = 1) -> IntSynthesis:
-        """Quantize a trained `g_s` on calibration inputs (gained latents, (1, M, h, w)).
+    def from_float(cls, layers: nn.Sequential, calib: list[Tensor], head: int,
+                   amax: int | tuple[int, ...] = 511, sqmax: int = 4095, margin: float = 1.25,
+                   chunks: int = 1):
+        """Quantize trained `layers` on calibration inputs.
 
+        `layers[:head]` stay float64; from there each Conv2d / ConvTranspose2d starts
+        a stage, with the inverse GDN or LeakyReLU after it as its activation.
         Per-channel activation steps are the calibration maxima times `margin` over
-        `amax` (one value, or one per integer stage); weight scales are as fine as
-        the 2^24 bound allows for each of `chunks` slices of the input channels.
+        `amax` (one value, or one per stage); weight scales are as fine as the 2^24
+        bound allows for each of `chunks` slices of the input channels.
         """
         from compressai.layers import GDN
 
-        layers = list(g_s)
-        head = nn.Sequential(*layers[:2])
+        mods = list(layers)
+        convs = [i for i in range(head, len(mods)) if isinstance(mods[i], (nn.Conv2d, nn.ConvTranspose2d))]
         acts: dict[int, list[Tensor]] = {}
         with torch.no_grad():
             for x in calib:
                 a = x.to(torch.float64)
-                for i, layer in enumerate(layers):
-                    if i >= 2:
+                for i, layer in enumerate(mods):
+                    if i >= head:
                         acts.setdefault(i, []).append(a.abs().amax(dim=(0, 2, 3)))
                     a = _run_float64(layer, a)
-        stages: list[tuple[IntConv, IntGDN | None]] = []
+        amaxes = (amax,) * len(convs) if isinstance(amax, int) else tuple(amax)
+        if len(amaxes) != len(convs):
+            raise ValueError(f"amax: {len(convs)} values needed, got {len(amaxes)}")
+        stages: list[tuple[IntConv, Activation]] = []
         with torch.no_grad():
-            n_stages = len(range(2, len(layers), 2))
-            amaxes = (amax,) * n_stages if isinstance(amax, int) else tuple(amax)
-            if len(amaxes) != n_stages:
-                raise ValueError(f"amax: {n_stages} values needed, got {len(amaxes)}")
-            for i, stage_amax in zip(range(2, len(layers), 2), amaxes, strict=True):
-                conv_mod = layers[i]
+            for i, stage_amax in zip(convs, amaxes, strict=True):
                 peak = torch.stack(acts[i]).amax(dim=0) * margin
-                step = torch.clamp(peak, min=1e-6) / stage_amax
-                conv = _quantize_conv(conv_mod, step, stage_amax, chunks)
-                gdn = None
-                if i + 1 < len(layers):
-                    g = layers[i + 1]
-                    assert isinstance(g, GDN) and g.inverse
-                    pre_peak = torch.stack(acts[i + 1]).amax(dim=0) * margin
-                    gdn = _quantize_gdn(g, pre_peak, sqmax)
-                stages.append((conv, gdn))
-        return cls(head, stages)
+                conv = _quantize_conv(mods[i], torch.clamp(peak, min=1e-6) / stage_amax, stage_amax, chunks)
+                act: Activation = None
+                nxt = mods[i + 1] if i + 1 < len(mods) else None
+                if isinstance(nxt, GDN):
+                    if not nxt.inverse:
+                        raise ValueError("only the inverse GDN has an integer form here")
+                    act = _quantize_gdn(nxt, torch.stack(acts[i + 1]).amax(dim=0) * margin, sqmax)
+                elif isinstance(nxt, nn.LeakyReLU):
+                    act = Leaky(float(nxt.negative_slope))
+                elif nxt is not None and not isinstance(nxt, (nn.Conv2d, nn.ConvTranspose2d)):
+                    raise ValueError(f"no integer form for {type(nxt).__name__}")
+                stages.append((conv, act))
+        return cls(nn.Sequential(*mods[:head]) if head else None, stages)
 
     def to_tensors(self, prefix: str) -> dict[str, Tensor]:
         """Tensors for a bundle (integer weights as int32; the rest float32)."""
         out: dict[str, Tensor] = {}
-        for k, (conv, gdn) in enumerate(self.stages):
+        for k, (conv, act) in enumerate(self.stages):
             p = f"{prefix}{k}."
             out[p + "weight"] = conv.weight.to(torch.int32)
             out[p + "wscale"], out[p + "bias"], out[p + "step"] = conv.wscale, conv.bias, conv.step
             out[p + "meta"] = torch.tensor([conv.amax, int(conv.transposed), conv.stride, conv.padding,
                                             conv.output_padding], dtype=torch.int32)
-            if gdn is not None:
-                out[p + "gamma"] = gdn.gamma.to(torch.int32)
-                out[p + "gscale"], out[p + "beta"], out[p + "sqstep"] = gdn.gscale, gdn.beta, gdn.sqstep
-                out[p + "sqmax"] = torch.tensor([gdn.sqmax], dtype=torch.int32)
+            if isinstance(act, IntGDN):
+                out[p + "gamma"] = act.gamma.to(torch.int32)
+                out[p + "gscale"], out[p + "beta"], out[p + "sqstep"] = act.gscale, act.beta, act.sqstep
+                out[p + "sqmax"] = torch.tensor([act.sqmax], dtype=torch.int32)
+            elif isinstance(act, Leaky):
+                out[p + "leaky"] = torch.tensor([act.slope], dtype=torch.float32)
         return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
     @classmethod
-    def from_tensors(cls, head: nn.Module, tensors: dict[str, Tensor], prefix: str,
-                     device: str | torch.device = "cpu") -> IntSynthesis:
-        """Inverse of `to_tensors`; `head` is the float network's first two layers."""
+    def from_tensors(cls, head: nn.Module | None, tensors: dict[str, Tensor], prefix: str,
+                     device: str | torch.device = "cpu"):
+        """Inverse of `to_tensors`; `head` is the float network's head layers (or None)."""
         stages = []
         k = 0
         while f"{prefix}{k}.weight" in tensors:
@@ -295,15 +318,35 @@ class IntSynthesis:
             wscale = get("wscale")
             conv = IntConv(get("weight"), wscale.view(-1, wscale.shape[-1]), get("bias"), get("step"), amax,
                            bool(transposed), stride, padding, out_pad)
-            gdn = None
+            act: Activation = None
             if p + "gamma" in tensors:
-                gdn = IntGDN(get("gamma"), get("gscale"), get("beta"), get("sqstep"),
-                             int(tensors[p + "sqmax"][0]))
-            stages.append((conv, gdn))
+                act = IntGDN(get("gamma"), get("gscale"), get("beta"), get("sqstep"), int(tensors[p + "sqmax"][0]))
+            elif p + "leaky" in tensors:
+                act = Leaky(float(tensors[p + "leaky"][0]))
+            stages.append((conv, act))
             k += 1
         if not stages:
-            raise ValueError(f"no integer synthesis tensors under {prefix!r}")
+            raise ValueError(f"no integer network tensors under {prefix!r}")
         return cls(head, stages)
+
+
+class IntSynthesis(IntChain):
+    """The synthesis transform with its heavy layers on integer grids (see the module docstring).
+
+    `__call__` maps the gained latent (1, M, h/8, w/8) (float64) to the (1, 6, h, w)
+    reconstruction on the 8-bit grid k/255 (float32).
+    """
+
+    HEAD = 2  # the first transposed convolution and its inverse GDN stay float64
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return super().__call__(x).clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
+
+    @classmethod
+    def from_float(cls, g_s: nn.Sequential, calib: list[Tensor], amax: int | tuple[int, ...] = 511,
+                   sqmax: int = 4095, margin: float = 1.25, chunks: int = 1) -> IntSynthesis:
+        """Quantize a trained `g_s` on calibration inputs (gained latents, (1, M, h, w))."""
+        return super().from_float(g_s, calib, cls.HEAD, amax, sqmax, margin, chunks)
 
 
 def _quantize_conv(mod: nn.Module, step: Tensor, amax: int, chunks: int) -> IntConv:

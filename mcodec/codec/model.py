@@ -43,7 +43,7 @@ from torch.func import functional_call
 
 from mcodec.codec import entropy as ent
 from mcodec.codec.distortion import yuv_weighted
-from mcodec.codec.intsynth import IntSynthesis
+from mcodec.codec.intsynth import IntChain, IntSynthesis
 from mcodec.codec.packing import STRIDE
 
 
@@ -293,8 +293,11 @@ class IntraCodec(CompressionModel):
         self.log_hinv_gain = nn.Parameter(torch.zeros(levels, n))
         self.scale_lower_bound = LowerBound(ent.SCALE_MIN)
         self.likelihood_lower_bound = LowerBound(1e-9)
-        # Exact fast reconstruction, when the model ships one (not a parameter).
+        # Exact fast reconstruction and entropy parameters, when the model ships them
+        # (not parameters: built from this network's weights at export).
         self.int_synthesis: IntSynthesis | None = None
+        self.int_hyper: IntChain | None = None
+        self.int_context: tuple[IntChain, IntChain] | None = None
 
     # -- helpers --------------------------------------------------------------
 
@@ -343,20 +346,29 @@ class IntraCodec(CompressionModel):
         return ent.quantize_entropy_params(means, log_scales)
 
     def _hyper_decode64(self, z_hat: Tensor, quality: int, y_shape: tuple[int, int]) -> Tensor:
-        """(B, 2M, rows, cols) float64 hyper-decoder output (means, log-scales)."""
+        """(B, 2M, rows, cols) exact hyper-decoder output (means, log-scales): float64, or
+        float32 from the integer hyper-decoder when the model ships one."""
         q = self._check_quality(quality)
         zs = z_hat.detach().to(torch.float64) * torch.exp(
             self.log_hinv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
-        return _run_float64(self.h_s, zs)[:, :, :y_shape[0], :y_shape[1]]
+        hs = self.int_hyper(zs) if self.int_hyper is not None else _run_float64(self.h_s, zs)
+        return hs[:, :, :y_shape[0], :y_shape[1]]
 
     def _context_out(self, hs: Tensor, y_hat_anchors: Tensor) -> Tensor:
         """Non-anchor (means, log-scales): hyperprior output refined by the decoded anchors."""
         return hs + self.cb_ep(torch.cat([hs, self.cb_ctx(y_hat_anchors)], dim=1))
 
     def _context_params64(self, hs64: Tensor, y_hat_anchors: Tensor) -> ent.EntropyParams:
-        """Grid-quantized non-anchor parameters, computed in float64 like the hyperprior's."""
-        ctx = _run_float64(self.cb_ctx, y_hat_anchors.to(torch.float64))
-        out = hs64 + _run_float64(self.cb_ep, torch.cat([hs64, ctx], dim=1))
+        """Grid-quantized non-anchor parameters, computed exactly like the hyperprior's
+        (float64, or on integer grids when the model ships an integer context)."""
+        if self.int_context is not None:
+            ctx_net, ep_net = self.int_context
+            hs = hs64.to(torch.float32)
+            ctx = ctx_net(y_hat_anchors.to(torch.float32))
+            out = hs + ep_net(torch.cat([hs, ctx], dim=1))
+        else:
+            ctx = _run_float64(self.cb_ctx, y_hat_anchors.to(torch.float64))
+            out = hs64 + _run_float64(self.cb_ep, torch.cat([hs64, ctx], dim=1))
         means, log_scales = out.chunk(2, dim=1)
         return ent.quantize_entropy_params(means, log_scales)
 
@@ -605,6 +617,13 @@ class IntraCodec(CompressionModel):
     def attach_integer_synthesis(self, synthesis: IntSynthesis | None) -> None:
         """Use `synthesis` (built from this network's g_s) for every exact reconstruction."""
         self.int_synthesis = synthesis
+
+    def attach_integer_entropy(self, hyper: IntChain | None,
+                               context: tuple[IntChain, IntChain] | None) -> None:
+        """Use integer networks (built from h_s, and from cb_ctx and cb_ep) for the exact
+        entropy parameters, on both sides of the coder."""
+        self.int_hyper = hyper
+        self.int_context = context
 
     @torch.no_grad()
     def decompress(self, strings: tuple[bytes, ...] | list[bytes], shape: tuple[int, int],

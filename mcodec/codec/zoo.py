@@ -31,12 +31,19 @@ from mcodec.errors import ModelError
 if TYPE_CHECKING:
     import torch
 
-    from mcodec.codec.intsynth import IntSynthesis
+    from mcodec.codec.intsynth import IntChain
     from mcodec.codec.model import IntraCodec
 
+    IntegerParts = dict[str, IntChain]
 
-# Tensor-name prefix (after "intra." / "inter.") of a network's integer synthesis.
+
+# Tensor-name prefixes (after "intra." / "inter.") of a network's integer networks:
+# the synthesis, the hyper-decoder, the checkerboard context and its parameter network.
 INT_PREFIX = "int."
+INT_HYPER, INT_CONTEXT, INT_PARAMS = "int_h.", "int_c.", "int_e."
+_INT_PREFIXES = (INT_PREFIX, INT_HYPER, INT_CONTEXT, INT_PARAMS)
+# The integer hyper-decoder keeps h_s's first transposed convolution and LeakyReLU in float64.
+HYPER_HEAD = 2
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
         model_id="mcodec-s3i",
         filename="mcodec-s3i.safetensors",
-        sha256="9b2b5c91b89f2695d2d3b8625ced763bc31704b526ac45ff6213e3c91a777c91",
+        sha256="222c6590373721f82fd83cd90cf049a62e0c1552e4a13cd8b0b58d267389b7b7",
         quality_levels=8,
         description="mcodec-s3 with an exact integer synthesis (float32 on integer grids, "
                     "~9x faster than its float64 one; mcodec.train.integerize), see docs/model.md",
@@ -217,21 +224,33 @@ def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
         lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
-    from mcodec.codec.intsynth import IntSynthesis
+    from torch import nn
+
+    from mcodec.codec.intsynth import IntChain, IntSynthesis
 
     nets = []
     for prefix in ("intra.", "inter."):
         net = mdl.IntraCodec(config)
         state = {k[len(prefix):]: v for k, v in tensors.items()
-                 if k.startswith(prefix) and not k.startswith(prefix + INT_PREFIX)}
+                 if k.startswith(prefix) and not k.startswith(tuple(prefix + p for p in _INT_PREFIXES))}
         net.load_state_dict(state, strict=True)
         net = net.to(device).eval()
-        if any(k.startswith(prefix + INT_PREFIX) for k in tensors):
-            try:
+
+        def has(part: str, prefix: str = prefix) -> bool:
+            return any(k.startswith(prefix + part) for k in tensors)
+
+        try:
+            if has(INT_PREFIX):
                 net.attach_integer_synthesis(IntSynthesis.from_tensors(
-                    net.g_s[:2], tensors, prefix + INT_PREFIX, device))
-            except (KeyError, ValueError) as exc:
-                raise ModelError(f"model {model_id!r}: bad integer synthesis ({exc})") from None
+                    net.g_s[:IntSynthesis.HEAD], tensors, prefix + INT_PREFIX, device))
+            if has(INT_HYPER) or has(INT_CONTEXT) or has(INT_PARAMS):
+                net.attach_integer_entropy(
+                    IntChain.from_tensors(nn.Sequential(*list(net.h_s)[:HYPER_HEAD]), tensors,
+                                          prefix + INT_HYPER, device),
+                    (IntChain.from_tensors(None, tensors, prefix + INT_CONTEXT, device),
+                     IntChain.from_tensors(None, tensors, prefix + INT_PARAMS, device)))
+        except (KeyError, ValueError) as exc:
+            raise ModelError(f"model {model_id!r}: bad integer network ({exc})") from None
         nets.append(net)
     if len(lambdas) != config.levels:
         raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
@@ -269,19 +288,27 @@ def canonical_safetensors(data: bytes) -> bytes:
     return struct.pack("<Q", len(text)) + text + data[8 + n:]
 
 
-def save_integer_addon(intra: IntSynthesis, inter: IntSynthesis, base: ModelEntry,
+def save_integer_addon(intra: IntegerParts, inter: IntegerParts, base: ModelEntry,
                        path: str | os.PathLike[str], note: str = "") -> str:
-    """Write an add-on bundle: the two networks' integer syntheses, extending `base`.
+    """Write an add-on bundle: the two networks' integer networks, extending `base`.
 
-    Tensors "intra.int.*" and "inter.int.*" (`IntSynthesis.to_tensors`), metadata
-    "base" / "base_sha256" (the bundle it extends) and "note" (how it was made);
-    canonical header, written atomically. Returns its hex SHA-256.
+    `intra`, `inter`: per network a dict of `IntChain`s keyed by tensor prefix
+    (INT_PREFIX: the synthesis; INT_HYPER, INT_CONTEXT, INT_PARAMS: the entropy
+    path's hyper-decoder (float64 head: its first HYPER_HEAD layers), context and
+    parameter network). Tensors "intra.<prefix>*" and "inter.<prefix>*"
+    (`IntChain.to_tensors`), metadata "base" / "base_sha256" (the bundle it
+    extends) and "note" (how it was made); canonical header, written atomically.
+    Returns its hex SHA-256.
     """
     from safetensors.torch import save
 
     from mcodec.atomic import atomic_write
 
-    tensors = {**intra.to_tensors("intra." + INT_PREFIX), **inter.to_tensors("inter." + INT_PREFIX)}
+    for parts in (intra, inter):
+        if not set(parts) <= set(_INT_PREFIXES):
+            raise ValueError(f"unknown integer parts {sorted(set(parts) - set(_INT_PREFIXES))}")
+    tensors = {k: v for name, parts in (("intra.", intra), ("inter.", inter))
+               for part, chain in parts.items() for k, v in chain.to_tensors(name + part).items()}
     data = canonical_safetensors(save(tensors, metadata={
         "base": base.model_id, "base_sha256": base.sha256, "note": note}))
     atomic_write(path, data)

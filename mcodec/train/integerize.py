@@ -43,6 +43,11 @@ CALIBRATION_CLIPS = (
 AMAX = 511
 SQMAX = 4095
 MARGIN = 1.25
+# Input-channel chunks of the entropy path's integer networks: its convolutions sum
+# over more terms (hyper-decoder 3x3 over 144 channels, context 5x5 over 96) than
+# the synthesis's, so they split to keep fine weight grids (`IntConv`).
+HYPER_CHUNKS = 2
+CONTEXT_CHUNKS = 4
 
 
 def _resolve(source: str) -> str:
@@ -77,26 +82,60 @@ def cut_clips(workdir: Path, frames: int) -> list[str]:
 
 
 @contextmanager
-def recording(nets) -> Iterator[dict[str, list[Tensor]]]:
-    """While active, every exact reconstruction of `nets` records its gained latent (float32)."""
-    rec: dict[str, list[Tensor]] = {"intra": [], "inter": []}
-    saved = {}
-    for name in ("intra", "inter"):
-        net = getattr(nets, name)
-        original = net._synthesize
+def recording(nets) -> Iterator[dict[str, list]]:
+    """While active, the exact paths of `nets` record their inputs (float32 copies).
 
-        def record(y_hat: Tensor, q: int, net=net, name=name, original=original) -> Tensor:
+    Keys "<net>" (the gained latent of every reconstruction), "<net>.hyper" (the
+    gained hyper-latent), "<net>.context" ((hyper-decoder output, decoded anchors)
+    pairs), for net in intra, inter.
+    """
+    rec: dict[str, list] = {f"{n}{part}": [] for n in ("intra", "inter") for part in ("", ".hyper", ".context")}
+    nets_by_name = {"intra": nets.intra, "inter": nets.inter}
+    for name, net in nets_by_name.items():
+        synthesize, hyper, context = net._synthesize, net._hyper_decode64, net._context_params64
+
+        def record_synthesis(y_hat: Tensor, q: int, net=net, name=name, original=synthesize) -> Tensor:
             gain = torch.exp(net.log_inv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
             rec[name].append((y_hat.detach().to(torch.float64) * gain).to(torch.float32))
             return original(y_hat, q)
 
-        saved[name] = net
-        net._synthesize = record  # instance attribute: this object only, undone below
+        def record_hyper(z_hat: Tensor, q: int, shape, net=net, name=name, original=hyper) -> Tensor:
+            gain = torch.exp(net.log_hinv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
+            rec[name + ".hyper"].append((z_hat.detach().to(torch.float64) * gain).to(torch.float32))
+            return original(z_hat, q, shape)
+
+        def record_context(hs: Tensor, anchors: Tensor, name=name, original=context):
+            rec[name + ".context"].append((hs.detach().to(torch.float32), anchors.detach().to(torch.float32)))
+            return original(hs, anchors)
+
+        # instance attributes: these objects only, undone below
+        net._synthesize, net._hyper_decode64, net._context_params64 = record_synthesis, record_hyper, record_context
     try:
         yield rec
     finally:
-        for net in saved.values():
-            del net._synthesize
+        for net in nets_by_name.values():
+            del net._synthesize, net._hyper_decode64, net._context_params64
+
+
+def integer_parts(net, rec: dict[str, list], name: str) -> dict:
+    """The integer networks of one network (`zoo.save_integer_addon`'s parts) from its recordings."""
+    from torch import nn
+
+    from mcodec.codec import zoo
+    from mcodec.codec.intsynth import IntChain, _run_float64
+
+    anchors = [a for _, a in rec[name + ".context"]]
+    with torch.no_grad():
+        ep_inputs = [torch.cat([hs.double(), _run_float64(net.cb_ctx, a.double())], dim=1).float()
+                     for hs, a in rec[name + ".context"]]
+    return {
+        zoo.INT_PREFIX: IntSynthesis.from_float(net.g_s, rec[name], amax=AMAX, sqmax=SQMAX, margin=MARGIN),
+        zoo.INT_HYPER: IntChain.from_float(net.h_s, rec[name + ".hyper"], zoo.HYPER_HEAD, amax=AMAX,
+                                           margin=MARGIN, chunks=HYPER_CHUNKS),
+        zoo.INT_CONTEXT: IntChain.from_float(nn.Sequential(net.cb_ctx), anchors, 0, amax=AMAX, margin=MARGIN,
+                                             chunks=CONTEXT_CHUNKS),
+        zoo.INT_PARAMS: IntChain.from_float(net.cb_ep, ep_inputs, 0, amax=AMAX, margin=MARGIN),
+    }
 
 
 def calibrate(nets, clips: list[str], qualities: list[int],
@@ -133,12 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         clips = cut_clips(Path(tmp), args.frames)
         rec = calibrate(nets, clips, qualities, log=lambda m: print(m, file=sys.stderr, flush=True))
-    synth = {name: IntSynthesis.from_float(getattr(nets, name).g_s, rec[name], amax=AMAX, sqmax=SQMAX,
-                                           margin=MARGIN) for name in ("intra", "inter")}
+    parts = {name: integer_parts(getattr(nets, name), rec, name) for name in ("intra", "inter")}
     note = (f"python -m mcodec.train.integerize --base {args.base} --frames {args.frames}; "
-            f"amax {AMAX}, sqmax {SQMAX}, margin {MARGIN}; {len(rec['intra'])} intra and "
-            f"{len(rec['inter'])} residual calibration latents")
-    digest = zoo.save_integer_addon(synth["intra"], synth["inter"], base, args.out, note)
+            f"amax {AMAX}, sqmax {SQMAX}, margin {MARGIN}, chunks hyper {HYPER_CHUNKS} context "
+            f"{CONTEXT_CHUNKS}; {len(rec['intra'])} intra and {len(rec['inter'])} residual calibration "
+            f"latents, {len(rec['intra.context'])} and {len(rec['inter.context'])} context inputs")
+    digest = zoo.save_integer_addon(parts["intra"], parts["inter"], base, args.out, note)
     print(f"{args.out}: sha256 {digest}")
     return 0
 
