@@ -91,8 +91,8 @@ MODELS: tuple[ModelEntry, ...] = (
         filename="mcodec-s3i.safetensors",
         sha256="222c6590373721f82fd83cd90cf049a62e0c1552e4a13cd8b0b58d267389b7b7",
         quality_levels=8,
-        description="mcodec-s3 with an exact integer synthesis (float32 on integer grids, "
-                    "~9x faster than its float64 one; mcodec.train.integerize), see docs/model.md",
+        description="mcodec-s3 with exact integer networks for the synthesis and the entropy "
+                    "parameters (float32 on integer grids; mcodec.train.integerize), see docs/model.md",
         base="mcodec-s3",
     ),
 )
