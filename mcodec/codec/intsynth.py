@@ -170,11 +170,14 @@ class IntGDN:
 
 
 def _run_float64(module: nn.Module, x: Tensor) -> Tensor:
+    """Run `module` on float64 `x` with float64 copies of its parameters and buffers
+    (the float64 paths of the model and the calibration here)."""
     from torch.func import functional_call
 
     state = {k: (v.detach().to(torch.float64) if v.is_floating_point() else v.detach())
              for k, v in [*module.named_parameters(), *module.named_buffers()]}
-    return functional_call(module, state, (x.to(torch.float64),))
+    with torch.no_grad():
+        return functional_call(module, state, (x.to(torch.float64),))
 
 
 @contextlib.contextmanager

@@ -39,11 +39,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from mcodec.codec import entropy as ent
 from mcodec.codec.distortion import yuv_weighted
-from mcodec.codec.intsynth import IntChain, IntSynthesis
+from mcodec.codec.intsynth import IntChain, IntSynthesis, _run_float64
 from mcodec.codec.packing import STRIDE
 
 
@@ -179,14 +178,6 @@ class Estimate:
     x_hat: Tensor
     position_bits: Tensor
     total_bits: float
-
-
-def _run_float64(module: nn.Module, x: Tensor) -> Tensor:
-    """Run `module` on float64 `x` with float64 copies of its parameters and buffers."""
-    state = {k: (v.detach().to(torch.float64) if v.is_floating_point() else v.detach())
-             for k, v in [*module.named_parameters(), *module.named_buffers()]}
-    with torch.no_grad():
-        return functional_call(module, state, (x.to(torch.float64),))
 
 
 def _anchor_mask(rows: int, cols: int) -> Tensor:

@@ -57,7 +57,7 @@ class ModelEntry:
         quality_levels: number of `--quality` levels (0 = smallest file).
         description: one line for `--help` and the model card.
         base: id of the entry whose networks this file extends (an add-on holding
-            only the integer synthesis, `mcodec.codec.intsynth`); None for a full bundle.
+            only integer networks, `mcodec.codec.intsynth`); None for a full bundle.
     """
 
     model_id: str
