@@ -32,6 +32,7 @@ def main() -> None:
     import torch
     from mcodec.codec import zoo
     from mcodec.codec import entropy as ent
+    from mcodec.codec import latent_decoder as ld
     from mcodec.codec import model as mdl
     from mcodec.codec import packing
     from mcodec.codec.video_io import open_video
@@ -56,14 +57,14 @@ def main() -> None:
             with torch.no_grad():
                 y, z_sym, hs64 = net._analyse(x, q)
                 # grid path (what is coded)
-                p, _ = net._coding_params(hs64, y)
+                p, _ = ld.coding_params(net, hs64, y)
                 _, yh_g = ent.quantize_to_tables(net.gaussian_conditional, y, p)
                 lik_g = net.likelihood_lower_bound(mdl._gaussian_likelihood(yh_g - p.means, p.scales))
                 bits_g = float(-torch.log2(lik_g).sum())
                 # float path: same networks, continuous parameters
                 m0, ls0 = hs64.chunk(2, dim=1)
                 yh0 = torch.round(y.double() - m0) + m0
-                a = mdl._anchor_mask(y.shape[2], y.shape[3])
+                a = ld.anchor_mask(y.shape[2], y.shape[3])
                 ctx = mdl._run_float64(net.cb_ctx, yh0 * a)
                 out1 = hs64 + mdl._run_float64(net.cb_ep, torch.cat([hs64, ctx], dim=1))
                 m1, ls1 = out1.chunk(2, dim=1)

@@ -48,7 +48,7 @@ def net_and_z() -> tuple[mdl.IntraCodec, torch.Tensor]:
     torch.manual_seed(3)
     net = mdl.IntraCodec(mdl.ModelConfig(n=32, m=48, levels=4)).eval()
     net.update()
-    z_hat = torch.randint(-6, 7, (1, 32, 6, 8)).to(torch.float32) + net._z_medians()
+    z_hat = torch.randint(-6, 7, (1, 32, 6, 8)).to(torch.float32) + net.z_medians()
     return net, z_hat
 
 
@@ -96,7 +96,7 @@ def test_float32_noise_would_not_be_safe_but_float64_is(net_and_z) -> None:
     from mcodec.codec import entropy as ent
 
     net, z = net_and_z
-    out = net._hyper_decode64(z, 2, (24, 32))
+    out = net.hyper_decode(z, 2, (24, 32))
     m, ls = out.chunk(2, dim=1)
     ref = ent.quantize_entropy_params(m, ls)
     eps64 = 1 + 4 * torch.finfo(torch.float64).eps

@@ -16,8 +16,8 @@ module only through IntraCodec):
   truncation equals zero-filling, trailing bytes are never read, and the decoder never
   reads past ``4 * (n + 2)`` bytes (the padding that guards against CompressAI #300);
 * determinism of the bytes;
-* the checkerboard/mask groups (`IntraCodec._coded_selections`, ``_encode_y``/``_decode_y``
-  in model.py): they partition the visible positions and round-trip group by group.
+* the checkerboard/mask groups (`latent_decoder.coded_selections` and `decode_pass`,
+  `IntraCodec._encode_y`): they partition the visible positions and round-trip group by group.
 
 The tests at the end run in a forked child, since what they guard against is a crash
 of CompressAI's C++ coder reached through this module's public functions (fewer than
@@ -40,6 +40,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcodec.codec import entropy as ent
+from mcodec.codec import latent_decoder as ld
 from mcodec.codec import model as mdl
 
 PREC_TOTAL = 1 << ent.PRECISION
@@ -74,7 +75,7 @@ def bottleneck():
 
 @pytest.fixture(scope="module")
 def bounds(gauss):
-    t = ent._tables(gauss)
+    t = ent.tables(gauss)
     return t.low, t.high
 
 
@@ -221,7 +222,7 @@ def test_quantize_latent_y_hat_is_symbols_plus_mean_exactly(pairs: list[tuple[fl
 def test_tables_have_no_escape_and_every_regular_symbol_is_codable(which, request) -> None:
     coder = request.getfixturevalue(which)
     stored = coder._quantized_cdf.clone()
-    t = ent._tables(coder)
+    t = ent.tables(coder)
     assert len(t.cdfs) == len(t.lengths) == len(t.offsets) == stored.shape[0]
     for k, (cdf, n, off) in enumerate(zip(t.cdfs, t.lengths, t.offsets)):
         assert cdf[0] == 0 and cdf[n - 1] == PREC_TOTAL
@@ -243,7 +244,7 @@ def test_gaussian_ranges_are_symmetric_and_about_six_sigma(bounds) -> None:
 
 
 def test_bottleneck_ranges_and_medians(bottleneck) -> None:
-    t = ent._tables(bottleneck)
+    t = ent.tables(bottleneck)
     # quantiles [-(1.5 + c), 0.25 c, 2 + 2 c]: range [-ceil(med - lo), ceil(hi - med)] around the median
     assert t.low.tolist() == [-math.ceil(0.25 * c + 1.5 + c) for c in range(5)]
     assert t.high.tolist() == [math.ceil(2.0 + 2 * c - 0.25 * c) for c in range(5)]
@@ -275,7 +276,7 @@ def test_clamp_symbols_is_exact_for_any_shape(gauss, bounds) -> None:
 
 
 def test_clamp_factorized_uses_one_table_per_channel(bottleneck) -> None:
-    t = ent._tables(bottleneck)
+    t = ent.tables(bottleneck)
     sym = torch.tensor([-100, 100, 0, -1, 1], dtype=torch.int32).view(1, 5, 1).expand(5, 5, 1).clone()
     out = ent.clamp_factorized(bottleneck, sym)
     for c in range(5):
@@ -324,7 +325,7 @@ class _FakeCoder(torch.nn.Module):
 def test_hand_made_tables_exact_range_and_too_short_refused() -> None:
     # table 0: symbols -2..1 regular (n = 6), escape at 4; table 1: symbols 5, 6 (n = 4)
     coder = _FakeCoder([[0, 100, 30000, 60000, 65000, 65536], [0, 30000, 65000, 65536]], [-2, 5])
-    t = ent._tables(coder)
+    t = ent.tables(coder)
     assert t.low.tolist() == [-2, 5] and t.high.tolist() == [1, 6]
     assert t.cdfs[0][:6] == [0, 100, 30000, 60000, 65536, 65536]
     assert t.cdfs[1][:4] == [0, 30000, 65536, 65536]            # last symbol takes the escape's mass
@@ -336,7 +337,7 @@ def test_hand_made_tables_exact_range_and_too_short_refused() -> None:
     with pytest.raises(ValueError, match="clamp_symbols"):
         ent.encode_gaussian(coder, torch.tensor([7, 5, 5], dtype=torch.int32), torch.tensor([1, 1, 1]))
     with pytest.raises(RuntimeError, match="too short"):
-        ent._tables(_FakeCoder([[0, 100, 65536], [0, 65536]], [0, 0]))
+        ent.tables(_FakeCoder([[0, 100, 65536], [0, 65536]], [0, 0]))
 
 
 def test_encoder_refuses_symbols_outside_the_escape_free_range(gauss, bounds, bottleneck) -> None:
@@ -347,7 +348,7 @@ def test_encoder_refuses_symbols_outside_the_escape_free_range(gauss, bounds, bo
             sym = torch.tensor([0, bad, 0], dtype=torch.int32).view(3, 1, 1)
             with pytest.raises(ValueError, match="clamp_symbols"):
                 ent.encode_gaussian(gauss, sym, idx)
-    t = ent._tables(bottleneck)
+    t = ent.tables(bottleneck)
     ok = torch.zeros(5, 2, 1, dtype=torch.int32)
     for c in range(5):
         for bad in (int(t.low[c]) - 1, int(t.high[c]) + 1):
@@ -401,7 +402,7 @@ def test_round_trip_random_shapes_and_indexes(gauss, bounds, shape, seed) -> Non
 
 @pytest.mark.parametrize("shape", [(5, 1, 1), (5, 1, 2), (5, 3, 1), (5, 3, 7)])
 def test_factorized_round_trip(bottleneck, shape) -> None:
-    t = ent._tables(bottleneck)
+    t = ent.tables(bottleneck)
     g = torch.Generator().manual_seed(sum(shape))
     idx = ent._channel_indexes(shape)
     sym = _rand_symbols(t.low, t.high, idx, g)
@@ -478,7 +479,7 @@ def test_empty_and_non_bytes_strings(gauss, bounds, bottleneck) -> None:
     s = ent.encode_gaussian(gauss, torch.tensor([1, -3, 700, 0, 2], dtype=torch.int32).view(5, 1, 1), idx)
     for alt in (bytearray(s), memoryview(s)):
         assert torch.equal(ent.decode_gaussian(gauss, alt, idx), ent.decode_gaussian(gauss, s, idx))
-    t = ent._tables(bottleneck)
+    t = ent.tables(bottleneck)
     z = ent.decode_factorized(bottleneck, b"", (5, 2, 3))
     _check_in_range(z, ent._channel_indexes((5, 2, 3)), t.low, t.high)
     assert ent.decode_gaussian(gauss, b"\xff" * 7, torch.zeros(0, 1, 1, dtype=torch.int32)).shape == (0, 1, 1)
@@ -526,7 +527,7 @@ def models():
 def test_coded_groups_partition_visible_positions_and_round_trip(models, bounds, rows, cols, context) -> None:
     model = models[context]
     g = torch.Generator().manual_seed(rows * 10 + cols)
-    anchors = mdl._anchor_mask(rows, cols)
+    anchors = ld.anchor_mask(rows, cols)
     i, j = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
     assert torch.equal(anchors, (i + j) % 2 == 0) and bool(anchors[0, 0])
     idx = torch.randint(0, 64, (4, rows, cols), generator=g, dtype=torch.int32)
@@ -534,9 +535,9 @@ def test_coded_groups_partition_visible_positions_and_round_trip(models, bounds,
     masks = {"none": None, "all": torch.ones(rows, cols, dtype=torch.bool),
              "anchors": anchors.clone(), "random": torch.rand(rows, cols, generator=g) < 0.5}
     for name, mask in masks.items():
-        mk = mdl._check_mask(mask, rows, cols)
+        mk = ld.check_mask(mask, rows, cols)
         visible = torch.ones(rows, cols, dtype=torch.bool) if mask is None else ~mask
-        sels = model._coded_selections(rows, cols, mk)
+        sels = ld.coded_selections(context, rows, cols, mk)
         if context:
             assert len(sels) == 2
             assert torch.equal(sels[0], anchors & visible) and torch.equal(sels[1], ~anchors & visible)
@@ -549,7 +550,7 @@ def test_coded_groups_partition_visible_positions_and_round_trip(models, bounds,
             s = model._encode_y(sym[:, sel], idx[:, sel])
             if not bool(sel.any()):
                 assert s == b""
-            dec = model._decode_y(s, idx[:, sel])
+            dec = ld.decode_pass(model.y_tables(), s, idx[:, sel])
             assert dec.shape == (4, int(sel.sum())) and torch.equal(dec, sym[:, sel]), name
             rebuilt[:, sel] = dec
         assert torch.equal(total, visible.int()), name                  # disjoint, covering

@@ -16,16 +16,16 @@ def test_calibration_records_every_reconstruction_and_restores_the_networks(nets
     assert all(x.dim() == 4 and x.shape[:2] == (1, m) for x in rec["intra"])
     y_hat = torch.round(torch.randn(1, m, 3, 4) * 2)
     with integerize.recording(nets) as direct:
-        out = nets.inter._synthesize(y_hat, 1)
+        out = nets.inter.synthesize(y_hat, 1)
     gain = torch.exp(nets.inter.log_inv_gain.detach()[1]).view(1, -1, 1, 1)
     assert len(direct["inter"]) == 1 and not direct["intra"]
     assert torch.allclose(direct["inter"][0], y_hat * gain)
-    assert torch.equal(out, nets.inter._synthesize(y_hat, 1))  # recording does not change it
+    assert torch.equal(out, nets.inter.synthesize(y_hat, 1))  # recording does not change it
     assert len(rec["intra.hyper"]) >= 2 and len(rec["intra.context"]) >= 2
     hs, anchors = rec["intra.context"][0]
     assert hs.shape[1] == 2 * m and anchors.shape[1] == m
     for net in (nets.intra, nets.inter):
-        for hook in ("_synthesize", "_hyper_decode64", "_context_params64"):
+        for hook in ("synthesize", "hyper_decode", "context_params"):
             assert hook not in vars(net)  # the recording hooks are gone
     synth = IntSynthesis.from_float(nets.intra.g_s, rec["intra"])
     assert all(b <= limit for b, limit in synth.check_bounds())

@@ -48,7 +48,7 @@ from mcodec.codec.options import DecodeSummary, EncodeOptions, EncodeSummary, En
 from mcodec.codec.reconstruct import FrameDecoder, output_at, source_at, to_planes, to_tensor
 from mcodec.codec.syntax import PATCH
 from mcodec.codec.video_io import open_video, open_writer
-from mcodec.codec.zoo import CodecNetworks
+from mcodec.codec.zoo import CodecNetworks, DecoderNetworks
 from mcodec.errors import BitstreamError, McodecError, ModelError
 
 
@@ -385,18 +385,21 @@ def _check_decode_size(h: bs.SequenceHeader, max_pixels: int | None) -> None:
                              f"of {limit} pixels (raise it with --max-pixels if you have the memory)")
 
 
-def _networks_for(h: bs.SequenceHeader, device: str, networks: CodecNetworks | None) -> CodecNetworks:
-    """The networks a stream's header names: `networks` if given (digest checked), else from the zoo."""
+def _networks_for(h: bs.SequenceHeader, device: str,
+                  networks: CodecNetworks | DecoderNetworks | None) -> DecoderNetworks:
+    """The decoders of the model a stream's header names: of `networks` if given (digest
+    checked), else from the zoo (`zoo.load_decoders`: no CompressAI import where the model
+    ships integer networks)."""
     if networks is None:
-        return zoo.load_networks(h.model_name, device, digest=h.model_sha256)
+        return zoo.load_decoders(h.model_name, device, digest=h.model_sha256)
     if networks.digest != h.model_sha256:
         raise ModelError(f"stream needs model {h.model_name!r} "
                          f"(sha256 {h.model_sha256.hex()[:16]}...), given {networks.model_id!r} "
                          f"(sha256 {networks.digest.hex()[:16]}...)")
-    return networks
+    return networks.decoders() if isinstance(networks, CodecNetworks) else networks
 
 
-def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetworks | None = None,
+def iter_decode(source: BinaryIO, *, device: str = "cpu", networks: CodecNetworks | DecoderNetworks | None = None,
                 max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame]]:
     """Parse the header of `source` and return (info, a lazy iterator of decoded frames).
 
@@ -453,7 +456,7 @@ class LossReport:
     damage: list[str]
 
 
-def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks | None = None,
+def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks | DecoderNetworks | None = None,
                    max_pixels: int | None = None) -> tuple[StreamInfo, Iterator[Frame], LossReport]:
     """Decode every intact GOP of a damaged stream (the CLI's ``--keep-going``).
 
@@ -529,7 +532,7 @@ def salvage_decode(data: bytes, *, device: str = "cpu", networks: CodecNetworks 
 
 
 def decode(src: str, dst: str, *, device: str = "cpu", overwrite: bool = False,
-           progress: bool = False, networks: CodecNetworks | None = None,
+           progress: bool = False, networks: CodecNetworks | DecoderNetworks | None = None,
            keep_going: bool = False, max_pixels: int | None = None) -> DecodeSummary:
     """Decode the mcodec bitstream `src` (path or ``-``) into video `dst` (see video_io).
 

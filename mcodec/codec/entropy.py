@@ -14,7 +14,7 @@ mcodec makes that path reproducible in three steps:
 
 1. The hyper-decoder (and the checkerboard context network, whose input is the
    decoded anchor half of ``y_hat``) that produce the entropy parameters run
-   in float64 (`IntraCodec._hyper_decode64`, `_context_params64`). Its input, the quantized hyper-latent
+   in float64 (`IntraCodec.hyper_decode`, `context_params`). Its input, the quantized hyper-latent
    ``z_hat``, is an integer tensor plus per-channel medians read from the
    weights, so it is bit-identical on both sides. Float64 summation-order
    noise is ~1e-15 relative, against grid steps of 1/64 and ~0.12 below: the
@@ -41,7 +41,11 @@ input (see `PRECISION`).
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -129,8 +133,12 @@ PRECISION = 16  # compressai's entropy_coder_precision
 
 
 @dataclass(frozen=True, eq=False)
-class _Tables:
-    """Escape-free CDF tables of one coder, as the rANS coder wants them."""
+class Tables:
+    """Escape-free CDF tables of one coder, as the rANS coder wants them.
+
+    Built once per coder (`tables`, `tables_from_buffers`); every coding function
+    here takes either these or the coder module itself (then converted per call).
+    """
 
     cdfs: list[list[int]]
     lengths: list[int]
@@ -139,25 +147,72 @@ class _Tables:
     high: Tensor  # (T,) int64 largest codable symbol per table
 
 
-def _tables(coder: torch.nn.Module) -> _Tables:
-    """The stored CDF tables of an EntropyBottleneck/GaussianConditional, escape removed."""
-    if coder._quantized_cdf.numel() == 0:
+# The buffers of a CompressAI EntropyBottleneck / GaussianConditional that hold its tables
+# (state-dict names), in `tables_from_buffers`' argument order.
+TABLE_BUFFERS = ("_quantized_cdf", "_cdf_length", "_offset")
+
+
+def tables_from_buffers(quantized_cdf: Tensor, cdf_length: Tensor, offset: Tensor) -> Tables:
+    """`Tables` from a coder's stored buffers: (T, L) int32 CDFs (precision 16, escape last),
+    (T,) lengths and (T,) offsets. The escape symbol gets zero frequency (see PRECISION).
+
+    Raises:
+        RuntimeError: no tables (update() was never called), or a table too short.
+    """
+    if quantized_cdf.numel() == 0:
         raise RuntimeError("entropy coder has no CDF tables: call update() at export time")
-    cdfs = coder._quantized_cdf.tolist()
-    lengths = coder._cdf_length.reshape(-1).int().tolist()
-    offsets = coder._offset.reshape(-1).int().tolist()
+    cdfs = quantized_cdf.tolist()
+    lengths = cdf_length.reshape(-1).int().tolist()
+    offsets = offset.reshape(-1).int().tolist()
+    if len(lengths) != len(cdfs) or len(offsets) != len(cdfs):
+        raise RuntimeError("entropy coder tables: CDF, length and offset counts differ")
     for cdf, n in zip(cdfs, lengths):
         # n - 2 regular symbols; with one, its frequency would be 2**16, which
         # CompressAI stores in 16 bits as 0 (its encoder then divides by zero).
-        if n < 4:
+        if n < 4 or n > len(cdf):
             raise RuntimeError("CDF table too short for escape-free coding (needs 2 codable symbols)")
         cdf[n - 2] = 1 << PRECISION  # escape symbol (index n-2) gets zero frequency
     off = torch.tensor(offsets, dtype=torch.int64)
-    return _Tables(cdfs, lengths, offsets, low=off,
-                   high=off + torch.tensor(lengths, dtype=torch.int64) - 3)
+    return Tables(cdfs, lengths, offsets, low=off,
+                  high=off + torch.tensor(lengths, dtype=torch.int64) - 3)
 
 
-def clamp_symbols(coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> Tensor:
+def tables(coder: torch.nn.Module | Tables) -> Tables:
+    """The stored CDF tables of an EntropyBottleneck/GaussianConditional (or `coder` itself
+    when it already is `Tables`), escape removed."""
+    if isinstance(coder, Tables):
+        return coder
+    return tables_from_buffers(*(getattr(coder, b) for b in TABLE_BUFFERS))
+
+
+@functools.cache
+def _ans():
+    """CompressAI's compiled rANS coder (`compressai.ans`), loaded without its package.
+
+    `import compressai.ans` would first run `compressai/__init__`, which imports the
+    whole library (its datasets pull in torch_geometric and torch._dynamo: ~4 s on
+    this CPU), where a decoder needs only this extension. It is loaded from the
+    installed package's folder under its own name, so Python registers it as
+    `compressai.ans` and a later `import compressai` uses this same module; where
+    the file cannot be found, the ordinary import is the fallback.
+    """
+    spec = importlib.util.find_spec("compressai")  # locates, does not run, the package
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "ans" + suffix)
+            if os.path.isfile(path):
+                ext = importlib.util.spec_from_file_location("compressai.ans", path)
+                if ext is None or ext.loader is None:
+                    continue
+                module = importlib.util.module_from_spec(ext)
+                ext.loader.exec_module(module)
+                return module
+    from compressai import ans
+
+    return ans
+
+
+def clamp_symbols(coder: torch.nn.Module | Tables, symbols: Tensor, indexes: Tensor) -> Tensor:
     """Clamp integer symbols into the range their table codes without escapes.
 
     Args:
@@ -170,21 +225,21 @@ def clamp_symbols(coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> T
         ~6 sigma for the Gaussian tables) are rare; clamping them costs a
         little distortion there and keeps the decoder's reads bounded.
     """
-    t = _tables(coder)
+    t = tables(coder)
     idx = indexes.long().cpu()
     lo, hi = t.low[idx], t.high[idx]
     out = torch.maximum(torch.minimum(symbols.long().cpu(), hi), lo)
     return out.to(torch.int32).to(symbols.device)
 
 
-def quantize_to_tables(gaussian: torch.nn.Module, y: Tensor, params: EntropyParams) -> tuple[Tensor, Tensor]:
+def quantize_to_tables(gaussian: torch.nn.Module | Tables, y: Tensor, params: EntropyParams) -> tuple[Tensor, Tensor]:
     """`quantize_latent` followed by `clamp_symbols`: what the encoder actually codes.
 
     Returns:
         (symbols int32, y_hat float32) with ``y_hat = symbols + params.means`` exactly.
     """
     symbols, _ = quantize_latent(y, params.means)
-    if gaussian._quantized_cdf.numel() == 0:
+    if not isinstance(gaussian, Tables) and gaussian._quantized_cdf.numel() == 0:
         # Rate estimation during training (eval-mode forward) has no tables yet;
         # nothing is entropy-coded then, so nothing needs clamping.
         return symbols, symbols.to(torch.float32) + params.means
@@ -200,7 +255,7 @@ def quantize_to_tables(gaussian: torch.nn.Module, y: Tensor, params: EntropyPara
 _MIN_SYMBOLS = 3
 
 
-def _checked_indexes(t: _Tables, indexes: Tensor) -> Tensor:
+def _checked_indexes(t: Tables, indexes: Tensor) -> Tensor:
     """Flat int64 table indexes, refused (ValueError) unless every one names a table."""
     idx = indexes.reshape(-1).long().cpu()
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(t.cdfs)):
@@ -208,7 +263,7 @@ def _checked_indexes(t: _Tables, indexes: Tensor) -> Tensor:
     return idx
 
 
-def _padded(t: _Tables, sym: Tensor, idx: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
+def _padded(t: Tables, sym: Tensor, idx: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
     """Pad a string's last symbols up to _MIN_SYMBOLS in all (`total`: the string's count
     when these are its last group, default this group alone)."""
     pad = _MIN_SYMBOLS - (int(idx.numel()) if total is None else total)
@@ -216,7 +271,7 @@ def _padded(t: _Tables, sym: Tensor, idx: Tensor, total: int | None = None) -> t
     return torch.cat([sym, t.low[last]]), torch.cat([idx, last])
 
 
-def _checked_symbols(t: _Tables, symbols: Tensor, indexes: Tensor) -> tuple[Tensor, Tensor]:
+def _checked_symbols(t: Tables, symbols: Tensor, indexes: Tensor) -> tuple[Tensor, Tensor]:
     """Flat int64 (symbols, table indexes), refused (ValueError) unless they pair up and
     every symbol lies in its table's escape-free range."""
     sym = symbols.reshape(-1).long().cpu()
@@ -228,21 +283,17 @@ def _checked_symbols(t: _Tables, symbols: Tensor, indexes: Tensor) -> tuple[Tens
     return sym, idx
 
 
-def _rans_encode(t: _Tables, symbols: Tensor, indexes: Tensor) -> bytes:
-    from compressai.ans import RansEncoder
-
+def _rans_encode(t: Tables, symbols: Tensor, indexes: Tensor) -> bytes:
     sym, idx = _checked_symbols(t, symbols, indexes)
     if idx.numel() == 0:
         return b""
     if idx.numel() < _MIN_SYMBOLS:
         sym, idx = _padded(t, sym, idx)
-    return RansEncoder().encode_with_indexes(sym.int().tolist(), idx.int().tolist(),
+    return _ans().RansEncoder().encode_with_indexes(sym.int().tolist(), idx.int().tolist(),
                                              t.cdfs, t.lengths, t.offsets)
 
 
-def _rans_decode(t: _Tables, string: bytes, indexes: Tensor) -> Tensor:
-    from compressai.ans import RansDecoder
-
+def _rans_decode(t: Tables, string: bytes, indexes: Tensor) -> Tensor:
     idx = _checked_indexes(t, indexes)
     n = int(idx.numel())
     if n == 0:
@@ -252,11 +303,11 @@ def _rans_decode(t: _Tables, string: bytes, indexes: Tensor) -> Tensor:
     # The escape-free decoder reads at most 2 + n 32-bit words (see PRECISION's
     # comment); zero padding keeps every read inside this buffer.
     padded = bytes(string) + bytes(4 * (idx.numel() + 2))
-    out = RansDecoder().decode_with_indexes(padded, idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
+    out = _ans().RansDecoder().decode_with_indexes(padded, idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
     return torch.tensor(out[:n], dtype=torch.int32).reshape(indexes.shape)
 
 
-def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> bytes:
+def encode_gaussian(gaussian: torch.nn.Module | Tables, symbols: Tensor, indexes: Tensor) -> bytes:
     """rANS-encode integer `symbols` with the CDFs of table `indexes` (one image).
 
     Args:
@@ -264,16 +315,16 @@ def encode_gaussian(gaussian: torch.nn.Module, symbols: Tensor, indexes: Tensor)
         symbols: (C, H, W) int32, inside each table's range (`clamp_symbols`).
         indexes: (C, H, W) int32 table indexes.
     """
-    return _rans_encode(_tables(gaussian), symbols, indexes)
+    return _rans_encode(tables(gaussian), symbols, indexes)
 
 
-def decode_gaussian(gaussian: torch.nn.Module, string: bytes, indexes: Tensor) -> Tensor:
+def decode_gaussian(gaussian: torch.nn.Module | Tables, string: bytes, indexes: Tensor) -> Tensor:
     """Inverse of `encode_gaussian`: (C, H, W) int32 symbols for table `indexes`.
 
     Safe on any `string` (bounded reads); garbage in gives garbage symbols,
     which the frame hash then rejects.
     """
-    return _rans_decode(_tables(gaussian), string, indexes)
+    return _rans_decode(tables(gaussian), string, indexes)
 
 
 def _channel_indexes(shape: tuple[int, ...]) -> Tensor:
@@ -281,19 +332,19 @@ def _channel_indexes(shape: tuple[int, ...]) -> Tensor:
     return torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w)
 
 
-def clamp_factorized(bottleneck: torch.nn.Module, symbols: Tensor) -> Tensor:
+def clamp_factorized(bottleneck: torch.nn.Module | Tables, symbols: Tensor) -> Tensor:
     """`clamp_symbols` for (C, H, W) symbols of an EntropyBottleneck (one table per channel)."""
     return clamp_symbols(bottleneck, symbols, _channel_indexes(tuple(symbols.shape)))
 
 
-def encode_factorized(bottleneck: torch.nn.Module, symbols: Tensor) -> bytes:
+def encode_factorized(bottleneck: torch.nn.Module | Tables, symbols: Tensor) -> bytes:
     """rANS-encode (C, H, W) int32 symbols (in range: `clamp_factorized`) with per-channel CDFs."""
-    return _rans_encode(_tables(bottleneck), symbols, _channel_indexes(tuple(symbols.shape)))
+    return _rans_encode(tables(bottleneck), symbols, _channel_indexes(tuple(symbols.shape)))
 
 
-def decode_factorized(bottleneck: torch.nn.Module, string: bytes, shape: tuple[int, int, int]) -> Tensor:
+def decode_factorized(bottleneck: torch.nn.Module | Tables, string: bytes, shape: tuple[int, int, int]) -> Tensor:
     """Inverse of `encode_factorized`: (C, H, W) int32 symbols (bounded reads on any input)."""
-    return _rans_decode(_tables(bottleneck), string, _channel_indexes(tuple(shape)))
+    return _rans_decode(tables(bottleneck), string, _channel_indexes(tuple(shape)))
 
 
 def factorized_medians(bottleneck: torch.nn.Module) -> Tensor:
@@ -311,29 +362,27 @@ class PackedWriter:
     """
 
     def __init__(self) -> None:
-        self._parts: list[tuple[_Tables, Tensor, Tensor]] = []
+        self._parts: list[tuple[Tables, Tensor, Tensor]] = []
 
-    def add(self, coder: torch.nn.Module, symbols: Tensor, indexes: Tensor) -> None:
+    def add(self, coder: torch.nn.Module | Tables, symbols: Tensor, indexes: Tensor) -> None:
         """Queue `symbols` (in range: `clamp_symbols`) coded with `coder`'s table `indexes`."""
-        t = _tables(coder)
+        t = tables(coder)
         sym, idx = _checked_symbols(t, symbols, indexes)
         if idx.numel():
             self._parts.append((t, sym, idx))
 
-    def add_factorized(self, bottleneck: torch.nn.Module, symbols: Tensor) -> None:
+    def add_factorized(self, bottleneck: torch.nn.Module | Tables, symbols: Tensor) -> None:
         """Queue (C, H, W) symbols of an EntropyBottleneck (one table per channel)."""
         self.add(bottleneck, symbols, _channel_indexes(tuple(symbols.shape)))
 
     def finish(self) -> bytes:
-        from compressai.ans import BufferedRansEncoder
-
         if not self._parts:
             return b""
         total = sum(int(i.numel()) for _, _, i in self._parts)
         if total < _MIN_SYMBOLS:  # see _MIN_SYMBOLS: pad the last group
             t, sym, idx = self._parts[-1]
             self._parts[-1] = (t, *_padded(t, sym, idx, total))
-        enc = BufferedRansEncoder()
+        enc = _ans().BufferedRansEncoder()
         for t, sym, idx in self._parts:
             enc.encode_with_indexes(sym.int().tolist(), idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
         return enc.flush()
@@ -349,20 +398,18 @@ class PackedReader:
     """
 
     def __init__(self, string: bytes, total: int) -> None:
-        from compressai.ans import RansDecoder
-
         self._left = int(total)
         self._pad = max(0, _MIN_SYMBOLS - self._left)
         self._dec = None
         if self._left:
-            self._dec = RansDecoder()
+            self._dec = _ans().RansDecoder()
             self._dec.set_stream(bytes(string) + bytes(4 * (self._left + self._pad + 2)))
         elif string:
             raise ValueError("non-empty packed string for no symbols")
 
-    def read(self, coder: torch.nn.Module, indexes: Tensor) -> Tensor:
+    def read(self, coder: torch.nn.Module | Tables, indexes: Tensor) -> Tensor:
         """The next group: int32 symbols of `indexes`' shape."""
-        t = _tables(coder)
+        t = tables(coder)
         idx = _checked_indexes(t, indexes)
         n = int(idx.numel())
         if n == 0:
@@ -375,5 +422,5 @@ class PackedReader:
         out = self._dec.decode_stream(idx.int().tolist(), t.cdfs, t.lengths, t.offsets)
         return torch.tensor(out[:n], dtype=torch.int32).reshape(indexes.shape)
 
-    def read_factorized(self, bottleneck: torch.nn.Module, shape: tuple[int, int, int]) -> Tensor:
+    def read_factorized(self, bottleneck: torch.nn.Module | Tables, shape: tuple[int, int, int]) -> Tensor:
         return self.read(bottleneck, _channel_indexes(tuple(shape)))

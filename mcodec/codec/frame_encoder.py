@@ -52,7 +52,7 @@ class FrameEncoder:
         if scale not in (1, 2):
             raise ValueError(f"coding scale must be 1 or 2, got {scale}")
         self.nets, self.mask, self.tuning, self.scale = nets, mask, tuning, scale
-        self.recon = FrameDecoder(nets, width, height, obmc=tuning.obmc, scale2=scale == 2,
+        self.recon = FrameDecoder(nets.decoders(), width, height, obmc=tuning.obmc, scale2=scale == 2,
                                   loopfilter=tuning.loop_filter)
         self.patches_total = 0
         self.patches_masked = 0

@@ -5,7 +5,7 @@ Why
 The synthesis transform is most of a decoder's work. Run in float32 its last
 bits depend on the summation order (thread count, SIMD width, CPU, GPU), and the
 8-bit rounding of ~1e-3 of the samples would flip, so mcodec-s3 runs it in
-float64 (`IntraCodec._synthesize`), which costs ~9x the float32 time on this CPU.
+float64 (`IntraCodec.synthesize`), which costs ~9x the float32 time on this CPU.
 
 This module makes float32 exact instead. Every heavy convolution sees
 *integer-valued* float32 operands whose worst-case sum is proven below 2^24:

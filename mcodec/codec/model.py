@@ -26,23 +26,29 @@ Learners"). `estimate` gives the encoder the per-position rate (and an approxima
 reconstruction) for its mask decision.
 
 Entropy coding goes through `mcodec.codec.entropy`, which makes the decoder
-exactly reproducible (float64 hyper-decoder, context and synthesis,
-grid-quantized means and scale indexes); see that module's docstring.
+exactly reproducible (float64 or integer-grid hyper-decoder, context and synthesis,
+grid-quantized means and scale indexes); see that module's docstring. The
+decoding dataflow is `mcodec.codec.latent_decoder`'s, shared with its
+`LatentDecoder` (the same decoder without this class and CompressAI): this class
+provides the exact pieces it needs (`ExactParts`: tables, medians, `hyper_decode`,
+`context_params`, `synthesize`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from mcodec.codec import entropy as ent
+from mcodec.codec import latent_decoder as ld
 from mcodec.codec.distortion import yuv_weighted
 from mcodec.codec.intsynth import IntChain, IntSynthesis, _run_float64
+from mcodec.codec.latent_decoder import HYPER_STRIDE, anchor_mask, check_mask
+from mcodec.codec.model_config import ModelConfig
 from mcodec.codec.packing import STRIDE
 
 
@@ -63,11 +69,8 @@ def _import_compressai():
  LowerBound) = _import_compressai()
 
 # STRIDE (packing.py): the analysis transform's downsampling of the 6-channel
-# tensor. The hyper-analysis adds HYPER_STRIDE more, handled by padding the
-# latent internally, so frames only need padding to STRIDE.
-HYPER_STRIDE = 4
-# Largest latent side `decompress` accepts: 16384 luma pixels / 16.
-MAX_LATENT_SIDE = 16384 // (2 * STRIDE)
+# tensor. The hyper-analysis adds HYPER_STRIDE (latent_decoder.py) more, handled
+# by padding the latent internally, so frames only need padding to STRIDE.
 
 
 def mse_yuv(x_hat: Tensor, x: Tensor, chroma_weight: float = 1.0) -> Tensor:
@@ -82,35 +85,6 @@ def mse_yuv(x_hat: Tensor, x: Tensor, chroma_weight: float = 1.0) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture hyper-parameters (stored with checkpoints and in safetensors metadata).
-
-    Attributes:
-        n: channels of the hidden transform layers.
-        m: latent channels.
-        levels: number of quality levels (0 = smallest file).
-        context: two-pass checkerboard context (He et al. 2021): the "anchor"
-            half of the latent (i+j even) is coded with the hyperprior alone,
-            the other half with parameters refined from the decoded anchors.
-            Measured on a frozen 2k-step base: -31 % rate at equal PSNR.
-    """
-
-    n: int = 64
-    m: int = 96
-    levels: int = 8
-    context: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
-        fields = json.loads(text)
-        fields.setdefault("context", False)  # configs written before the context existed
-        return cls(**fields)
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,40 +154,6 @@ class Estimate:
     total_bits: float
 
 
-def _anchor_mask(rows: int, cols: int) -> Tensor:
-    """(rows, cols) bool checkerboard: True at anchors ((i + j) even), coded first."""
-    i = torch.arange(rows).view(-1, 1)
-    j = torch.arange(cols).view(1, -1)
-    return (i + j) % 2 == 0
-
-
-def _check_mask(mask: Tensor | None, rows: int, cols: int, batch: int | None = None) -> Tensor | None:
-    """Validate a latent mask and return it as a CPU-free bool tensor broadcastable to y.
-
-    Args:
-        mask: (rows, cols) or, with `batch`, (batch, rows, cols) bool-like; True =
-            masked (not coded). None means nothing masked.
-        rows, cols: the latent grid.
-        batch: expected leading size for a per-image mask (forward), or None.
-
-    Returns:
-        None, or a bool tensor of shape (1, 1, rows, cols) / (B, 1, rows, cols)
-        (the channel axis broadcasts: a mask covers all channels of a position).
-    """
-    if mask is None:
-        return None
-    m = torch.as_tensor(mask)
-    if m.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor, got {m.dtype}")
-    if m.dim() == 2:
-        m = m.unsqueeze(0)
-    if m.dim() != 3 or tuple(m.shape[1:]) != (rows, cols) or \
-            (batch is not None and m.shape[0] not in (1, batch)) or (batch is None and m.shape[0] != 1):
-        raise ValueError(f"mask shape {tuple(torch.as_tensor(mask).shape)} does not match the "
-                         f"latent grid ({rows}, {cols})")
-    return m.unsqueeze(1)
-
-
 def _ste_round(x: Tensor) -> Tensor:
     """round() with an identity gradient (straight-through estimator)."""
     return x + (torch.round(x) - x).detach()
@@ -236,8 +176,9 @@ class IntraCodec(CompressionModel):
         y = g_a(x): (B, M, h/8, w/8); z = h_a(y): (B, N, ceil(h/32), ceil(w/32)).
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+    def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
+        config = config or ModelConfig()
         self.config = config
         n, m, levels = config.n, config.m, config.levels
         self.g_a = nn.Sequential(
@@ -320,7 +261,24 @@ class IntraCodec(CompressionModel):
             y = nn.functional.pad(y, (0, pw, 0, ph), mode="replicate")
         return y
 
-    def _z_medians(self) -> Tensor:
+    # -- latent_decoder.ExactParts: the exact pieces encoder and decoder share ----
+
+    @property
+    def context(self) -> bool:
+        return self.config.context
+
+    @property
+    def channels(self) -> tuple[int, int]:
+        return self.config.n, self.config.m
+
+    def z_tables(self) -> ent.Tables:
+        return ent.tables(self.entropy_bottleneck)
+
+    def y_tables(self) -> ent.Tables:
+        return ent.tables(self.gaussian_conditional)
+
+    def z_medians(self) -> Tensor:
+        """(1, N, 1, 1) float32 hyper-latent medians (stored quantiles)."""
         return ent.factorized_medians(self.entropy_bottleneck).view(1, -1, 1, 1)
 
     def entropy_parameters(self, z_hat: Tensor, quality: int, y_shape: tuple[int, int]) -> ent.EntropyParams:
@@ -333,10 +291,10 @@ class IntraCodec(CompressionModel):
             quality: level index.
             y_shape: (rows, cols) of the latent to crop the prediction to.
         """
-        means, log_scales = self._hyper_decode64(z_hat, quality, y_shape).chunk(2, dim=1)
+        means, log_scales = self.hyper_decode(z_hat, quality, y_shape).chunk(2, dim=1)
         return ent.quantize_entropy_params(means, log_scales)
 
-    def _hyper_decode64(self, z_hat: Tensor, quality: int, y_shape: tuple[int, int]) -> Tensor:
+    def hyper_decode(self, z_hat: Tensor, quality: int, y_shape: tuple[int, int]) -> Tensor:
         """(B, 2M, rows, cols) exact hyper-decoder output (means, log-scales): float64, or
         float32 from the integer hyper-decoder when the model ships one."""
         q = self._check_quality(quality)
@@ -349,7 +307,7 @@ class IntraCodec(CompressionModel):
         """Non-anchor (means, log-scales): hyperprior output refined by the decoded anchors."""
         return hs + self.cb_ep(torch.cat([hs, self.cb_ctx(y_hat_anchors)], dim=1))
 
-    def _context_params64(self, hs64: Tensor, y_hat_anchors: Tensor) -> ent.EntropyParams:
+    def context_params(self, hs64: Tensor, y_hat_anchors: Tensor) -> ent.EntropyParams:
         """Grid-quantized non-anchor parameters, computed exactly like the hyperprior's
         (float64, or on integer grids when the model ships an integer context)."""
         if self.int_context is not None:
@@ -362,35 +320,6 @@ class IntraCodec(CompressionModel):
             out = hs64 + _run_float64(self.cb_ep, torch.cat([hs64, ctx], dim=1))
         means, log_scales = out.chunk(2, dim=1)
         return ent.quantize_entropy_params(means, log_scales)
-
-    def _coding_params(self, hs64: Tensor, y: Tensor | None,
-                       decode_anchors=None, mask: Tensor | None = None) -> tuple[ent.EntropyParams, Tensor]:
-        """Final grid-quantized parameters of the whole latent and y_hat.
-
-        Encoder: pass the latent `y`. Decoder: pass `decode_anchors`, a callable
-        taking the anchor parameters and returning the decoded anchor symbols
-        (B, M, rows, cols) int32 (non-anchor and masked entries must be 0).
-        Returns (params, y_hat) where y_hat's non-anchor entries are still to be
-        decoded on the decoder side (the caller adds them).
-
-        `mask` ((1|B, 1, rows, cols) bool, see `_check_mask`): masked anchors
-        enter the context as their means (symbol 0), identically on both sides.
-        """
-        m0, ls0 = hs64.chunk(2, dim=1)
-        p0 = ent.quantize_entropy_params(m0, ls0)
-        if y is not None:
-            _, y_hat0 = ent.quantize_to_tables(self.gaussian_conditional, y, p0)
-            if mask is not None:
-                y_hat0 = torch.where(mask, p0.means, y_hat0)
-        else:
-            y_hat0 = decode_anchors(p0).to(torch.float32) + p0.means
-        if not self.config.context:
-            return p0, y_hat0
-        a = _anchor_mask(hs64.shape[2], hs64.shape[3]).to(hs64.device)
-        p1 = self._context_params64(hs64, y_hat0 * a)
-        means = torch.where(a, p0.means, p1.means)
-        idx = torch.where(a, p0.indexes, p1.indexes)
-        return ent.EntropyParams(means=means, indexes=idx), y_hat0
 
     # -- training / estimation -----------------------------------------------
 
@@ -415,18 +344,18 @@ class IntraCodec(CompressionModel):
         q = self._check_quality(quality)
         y = self.g_a(x) * self._gain(self.log_gain, q)
         hy, wy = y.shape[2:]
-        mk = _check_mask(mask, int(hy), int(wy), batch=x.shape[0])
+        mk = check_mask(mask, int(hy), int(wy), batch=x.shape[0])
         if mk is not None:
             mk = mk.to(y.device)
         z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
         _, z_lik = self.entropy_bottleneck(z)
-        med = self._z_medians()
+        med = self.z_medians()
         if self.training:
             z_hat = _ste_round(z - med) + med
             out = self.h_s(z_hat * self._gain(self.log_hinv_gain, q))[:, :, :hy, :wy]
             if self.config.context:
                 m0 = out[:, :self.config.m]
-                a = _anchor_mask(hy, wy).to(y.device)
+                a = anchor_mask(hy, wy).to(y.device)
                 y_hat_a = _ste_round(y - m0) + m0
                 if mk is not None:  # masked anchors reach the context as their means
                     y_hat_a = torch.where(mk, m0, y_hat_a)
@@ -438,7 +367,7 @@ class IntraCodec(CompressionModel):
             y_hat = _ste_round(y - means) + means
         else:
             z_hat = torch.round(z - med) + med
-            p, _ = self._coding_params(self._hyper_decode64(z_hat, q, (hy, wy)), y.detach(), mask=mk)
+            p, _ = ld.coding_params(self, self.hyper_decode(z_hat, q, (hy, wy)), y.detach(), mask=mk)
             _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
             y_lik = _gaussian_likelihood(y_hat - p.means, p.scales)
             means = p.means
@@ -476,10 +405,10 @@ class IntraCodec(CompressionModel):
         y = self.g_a(x.to(torch.float32)) * self._gain(self.log_gain, q)
         hy, wy = int(y.shape[2]), int(y.shape[3])
         z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
-        med = self._z_medians()
+        med = self.z_medians()
         z_sym = ent.clamp_factorized(self.entropy_bottleneck, torch.round(z - med).to(torch.int32)[0])[None]
         z_hat = z_sym.to(torch.float32) + med
-        return y, z_sym, self._hyper_decode64(z_hat, q, (hy, wy))
+        return y, z_sym, self.hyper_decode(z_hat, q, (hy, wy))
 
     def _check_frame(self, x: Tensor, quality: int) -> int:
         self._check_input(x)
@@ -487,35 +416,15 @@ class IntraCodec(CompressionModel):
             raise ValueError("compress codes one frame at a time (batch size 1)")
         return self._check_quality(quality)
 
-    def _coded_selections(self, rows: int, cols: int, mask: Tensor | None) -> list[Tensor]:
-        """(rows, cols) bool selections of the positions each y string carries, in order.
-
-        With the context: (visible anchors, visible non-anchors); without: (visible,).
-        Encoder and decoder derive them identically from the shape and the mask.
-        """
-        visible = torch.ones((rows, cols), dtype=torch.bool) if mask is None else ~mask[0, 0].cpu()
-        if not self.config.context:
-            return [visible]
-        a = _anchor_mask(rows, cols)
-        return [a & visible, ~a & visible]
-
     def _encode_y(self, symbols: Tensor, indexes: Tensor) -> bytes:
         """rANS string of (M, k) symbols; b"" when k = 0 (compressai's coder crashes on no symbols)."""
         if symbols.numel() == 0:
             return b""
         return ent.encode_gaussian(self.gaussian_conditional, symbols, indexes)
 
-    def _decode_y(self, string: bytes, indexes: Tensor) -> Tensor:
-        """Inverse of `_encode_y`: (M, k) int32 symbols."""
-        if indexes.numel() == 0:
-            if string:
-                raise ValueError("non-empty latent string for an all-masked pass")
-            return torch.zeros(indexes.shape, dtype=torch.int32)
-        return ent.decode_gaussian(self.gaussian_conditional, string, indexes)
-
     def strings_per_frame(self, packed: bool) -> int:
         """Strings per coded frame: 1 when packed (format version 4), else `num_strings`."""
-        return 1 if packed else self.num_strings
+        return ld.strings_per_frame(self.config.context, packed)
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int, reconstruct: bool = True,
@@ -542,15 +451,15 @@ class IntraCodec(CompressionModel):
         q = self._check_frame(x, quality)
         y, z_sym, hs64 = self._analyse(x, q)
         hy, wy = int(y.shape[2]), int(y.shape[3])
-        mk = _check_mask(mask, hy, wy)
+        mk = check_mask(mask, hy, wy)
         if mk is not None:
             mk = mk.to(y.device)
-        p, _ = self._coding_params(hs64, y, mask=mk)
+        p, _ = ld.coding_params(self, hs64, y, mask=mk)
         y_sym, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
             y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
             y_hat = torch.where(mk, p.means, y_hat)
-        sels = self._coded_selections(hy, wy, mk)
+        sels = ld.coded_selections(self.config.context, hy, wy, mk)
         if packed:
             writer = ent.PackedWriter()
             writer.add_factorized(self.entropy_bottleneck, z_sym[0])
@@ -560,7 +469,7 @@ class IntraCodec(CompressionModel):
         else:
             z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
             strings = (*(self._encode_y(y_sym[0][:, sel], p.indexes[0][:, sel]) for sel in sels), z_string)
-        x_hat = self._synthesize(y_hat, q) if reconstruct else None
+        x_hat = self.synthesize(y_hat, q) if reconstruct else None
         return Compressed(strings=strings, shape=(hy, wy), x_hat=x_hat)
 
     @torch.no_grad()
@@ -578,7 +487,7 @@ class IntraCodec(CompressionModel):
         """
         q = self._check_frame(x, quality)
         y, z_sym, hs64 = self._analyse(x, q)
-        p, _ = self._coding_params(hs64, y)
+        p, _ = ld.coding_params(self, hs64, y)
         _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
         bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
@@ -587,7 +496,7 @@ class IntraCodec(CompressionModel):
         return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
                         total_bits=float(bits.sum()) + z_bits)
 
-    def _synthesize(self, y_hat: Tensor, q: int) -> Tensor:
+    def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.
 
         With an integer synthesis attached (`attach_integer_synthesis`; models
@@ -628,41 +537,7 @@ class IntraCodec(CompressionModel):
             mask: the (rows, cols) bool mask given to `compress` (None: unmasked).
             packed: as given to `compress`.
         """
-        q = self._check_quality(quality)
-        if len(strings) != self.strings_per_frame(packed):
-            raise ValueError(f"expected {self.strings_per_frame(packed)} strings, got {len(strings)}")
-        hy, wy = int(shape[0]), int(shape[1])
-        # 16384 luma pixels per side at most (as trusted decoders cap frame sizes),
-        # so a corrupted header cannot make us allocate an absurd tensor.
-        if not (1 <= hy <= MAX_LATENT_SIDE and 1 <= wy <= MAX_LATENT_SIDE):
-            raise ValueError(f"bad latent shape {shape}")
-        mk = _check_mask(mask, hy, wy)
-        hz, wz = -(-hy // HYPER_STRIDE), -(-wy // HYPER_STRIDE)
-        sels = self._coded_selections(hy, wy, mk)
-        m = self.config.m
-        reader = None
-        if packed:  # every count is known from the shape and the mask before decoding
-            total = self.config.n * hz * wz + m * sum(int(sel.sum()) for sel in sels)
-            reader = ent.PackedReader(strings[0], total)
-            z_sym = reader.read_factorized(self.entropy_bottleneck, (self.config.n, hz, wz))
-        else:
-            z_sym = ent.decode_factorized(self.entropy_bottleneck, strings[-1], (self.config.n, hz, wz))
-        z_hat = z_sym[None].to(torch.float32) + self._z_medians()
-        hs64 = self._hyper_decode64(z_hat, q, (hy, wy))
-
-        def decode_part(k: int, p: ent.EntropyParams) -> Tensor:
-            """(1, M, rows, cols) int32 symbols of y pass k; 0 wherever it carries none."""
-            sym = torch.zeros((1, m, hy, wy), dtype=torch.int32)
-            idx = p.indexes[0][:, sels[k]]
-            sym[0][:, sels[k]] = (reader.read(self.gaussian_conditional, idx) if reader is not None
-                                  else self._decode_y(strings[k], idx))
-            return sym
-
-        p, y_hat = self._coding_params(hs64, None, lambda p0: decode_part(0, p0), mask=mk)
-        if self.config.context:  # second pass: the non-anchors with context parameters
-            a = _anchor_mask(hy, wy)
-            y_hat = torch.where(a, y_hat, decode_part(1, p).to(torch.float32) + p.means)
-        return self._synthesize(y_hat, q)
+        return ld.decompress(self, strings, shape, self._check_quality(quality), mask, packed)
 
     # -- weights ---------------------------------------------------------------
 

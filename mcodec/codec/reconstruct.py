@@ -27,7 +27,7 @@ from mcodec.codec import bitstream as bs
 from mcodec.codec import loopfilter, motion, resample
 from mcodec.codec.frame import Frame
 from mcodec.codec.syntax import FrameSyntax, Geometry
-from mcodec.codec.zoo import CodecNetworks
+from mcodec.codec.zoo import CodecNetworks, DecoderNetworks
 from mcodec.errors import BitstreamError
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -35,7 +35,7 @@ BI_TYPES = (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT)
 REBUILT_TYPES = (bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT)
 
 
-def to_tensor(planes: Planes, nets: CodecNetworks):
+def to_tensor(planes: Planes, nets: CodecNetworks | DecoderNetworks):
     """(x, tensor geometry): the (1, 6, H/2, W/2) network input of YUV 4:2:0 planes, on the networks' device."""
     from mcodec.codec import packing
 
@@ -106,7 +106,7 @@ class FrameDecoder:
     from the stream's header flags, never from an encoder's settings.
     """
 
-    def __init__(self, nets: CodecNetworks, width: int, height: int, *, obmc: bool = False,
+    def __init__(self, nets: DecoderNetworks, width: int, height: int, *, obmc: bool = False,
                  scale2: bool = False, loopfilter: bool = False, version: int = bs.FORMAT_VERSION) -> None:
         self.nets = nets
         # The stream's format version: version 4 packs a frame's side information in
@@ -126,7 +126,7 @@ class FrameDecoder:
         self.loopfilter = loopfilter
 
     @classmethod
-    def for_stream(cls, nets: CodecNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
+    def for_stream(cls, nets: DecoderNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
         """The frame decoder of a stream: its coding tools come from the header's flags,
         the frame syntax from `format_version` (`BitstreamReader.layout_version`)."""
         flags = header.coding.flags

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
     from mcodec.codec.intsynth import IntChain
+    from mcodec.codec.latent_decoder import LatentDecoder
     from mcodec.codec.model import IntraCodec
 
     IntegerParts = dict[str, IntChain]
@@ -198,11 +199,34 @@ class CodecNetworks:
         """Where the networks live (inputs are moved there)."""
         return next(self.intra.parameters()).device
 
+    def decoders(self) -> DecoderNetworks:
+        """The decoding view of these networks (what `reconstruct.FrameDecoder` uses)."""
+        return DecoderNetworks(self.intra, self.inter, self.levels, self.model_id, self.digest, self.device)
 
-def load_networks(model_id: str | None = None, device: str = "cpu",
-                  digest: bytes | None = None) -> CodecNetworks:
-    """Networks of a model in the table (by id, or by the id + digest a stream names), on `device`."""
-    entry = find_model(model_id or "", digest) if digest is not None else get_model(model_id)
+
+@dataclass(frozen=True, eq=False)
+class DecoderNetworks:
+    """What decoding a stream needs of a model: each network's `decompress`, and its identity.
+
+    Attributes:
+        intra, inter: `LatentDecoder`s (models with integer networks, loaded without
+            CompressAI by `load_decoders`) or the full `IntraCodec`s (`CodecNetworks.decoders`);
+            both decode bit-identically.
+        levels: number of model levels.
+        model_id, digest: as in `CodecNetworks`.
+        device: where the networks live.
+    """
+
+    intra: LatentDecoder | IntraCodec
+    inter: LatentDecoder | IntraCodec
+    levels: int
+    model_id: str
+    digest: bytes
+    device: torch.device
+
+
+def _bundle(entry: ModelEntry) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of an entry, an add-on's merged over its base's (digests checked)."""
     tensors, metadata = load_weights(entry)
     if entry.base is not None:  # an add-on: the base bundle's networks plus these tensors
         base = get_model(entry.base)
@@ -211,7 +235,65 @@ def load_networks(model_id: str | None = None, device: str = "cpu",
                              f"{metadata.get('base_sha256')}, not {base.sha256}")
         base_tensors, metadata = load_weights(base)
         tensors = {**base_tensors, **tensors}
+    return tensors, metadata
+
+
+def _entry(model_id: str | None, digest: bytes | None) -> ModelEntry:
+    return find_model(model_id or "", digest) if digest is not None else get_model(model_id)
+
+
+def load_networks(model_id: str | None = None, device: str = "cpu",
+                  digest: bytes | None = None) -> CodecNetworks:
+    """Networks of a model in the table (by id, or by the id + digest a stream names), on `device`."""
+    entry = _entry(model_id, digest)
+    tensors, metadata = _bundle(entry)
     return networks_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def load_decoders(model_id: str | None = None, device: str = "cpu",
+                  digest: bytes | None = None) -> DecoderNetworks:
+    """The decoders of a model in the table (as `load_networks` finds it), on `device`.
+
+    A model whose bundle carries every integer network decodes with `LatentDecoder`s,
+    which need neither the encoder's networks nor CompressAI (start-up: no CompressAI
+    import, ~4 s here); any other model with its full `IntraCodec`s.
+    """
+    entry = _entry(model_id, digest)
+    tensors, metadata = _bundle(entry)
+    return decoders_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def _bundle_config(metadata: dict[str, str], model_id: str):
+    """(ModelConfig, lambdas) of a bundle's metadata. Raises ModelError."""
+    from mcodec.codec.model_config import ModelConfig
+
+    try:
+        config = ModelConfig.from_json(metadata["config"])
+        lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
+    if len(lambdas) != config.levels:
+        raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
+    return config, lambdas
+
+
+def decoders_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
+                          device: str = "cpu") -> DecoderNetworks:
+    """`DecoderNetworks` from a bundle's tensors and metadata (see `load_decoders`)."""
+    config, _ = _bundle_config(metadata, model_id)
+    parts = (INT_PREFIX, INT_HYPER) + ((INT_CONTEXT, INT_PARAMS) if config.context else ())
+    if not all(any(k.startswith(net + p) for k in tensors) for net in ("intra.", "inter.") for p in parts):
+        return networks_from_tensors(tensors, metadata, model_id, digest, device).decoders()
+    import torch
+
+    from mcodec.codec.latent_decoder import LatentDecoder
+
+    try:
+        intra, inter = (LatentDecoder.from_tensors(tensors, net, config.context, config.levels,
+                                                   _INT_PREFIXES, device) for net in ("intra.", "inter."))
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"model {model_id!r}: bad decoder tensors ({exc})") from None
+    return DecoderNetworks(intra, inter, config.levels, model_id, digest, torch.device(device))
 
 
 def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
@@ -219,11 +301,7 @@ def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
     """Build `CodecNetworks` from a bundle's tensors ("intra.*", "inter.*") and metadata."""
     from mcodec.codec import model as mdl
 
-    try:
-        config = mdl.ModelConfig.from_json(metadata["config"])
-        lambdas = tuple(float(x) for x in json.loads(metadata["lambdas"]))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelError(f"model {model_id!r}: bad bundle metadata ({exc})") from None
+    config, lambdas = _bundle_config(metadata, model_id)
     from torch import nn
 
     from mcodec.codec.intsynth import IntChain, IntSynthesis
@@ -252,8 +330,6 @@ def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
         except (KeyError, ValueError) as exc:
             raise ModelError(f"model {model_id!r}: bad integer network ({exc})") from None
         nets.append(net)
-    if len(lambdas) != config.levels:
-        raise ModelError(f"model {model_id!r}: {len(lambdas)} lambdas for {config.levels} levels")
     return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest)
 
 

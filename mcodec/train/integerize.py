@@ -92,7 +92,7 @@ def recording(nets) -> Iterator[dict[str, list]]:
     rec: dict[str, list] = {f"{n}{part}": [] for n in ("intra", "inter") for part in ("", ".hyper", ".context")}
     nets_by_name = {"intra": nets.intra, "inter": nets.inter}
     for name, net in nets_by_name.items():
-        synthesize, hyper, context = net._synthesize, net._hyper_decode64, net._context_params64
+        synthesize, hyper, context = net.synthesize, net.hyper_decode, net.context_params
 
         def record_synthesis(y_hat: Tensor, q: int, net=net, name=name, original=synthesize) -> Tensor:
             gain = torch.exp(net.log_inv_gain.detach()[q].to(torch.float64)).view(1, -1, 1, 1)
@@ -109,12 +109,12 @@ def recording(nets) -> Iterator[dict[str, list]]:
             return original(hs, anchors)
 
         # instance attributes: these objects only, undone below
-        net._synthesize, net._hyper_decode64, net._context_params64 = record_synthesis, record_hyper, record_context
+        net.synthesize, net.hyper_decode, net.context_params = record_synthesis, record_hyper, record_context
     try:
         yield rec
     finally:
         for net in nets_by_name.values():
-            del net._synthesize, net._hyper_decode64, net._context_params64
+            del net.synthesize, net.hyper_decode, net.context_params
 
 
 def integer_parts(net, rec: dict[str, list], name: str) -> dict:
