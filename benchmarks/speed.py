@@ -185,6 +185,13 @@ def time_startup(threads: int, repeats: int) -> dict:
     in fresh processes, and `mcodec --help`."""
     decoder = _startup_runs("load_decoders", threads, repeats)
     encoder = _startup_runs("load_networks", threads, repeats)
+    # the floor: a fresh process that imports torch and exits (same child environment)
+    torch_walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, env=_child_env(threads),
+                       check=True, timeout=120, stdin=subprocess.DEVNULL)
+        torch_walls.append(time.perf_counter() - t)
     exe = Path(sys.executable).with_name("mcodec")
     cli = str(exe) if exe.exists() else shutil.which("mcodec")
     help_walls = []
@@ -199,6 +206,8 @@ def time_startup(threads: int, repeats: int) -> dict:
         # the decoder's figures at the top level (the start-up target is a decoder's)
         **decoder,
         "encoder": encoder,
+        "torch_only_wall_s": torch_walls,
+        "torch_only_wall_s_median": statistics.median(torch_walls),
         "help_cli": cli,
         "help_wall_s": help_walls,
         "help_wall_s_median": statistics.median(help_walls) if help_walls else None,
@@ -352,6 +361,7 @@ def markdown(res: dict) -> str:
                       f"{st['encoder']['wall_s_median']:.2f} |"),
                      (f"| of which network load (CompressAI import included) | "
                       f"{st['encoder']['load_s_median']:.2f} |")] if "encoder" in st else []),
+                  f"| reference: `python -c 'import torch'` (wall) | {_f(st.get('torch_only_wall_s_median'))} |",
                   f"| `mcodec --help` (wall) | {_f(st['help_wall_s_median'])} |",
                   f"| target | ≤ {TARGET_STARTUP_S} |", ""]
     for size in res["sizes"]:
@@ -416,6 +426,7 @@ def main() -> None:
                     help="quality of the peak-RSS encode/decode (default: the highest one timed at that size)")
     ap.add_argument("--repeats", type=int, default=3, help="start-up measurements")
     ap.add_argument("--no-startup", action="store_true")
+    ap.add_argument("--startup-only", action="store_true", help="time the start-up only")
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--no-ssf", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here (also after every size)")
@@ -468,6 +479,8 @@ def main() -> None:
         _log("start-up")
         res["startup"] = time_startup(args.threads, args.repeats)
         save()
+    if args.startup_only:
+        return
     t = time.perf_counter()
     nets = zoo.load_networks()
     res["network_load_in_process_s"] = time.perf_counter() - t
