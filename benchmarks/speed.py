@@ -480,6 +480,8 @@ def main() -> None:
         res["startup"] = time_startup(args.threads, args.repeats)
         save()
     if args.startup_only:
+        res["finished_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        save()
         return
     t = time.perf_counter()
     nets = zoo.load_networks()
