@@ -130,14 +130,10 @@ class IntConv:
         """Largest |partial sum| any chunk's accumulation can reach (integers, exact)."""
         worst = 0
         for g in range(self.chunks):
-            w = self._chunk(g)[1].detach().to(torch.int64).abs()
-            if not self.transposed:
-                worst = max(worst, int(w.sum(dim=(1, 2, 3)).max()))
-                continue
-            k = w.shape[-1]
-            for py in range(self.stride):  # taps feeding one output phase
-                for px in range(self.stride):
-                    worst = max(worst, int(w[:, :, py:k:self.stride, px:k:self.stride].sum(dim=(0, 2, 3)).max()))
+            w = self._chunk(g)[1].detach().to(torch.int64)
+            l1, _ = _output_l1(w.transpose(0, 1) if self.transposed else w,
+                               self.stride if self.transposed else 1)
+            worst = max(worst, int(l1.max()))
         return worst * self.amax
 
 
@@ -352,6 +348,21 @@ class IntSynthesis(IntChain):
         return super().from_float(g_s, calib, cls.HEAD, amax, sqmax, margin, chunks)
 
 
+def _output_l1(w: Tensor, phases: int) -> tuple[Tensor, int]:
+    """(out,) largest sum of |w| feeding one output sample, and the most taps feeding one.
+
+    `w` is (out, in, k, k), out-channel axis first. A stride-s transposed convolution
+    (`phases` = s) feeds each output phase (py, px) from the taps w[..., py::s, px::s]
+    only, so its worst case is the largest phase's sum; a convolution has one phase.
+    The weight quantization sizes its scales with this and `IntConv.bound` checks the
+    stored integers with it.
+    """
+    k = w.shape[-1]
+    taps = [w[:, :, py:k:phases, px:k:phases] for py in range(phases) for px in range(phases)]
+    l1 = torch.stack([t.abs().sum(dim=(1, 2, 3)) for t in taps]).amax(dim=0)
+    return l1, max(t[0].numel() for t in taps)
+
+
 def _quantize_conv(mod: nn.Module, step: Tensor, amax: int, chunks: int) -> IntConv:
     """Integer weights for `mod` (Conv2d / ConvTranspose2d) given its input step (in,)."""
     transposed = isinstance(mod, nn.ConvTranspose2d)
@@ -362,7 +373,6 @@ def _quantize_conv(mod: nn.Module, step: Tensor, amax: int, chunks: int) -> IntC
     else:
         wf = w * step.view(1, -1, 1, 1)
     stride = mod.stride[0]
-    k = wf.shape[-1]
     n_in = wf.shape[1]
     if n_in % chunks:
         raise ValueError(f"{n_in} input channels do not split into {chunks} chunks")
@@ -371,13 +381,7 @@ def _quantize_conv(mod: nn.Module, step: Tensor, amax: int, chunks: int) -> IntC
     scales, ints = [], []
     for g in range(chunks):
         part = wf[:, g * size:(g + 1) * size]
-        if transposed and stride > 1:
-            phases = [part[:, :, py:k:stride, px:k:stride] for py in range(stride) for px in range(stride)]
-            l1 = torch.stack([p.abs().sum(dim=(1, 2, 3)) for p in phases]).amax(dim=0)
-            terms = max(p[0].numel() for p in phases)
-        else:
-            l1 = part.abs().sum(dim=(1, 2, 3))
-            terms = part[0].numel()
+        l1, terms = _output_l1(part, stride if transposed else 1)
         # Rounding adds at most 1/2 per term: sum|round(v)| <= sum|v| + terms/2.
         scale = torch.clamp(l1, min=1e-12) / (budget - terms / 2 - 1)
         scales.append(scale)
