@@ -155,6 +155,30 @@ def tiny_bundle(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def tiny_fine_bundle(path: Path, seed: int = 0) -> Path:
+    """The tiny bundle of `tiny_bundle` plus tiny fine networks (latent stride 8)."""
+    import torch
+
+    from mcodec.codec import model as mdl
+    from mcodec.codec.zoo import CodecNetworks, save_bundle
+
+    torch.manual_seed(seed)
+    lambdas = (0.002, 0.008, 0.03, 0.1)
+    nets = [mdl.IntraCodec(mdl.ModelConfig(n=16, m=16, levels=4, latent_stride=stride)).eval()
+            for stride in (16, 16, 8, 8)]
+    for net in nets:
+        net.update()
+    fine = CodecNetworks(nets[2], nets[3], lambdas, "tiny-fine", b"")
+    save_bundle(nets[0], nets[1], lambdas, str(path), fine=fine)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fine_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny bundle with fine networks (`tiny_fine_bundle`) as a file."""
+    return tiny_fine_bundle(tmp_path_factory.mktemp("model") / "tiny-fine.safetensors")
+
+
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny bundle (seed 0) as a file."""

@@ -109,7 +109,62 @@ def test_2x_levels_code_at_twice_the_size_and_decode_exactly(nets, bundle, tmp_p
     with pytest.raises(BitstreamError, match="unknown frame flags 0x81"):
         dec2.decode(dataclasses.replace(key, flags=0x81))
     dec2.decode(key)
-    with pytest.raises(BitstreamError, match="predicted frame at scale 1, its reference at 2"):
+    with pytest.raises(BitstreamError, match="different coding layers"):
+        dec2.decode(dataclasses.replace(pred, flags=pred.flags & ~bs.FRAME_FLAG_SCALE2))
+
+
+@pytest.mark.parametrize("structure", ["lowdelay", "randomaccess"])
+def test_fine_layer_codes_at_native_size_on_an_8x8_grid_and_decodes_exactly(fine_bundle, nets, tmp_path,
+                                                                              structure) -> None:
+    """A model with fine networks codes its upper layer with them at native size: the header
+    says CODING_FLAG_FINE (not SCALE2), upper-layer frames carry the layer bit, their mask maps
+    and latents are on the 8x8 grid, and a fresh process decodes them hash-verified."""
+    import dataclasses
+
+    from mcodec.codec.distortion import frame_psnr_yuv
+    from mcodec.codec.syntax import FINE_PATCH, FrameSyntax
+
+    fine_nets = networks_from_file(str(fine_bundle), model_id="tiny-fine")
+    assert fine_nets.fine is not None and fine_nets.fine.intra.config.latent_stride == 8
+    assert fine_nets.decoders().fine is not None and fine_nets.fine.tensor_stride == 4
+    upper = EncoderTuning(coding_scales=(2,), scene_cut_psnr=0)   # the tiny networks: force the upper layer
+    frames = synthetic_frames(40, 24, 5)                     # 40x24: 3x2 patches of 16, 5x3 of 8
+    src = write_clip(tmp_path / "in.y4m", frames)
+    out = tmp_path / "fine.bin"
+    summary = codec.encode(str(src), str(out), options=EncodeOptions(
+        quality=3, gop=5, tuning=upper, structure=structure, mask="off"), networks=fine_nets)
+    stream = bs.read_bitstream(str(out))
+    flags = stream.header.coding.flags
+    assert flags & bs.CODING_FLAG_FINE and not flags & bs.CODING_FLAG_SCALE2
+    assert all(f.flags & bs.FRAME_FLAG_SCALE2 for f in stream.frames)
+    # value 3 -> fine level 1: key frames + key_quality_offset 2, the others 1 or the cascade's 0
+    assert {f.quality for f in stream.frames if f.frame_type == bs.FRAME_KEY} == {3}
+    assert {f.quality for f in stream.frames if f.frame_type != bs.FRAME_KEY} <= {0, 1}
+    dec = FrameDecoder.for_stream(fine_nets.decoders(), stream.header, stream.format_version)
+    geo = dec.geometry(1, fine=True)
+    assert geo.patch == FINE_PATCH and geo.latent_shape == (3, 5)
+    inter = [u for u in stream.frames if u.frame_type in (bs.FRAME_INTER, bs.FRAME_BI_INTER)]
+    assert inter
+    for unit in stream.frames:
+        dec.decode(unit)                                              # hash-checked in process
+        if unit in inter:
+            syntax = FrameSyntax.from_segments(unit, fine_nets.fine.inter.strings_per_frame(True),
+                                               stream.format_version, geo, (1, 1), None) \
+                if unit.frame_type == bs.FRAME_INTER else None
+            if syntax is not None:
+                assert syntax.mask.shape == (3, 5)
+    back_path = tmp_path / "dec.y4m"
+    assert decode_in_child(fine_bundle, out, back_path) == 5
+    back = read_frames(back_path)
+    assert abs(np.mean([frame_psnr_yuv(a, b) for a, b in zip(frames, back)]) - summary.psnr_yuv) < 1e-9
+    # A decoder without fine networks refuses the layer before decoding anything.
+    with pytest.raises(BitstreamError, match="fine networks"):
+        FrameDecoder.for_stream(nets.decoders(), stream.header, stream.format_version)
+    # An upper-layer frame predicted from a picture of the other layer is refused.
+    dec2 = FrameDecoder.for_stream(fine_nets.decoders(), stream.header, stream.format_version)
+    key, pred = stream.frames[0], stream.frames[1]
+    dec2.decode(key)
+    with pytest.raises(BitstreamError, match="different coding layers"):
         dec2.decode(dataclasses.replace(pred, flags=pred.flags & ~bs.FRAME_FLAG_SCALE2))
 
 

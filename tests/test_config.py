@@ -31,6 +31,7 @@ def test_shipped_configs_load() -> None:
     ({"data": {"sources": [{"kind": "video"}]}}, "path"),
     ({"data": {"sources": []}}, "at least one source"),
     ({"model": {"lambdas": [0.1, 0.05]}}, "increasing"),
+    ({"model": {"latent_stride": 12}}, "latent_stride must be 8 or 16"),
     ({"model": {"n": "64"}}, r"model\.n must be an integer"),
     ({"data": {"crop": 100}}, "multiple of 16"),
     ({"networks": ["intra", "motion"]}, "networks"),

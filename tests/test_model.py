@@ -330,3 +330,26 @@ def test_packed_string_decodes_exactly_and_is_smaller(context: bool) -> None:
             model.decompress((rng.bytes(n),), (5, 7), q, packed=True)
         except ValueError:
             pass
+
+
+def test_latent_stride_8_puts_one_latent_on_each_8x8_patch_and_codes_exactly() -> None:
+    """ModelConfig.latent_stride 8: same parameter shapes as stride 16 (so one initialises the
+    other), a latent per 8x8 luma patch, the exact coding path round trip, and the config's
+    JSON unchanged for the default (old bundles keep their bytes)."""
+    torch.manual_seed(0)
+    fine = IntraCodec(ModelConfig(n=16, m=16, levels=2, latent_stride=8)).eval()
+    coarse = IntraCodec(ModelConfig(n=16, m=16, levels=2))
+    assert {k: v.shape for k, v in fine.state_dict().items()} == \
+        {k: v.shape for k, v in coarse.state_dict().items()}
+    fine.update(force=True)
+    x, _ = yuv420_to_tensor(*_smooth_frame(40, 24), stride=fine.config.tensor_stride)
+    assert x.shape == (1, 6, 20, 12)                           # padded to multiples of 8 luma, not 16
+    c = fine.compress(x, 1)
+    assert c.shape == (5, 3)                                   # 40x24 luma / 8
+    assert torch.equal(fine.decompress(c.strings, c.shape, 1), c.x_hat)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        fine.compress(torch.rand(1, 6, 18, 12), 0)
+    with pytest.raises(ValueError, match="latent_stride"):
+        ModelConfig(latent_stride=4)
+    assert "latent_stride" not in ModelConfig().to_json()
+    assert ModelConfig.from_json(fine.config.to_json()) == fine.config

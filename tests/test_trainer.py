@@ -212,3 +212,33 @@ def test_gradient_accumulation_trains_the_same_global_batch(shared_data: Path, t
     assert moved and all(torch.isfinite(ck["model"][k]).all() for k in moved)
     recs = [json.loads(x) for x in (tmp_path / "acc" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2] and recs[-1]["samples_per_s"] > 0
+
+
+def test_latent_stride_8_trains_exports_and_codes_as_fine_networks(run8: Path, shared_data: Path,
+                                                                    tmp_path: Path) -> None:
+    """model.latent_stride = 8 trains (random masks on its 8x8 latent grid), exports, and the
+    bundle serves as a model's fine networks; on its own it is refused as main networks."""
+    import dataclasses
+
+    from mcodec.codec import codec, zoo
+    from mcodec.codec.options import EncodeOptions, EncoderTuning
+
+    from .conftest import synthetic_frames, write_clip
+
+    config = tmp_path / "fine.toml"
+    config.write_text(_config(tmp_path, 2).read_text().replace("context = true", "context = true\nlatent_stride = 8"))
+    done = _train(config, tmp_path / "fine", shared_data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trainer.export(tmp_path / "fine", tmp_path / "fine.safetensors")
+    trainer.export(run8, tmp_path / "main.safetensors")
+    fine = zoo.networks_from_file(tmp_path / "fine.safetensors", model_id="f")
+    assert fine.intra.config.latent_stride == 8
+    nets = dataclasses.replace(zoo.networks_from_file(tmp_path / "main.safetensors", model_id="m"), fine=fine)
+    src = write_clip(tmp_path / "in.y4m", synthetic_frames(48, 32, 3))
+    upper = EncoderTuning(coding_scales=(2,), scene_cut_psnr=0)
+    s = codec.encode(str(src), str(tmp_path / "x.bin"), options=EncodeOptions(quality=3, gop=3, tuning=upper),
+                     networks=nets)
+    d = codec.decode(str(tmp_path / "x.bin"), str(tmp_path / "x.y4m"), networks=nets)   # hash-verified
+    assert s.frames == d.frames == 3
+    with pytest.raises(ValueError, match="latent stride 16"):
+        codec.encode(str(src), str(tmp_path / "y.bin"), options=EncodeOptions(quality=0), networks=fine)

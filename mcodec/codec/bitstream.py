@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2", "CODING_FLAG_LOOPFILTER",
+    "SIGNATURE", "FORMAT_VERSION", "CODING_FLAG_OBMC", "CODING_FLAG_SCALE2", "CODING_FLAG_LOOPFILTER", "CODING_FLAG_FINE",
     "KNOWN_CODING_FLAGS", "FRAME_FLAG_SCALE2", "FRAME_FLAG_FILTER", "KNOWN_FRAME_FLAGS", "MAX_DIM", "MAX_PIXELS", "MAX_HEADER_LENGTH",
     "FRAME_KEY", "FRAME_INTER", "FRAME_REBUILT", "FRAME_BI_INTER", "FRAME_BI_REBUILT", "MAX_REORDER",
     "QUALITY_PER_FRAME",
@@ -54,9 +54,13 @@ FORMAT_VERSION = 4  # the spec version written, and this reader's version
 CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
 CODING_FLAG_SCALE2 = 0x0002  # frames may be coded at twice the width and height
 CODING_FLAG_LOOPFILTER = 0x0004  # frames may carry a loop filter (version 3)
-KNOWN_CODING_FLAGS = CODING_FLAG_OBMC | CODING_FLAG_SCALE2 | CODING_FLAG_LOOPFILTER
+# The upper layer (frames flagged FRAME_FLAG_SCALE2) is coded at native size by the
+# model's fine networks (latent stride 8), not at twice the size (version 4).
+CODING_FLAG_FINE = 0x0008
+KNOWN_CODING_FLAGS = CODING_FLAG_OBMC | CODING_FLAG_SCALE2 | CODING_FLAG_LOOPFILTER | CODING_FLAG_FINE
 # FrameUnit.flags bits (docs section 10); the codec refuses other bits.
-FRAME_FLAG_SCALE2 = 0x01    # this frame is coded at twice the width and height
+FRAME_FLAG_SCALE2 = 0x01    # this frame is coded in the upper layer: at twice the width and
+                            # height, or with the fine networks when the header has CODING_FLAG_FINE
 FRAME_FLAG_FILTER = 0x02    # this frame's last segment is its loop filter (version 3)
 KNOWN_FRAME_FLAGS = FRAME_FLAG_SCALE2 | FRAME_FLAG_FILTER
 MAX_DIM = 16384  # luma pixels, per side

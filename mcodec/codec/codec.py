@@ -136,9 +136,11 @@ def _scale_crossover(nets: CodecNetworks, frame: Frame, tuning: EncoderTuning) -
     def key_cost(scale: int, level: int) -> tuple[float, float]:
         k = (scale, min(level + tuning.key_quality_offset, top))
         if k not in cost:
-            x, geometry = to_tensor(source_at(frame, scale).planes(), nets)
+            scale, fine = coding_layer(nets, scale)
+            layer = nets.fine if fine else nets
+            x, geometry = to_tensor(source_at(frame, scale).planes(), layer)
             with torch.no_grad():
-                est = nets.intra.estimate(x, k[1])
+                est = layer.intra.estimate(x, k[1])
             coded = output_at(Frame(*to_planes(est.x_hat, geometry)), scale, frame.width,
                               frame.height)
             cost[k] = float(loss_patch_sse(frame, coded, PATCH, tuning.decision_chroma_weight).sum()), \
@@ -153,6 +155,14 @@ def _scale_crossover(nets: CodecNetworks, frame: Frame, tuning: EncoderTuning) -
         if d2 + lam * r2 < tuning.scale_j_bias * (d1 + lam * r1):
             return q
     return len(ladder)
+
+
+def coding_layer(nets: CodecNetworks, ladder_scale: int) -> tuple[int, bool]:
+    """(coding scale, fine) of a ladder candidate's scale: the ladder's upper layer
+    (scale 2) is the model's fine networks at native size when it has them, else 2x."""
+    if ladder_scale == 2 and nets.fine is not None:
+        return 1, True
+    return ladder_scale, False
 
 
 def _gop_crossover(nets: CodecNetworks, frames: list[Frame], tuning: EncoderTuning) -> Callable[[], int]:
@@ -191,7 +201,8 @@ def _encode_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, qual
     caller already has them (rate control codes one GOP at several qualities)."""
     tuning = opts.tuning
     scale, level = _choose_scale(nets, quality, tuning, crossover or _gop_crossover(nets, frames, tuning))
-    enc = FrameEncoder(nets, frames[0].width, frames[0].height, opts.mask, tuning, scale=scale)
+    scale, fine = coding_layer(nets, scale)
+    enc = FrameEncoder(nets, frames[0].width, frames[0].height, opts.mask, tuning, scale=scale, fine=fine)
     units, psnr = [], []
     starts = _gop_starts(frames, opts) if starts is None else starts
     for a, b in zip(starts, starts[1:] + [len(frames)]):
@@ -251,15 +262,17 @@ def _choose_gop(nets: CodecNetworks, frames: list[Frame], first_index: int, opts
     return best, tried[best]
 
 
-def _coding_flags(options: EncodeOptions, levels: int) -> int:
-    """The header's CODING_FLAG_* bits: OBMC when the encoder uses it, SCALE2 when a GOP
-    may be coded at 2x (any quality under --bitrate, else the --quality value's ladder)."""
+def _coding_flags(options: EncodeOptions, levels: int, fine: bool = False) -> int:
+    """The header's CODING_FLAG_* bits: OBMC when the encoder uses it; when a GOP may be
+    coded in the upper layer (any quality under --bitrate, else the --quality value's
+    ladder), FINE if the model has fine networks (`fine`), else SCALE2 (2x)."""
     tuning = options.tuning
     may_2x = 2 in tuning.coding_scales and (
         bool(options.bitrate)
         or any(scale == 2 for scale, _ in tuning.quality_ladder(levels)[options.quality]))
+    upper = bs.CODING_FLAG_FINE if fine else bs.CODING_FLAG_SCALE2
     return ((bs.CODING_FLAG_OBMC if tuning.obmc else 0)
-            | (bs.CODING_FLAG_SCALE2 if may_2x else 0)
+            | (upper if may_2x else 0)
             | (bs.CODING_FLAG_LOOPFILTER if tuning.loop_filter else 0))
 
 
@@ -309,7 +322,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
                 quality=bs.QUALITY_PER_FRAME if options.bitrate else options.quality,
                 patch_size=PATCH, search_range=options.tuning.search_range, mask_mode=mask_mode,
                 mask_ratio_permille=int(round(1000 * options.mask)) if mask_mode == bs.MASK_FIXED else 0,
-                flags=_coding_flags(options, nets.levels)),
+                flags=_coding_flags(options, nets.levels, nets.fine is not None)),
             model_sha256=nets.digest, model_name=nets.model_id,
             color_range=bs.COLOR_RANGE_LIMITED, color_matrix=bs.COLOR_MATRIX_BT601)
         out, tmp = _open_output(dst, overwrite)

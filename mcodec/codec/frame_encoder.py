@@ -28,7 +28,7 @@ from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
 from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, reference_distances,
                                       residual_planes, source_at, to_planes, to_tensor)
-from mcodec.codec.syntax import PATCH, FrameSyntax, Motion
+from mcodec.codec.syntax import FrameSyntax, Motion
 from mcodec.codec.zoo import CodecNetworks
 
 
@@ -42,18 +42,24 @@ def _pad_to(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 class FrameEncoder:
     """Chooses and produces the syntax of each frame of one GOP.
 
-    One encoder codes frames at one coding scale (1 or 2; see `mcodec.codec.ladder`):
-    at 2 every frame is upsampled (`resample.upsample_frame`) and coded at twice
-    the width and height, and the reconstruction is downsampled for output.
+    One encoder codes frames in one coding layer (see `mcodec.codec.ladder`): at
+    scale 1 or 2 by the model's networks (at 2 every frame is upsampled,
+    `resample.upsample_frame`, coded at twice the width and height, and the
+    reconstruction is downsampled for output), or, with `fine`, at scale 1 by the
+    model's fine networks (one latent per 8x8 luma patch).
     """
 
     def __init__(self, nets: CodecNetworks, width: int, height: int, mask: str | float,
-                 tuning: EncoderTuning, scale: int = 1) -> None:
-        if scale not in (1, 2):
-            raise ValueError(f"coding scale must be 1 or 2, got {scale}")
-        self.nets, self.mask, self.tuning, self.scale = nets, mask, tuning, scale
+                 tuning: EncoderTuning, scale: int = 1, fine: bool = False) -> None:
+        if scale not in (1, 2) or (fine and scale != 1):
+            raise ValueError(f"coding scale must be 1 or 2 (1 with the fine networks), got {scale}")
+        if fine and nets.fine is None:
+            raise ValueError(f"model {nets.model_id!r} has no fine networks")
+        self.mask, self.tuning, self.scale, self.fine = mask, tuning, scale, fine
+        self.nets = nets.fine if fine else nets    # the networks of this layer
         self.recon = FrameDecoder(nets.decoders(), width, height, obmc=tuning.obmc, scale2=scale == 2,
-                                  loopfilter=tuning.loop_filter)
+                                  loopfilter=tuning.loop_filter, fine=fine)
+        self.geo = self.recon.geometry(scale, fine)
         self.patches_total = 0
         self.patches_masked = 0
         self.scene_cuts = 0      # predicted frames coded as key frames instead
@@ -63,7 +69,7 @@ class FrameEncoder:
 
     def patch_distortion(self, a, b) -> np.ndarray:
         """(rows, cols) per-patch distortion of the decisions (weighted SSE)."""
-        return loss_patch_sse(a, b, PATCH, self.tuning.decision_chroma_weight)
+        return loss_patch_sse(a, b, self.geo.patch, self.tuning.decision_chroma_weight)
 
     def encode(self, frame: Frame, index: int, key: bool, quality: int, display: int | None = None,
                bi: bool = False, level: int = 0) -> tuple[bs.FrameUnit, Frame]:
@@ -102,7 +108,7 @@ class FrameEncoder:
                 quality = min(quality + self.tuning.key_quality_offset, self.nets.levels - 1)
                 coded = self._encode_key(src, quality)
             syntax, recon = coded
-        flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 else 0
+        flags = bs.FRAME_FLAG_SCALE2 if self.scale == 2 or self.fine else 0   # the upper layer
         if self.tuning.loop_filter:
             chroma = LUMA_SHARE * self.tuning.decision_chroma_weight   # the weighted SSE's plane weights
             filt, filtered = loopfilter.fit(
@@ -121,7 +127,7 @@ class FrameEncoder:
                             frame_hash=bs.frame_hash(*out.planes()),
                             segments=syntax.to_segments(distances, direct),
                             flags=flags | syntax.flags, display=display)
-        self.recon.store(display, Picture(recon, self.scale, forward_field(syntax), distances[0]),
+        self.recon.store(display, Picture(recon, self.scale, forward_field(syntax), distances[0], self.fine),
                          key=key_frame)
         return unit, out
 
@@ -143,7 +149,7 @@ class FrameEncoder:
                       ) -> tuple[FrameSyntax, Frame] | None:
         """Code `frame` as a predicted frame from `ref`, or return None when it should be a
         key frame (only considered with `allow_cut`)."""
-        geo = self.recon.geometry(self.scale)
+        geo = self.geo
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
                                 search=self._search, lam=self._motion_lambda(q))
         pred = self.recon.compensate(*ref.planes(), field)
@@ -152,7 +158,7 @@ class FrameEncoder:
     def _encode_bi(self, frame: Frame, q: int, past: Picture, future: Picture,
                    distances: tuple[int, int]) -> tuple[FrameSyntax, Frame]:
         """Code `frame` as a bi frame predicted from `past` and `future` (`distances` frames away)."""
-        geo = self.recon.geometry(self.scale)
+        geo = self.geo
         direct = self._direct = self.recon.direct([past, future], distances)
         field = estimate_bi_motion(frame.y, past.frame.y, future.frame.y, block=geo.motion_block,
                                    search=self._search,
@@ -171,7 +177,7 @@ class FrameEncoder:
         import torch
 
         lam = 1.0 / self.nets.lambdas[q]            # weighted SSE per bit
-        geo = self.recon.geometry(self.scale)
+        geo = self.geo
         hy, wy = geo.latent_shape
         d_mask = _pad_to(self.patch_distortion(frame, pred), (hy, wy))
         rebuilt = FrameSyntax(types[1], motion=mv)
@@ -215,7 +221,7 @@ class FrameEncoder:
                         mask: np.ndarray, side_bits: float) -> bool:
         """Scene-cut test: is coding `frame` as a key frame (at level q's lambda) cheaper
         in J = D + lam*R than the predicted-frame choice (`mask`) from the estimates?"""
-        hy, wy = self.recon.geometry(self.scale).latent_shape
+        hy, wy = self.geo.latent_shape
         if est is None:  # mask "off": the residual estimate was not needed until now
             est = self.nets.inter.estimate(x, q)
             coded = add_residual(pred, to_planes(est.x_hat, geometry))

@@ -44,9 +44,9 @@ from mcodec.codec.packing import STRIDE
 
 # The hyper-analysis strides the latent by this much more (the decoder derives z's shape).
 HYPER_STRIDE = 4
-# Largest latent side `decompress` accepts: 16384 luma pixels / 16 (as trusted decoders
+# Largest latent side `decompress` accepts: 16384 luma pixels / 8, the finest grid (as trusted decoders
 # cap frame sizes, so a corrupted header cannot make us allocate an absurd tensor).
-MAX_LATENT_SIDE = 16384 // (2 * STRIDE)
+MAX_LATENT_SIDE = 16384 // 8
 
 
 class ExactParts(Protocol):

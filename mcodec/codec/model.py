@@ -181,16 +181,19 @@ class IntraCodec(CompressionModel):
         config = config or ModelConfig()
         self.config = config
         n, m, levels = config.n, config.m, config.levels
+        # latent_stride 8: the analysis' middle and the synthesis' last stride-2 layer
+        # run at stride 1 (same kernel shapes, so a stride-16 network initialises it).
+        mid = 2 if config.latent_stride == 16 else 1
         self.g_a = nn.Sequential(
             conv(6, n, kernel_size=3, stride=1), GDN(n),
-            conv(n, n, stride=2), GDN(n),
+            conv(n, n, stride=mid), GDN(n),
             conv(n, n, stride=2), GDN(n),
             conv(n, m, stride=2),
         )
         self.g_s = nn.Sequential(
             deconv(m, n, stride=2), GDN(n, inverse=True),
             deconv(n, n, stride=2), GDN(n, inverse=True),
-            deconv(n, n, stride=2), GDN(n, inverse=True),
+            deconv(n, n, stride=mid), GDN(n, inverse=True),
             conv(n, 6, kernel_size=3, stride=1),
         )
         self.h_a = nn.Sequential(
@@ -243,10 +246,10 @@ class IntraCodec(CompressionModel):
             raise ValueError(f"quality must be an integer in 0..{self.levels - 1}, got {quality!r}")
         return q
 
-    @staticmethod
-    def _check_input(x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != 6 or x.shape[2] % STRIDE or x.shape[3] % STRIDE:
-            raise ValueError(f"input must be (B, 6, h, w) with h, w multiples of {STRIDE}, "
+    def _check_input(self, x: Tensor) -> None:
+        s = self.config.tensor_stride
+        if x.dim() != 4 or x.shape[1] != 6 or x.shape[2] % s or x.shape[3] % s:
+            raise ValueError(f"input must be (B, 6, h, w) with h, w multiples of {s}, "
                              f"got {tuple(x.shape)}")
 
     def _gain(self, table: Tensor, q: int) -> Tensor:

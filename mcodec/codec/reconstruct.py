@@ -12,6 +12,10 @@ does the encoder (closed loop), through the same `FrameDecoder`.
     then, when present, the loop filter; at coding scale 2 the output is the
     exact 2x2 mean of the reconstruction, which stays the reference.
 
+Frames of the upper layer (FRAME_FLAG_SCALE2) are coded at 2x, or, in a stream whose
+header has CODING_FLAG_FINE, at native size by the model's fine networks (one latent
+per 8x8 luma patch: `syntax.FINE_PATCH`).
+
 The decoder owns the reference pictures; the networks are stateless. Every input
 is validated before it reaches an entropy decoder, and every output frame must
 match the encoder's hash.
@@ -26,7 +30,7 @@ import numpy as np
 from mcodec.codec import bitstream as bs
 from mcodec.codec import loopfilter, motion, resample
 from mcodec.codec.frame import Frame
-from mcodec.codec.syntax import FrameSyntax, Geometry
+from mcodec.codec.syntax import FINE_PATCH, PATCH, FrameSyntax, Geometry
 from mcodec.codec.zoo import CodecNetworks, DecoderNetworks
 from mcodec.errors import BitstreamError
 
@@ -39,7 +43,7 @@ def to_tensor(planes: Planes, nets: CodecNetworks | DecoderNetworks):
     """(x, tensor geometry): the (1, 6, H/2, W/2) network input of YUV 4:2:0 planes, on the networks' device."""
     from mcodec.codec import packing
 
-    x, geometry = packing.yuv420_to_tensor(*planes)
+    x, geometry = packing.yuv420_to_tensor(*planes, stride=nets.tensor_stride)
     return x.to(nets.device), geometry
 
 
@@ -86,12 +90,14 @@ class Picture:
     """A decoded picture kept for reference: the coded frame (before output scaling),
     its coding scale, and its own motion into its past reference (`field`,
     `distance` frames back; None for key frames), from which a bi frame that
-    references it predicts its vectors (temporal direct)."""
+    references it predicts its vectors (temporal direct); `fine`: coded by the
+    fine networks."""
 
     frame: Frame
     scale: int
     field: motion.MotionField | None = None
     distance: int = 0
+    fine: bool = False
 
 
 class FrameDecoder:
@@ -107,7 +113,8 @@ class FrameDecoder:
     """
 
     def __init__(self, nets: DecoderNetworks, width: int, height: int, *, obmc: bool = False,
-                 scale2: bool = False, loopfilter: bool = False, version: int = bs.FORMAT_VERSION) -> None:
+                 scale2: bool = False, loopfilter: bool = False, version: int = bs.FORMAT_VERSION,
+                 fine: bool = False) -> None:
         self.nets = nets
         # The stream's format version: version 4 packs a frame's side information in
         # one range-coder stream and its latents in one rANS string (syntax.py).
@@ -124,6 +131,15 @@ class FrameDecoder:
         self.scale2 = scale2
         # Whether the header allows frames with a loop filter (CODING_FLAG_LOOPFILTER).
         self.loopfilter = loopfilter
+        # The main networks code 16x16 patches, fine ones 8x8 (syntax.PATCH, FINE_PATCH).
+        if nets.tensor_stride != PATCH // 2 or (nets.fine is not None
+                                                 and nets.fine.tensor_stride != FINE_PATCH // 2):
+            raise ValueError("the main networks need latent stride 16 and fine networks 8")
+        # Whether the upper layer is the fine networks (CODING_FLAG_FINE).
+        if fine and nets.fine is None:
+            raise BitstreamError(f"the stream's upper layer needs fine networks, which model "
+                                 f"{nets.model_id!r} does not have")
+        self.fine = fine
 
     @classmethod
     def for_stream(cls, nets: DecoderNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
@@ -132,10 +148,17 @@ class FrameDecoder:
         flags = header.coding.flags
         return cls(nets, header.width, header.height, obmc=bool(flags & bs.CODING_FLAG_OBMC),
                    scale2=bool(flags & bs.CODING_FLAG_SCALE2),
-                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER), version=format_version)
+                   loopfilter=bool(flags & bs.CODING_FLAG_LOOPFILTER), version=format_version,
+                   fine=bool(flags & bs.CODING_FLAG_FINE))
 
-    def geometry(self, scale: int) -> Geometry:
-        return Geometry(self.height * scale, self.width * scale, scale)
+    def geometry(self, scale: int, fine: bool = False) -> Geometry:
+        """The coded frame's sizes at `scale` (by the fine networks when `fine`)."""
+        return Geometry(self.height * scale, self.width * scale, scale,
+                        FINE_PATCH if fine else PATCH)
+
+    def layer(self, nets: DecoderNetworks | CodecNetworks, fine: bool):
+        """The networks of a layer: the model's fine networks when `fine`, else `nets`."""
+        return nets.fine if fine else nets
 
     def output(self, coded: Frame, scale: int) -> Frame:
         """The displayed frame of a reconstruction at coding scale `scale`."""
@@ -199,11 +222,14 @@ class FrameDecoder:
                                  f"0..{self.nets.levels - 1} of this model")
         if unit.flags & ~bs.KNOWN_FRAME_FLAGS:
             raise BitstreamError(f"frame {unit.index}: unknown frame flags 0x{unit.flags:02x}")
-        net = self.nets.intra if unit.frame_type == bs.FRAME_KEY else self.nets.inter
-        scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
-        if scale == 2 and not self.scale2:
-            raise BitstreamError(f"frame {unit.index}: coded at 2x in a stream whose header "
-                                 "does not allow it")
+        upper = bool(unit.flags & bs.FRAME_FLAG_SCALE2)
+        if upper and not (self.scale2 or self.fine):
+            raise BitstreamError(f"frame {unit.index}: coded in the upper layer in a stream whose "
+                                 "header does not allow it")
+        fine = upper and self.fine
+        scale = 2 if upper and not fine else 1
+        nets = self.layer(self.nets, fine)
+        net = nets.intra if unit.frame_type == bs.FRAME_KEY else nets.inter
         if unit.flags & bs.FRAME_FLAG_FILTER and not self.loopfilter:
             raise BitstreamError(f"frame {unit.index}: loop filter in a stream whose header "
                                  "does not allow it")
@@ -214,17 +240,17 @@ class FrameDecoder:
             picture = self.pictures[d]
             if picture is None:
                 raise BitstreamError(f"frame {unit.index}: its reference (display {d}) was lost")
-            if picture.scale != scale:
-                raise BitstreamError(f"frame {unit.index}: predicted frame at scale {scale}, "
-                                     f"its reference at {picture.scale}")
+            if picture.scale != scale or picture.fine != fine:
+                raise BitstreamError(f"frame {unit.index}: predicted frame and its reference "
+                                     "are in different coding layers")
             refs.append(picture)
-        geo = self.geometry(scale)
+        geo = self.geometry(scale, fine)
         try:
             direct = self.direct(refs, distances) if len(refs) == 2 else None
             syntax = FrameSyntax.from_segments(unit, net.strings_per_frame(self.packed), self.version,
                                                geo, distances, direct)
             with torch.no_grad():
-                coded = self.reconstruct(syntax, unit.quality, geo, refs)
+                coded = self.reconstruct(syntax, unit.quality, geo, refs, nets)
             if syntax.loop_filter is not None:
                 coded = Frame(*loopfilter.apply(coded.planes(), syntax.loop_filter))
         except BitstreamError:
@@ -239,7 +265,7 @@ class FrameDecoder:
                 f"frame {unit.index}: decoded frame does not match the encoder's reconstruction "
                 "(hash mismatch): the stream is damaged or was made on an incompatible platform")
         self.last_hash = full
-        self.store(unit.display, Picture(coded, scale, forward_field(syntax), distances[0]),
+        self.store(unit.display, Picture(coded, scale, forward_field(syntax), distances[0], fine),
                    key=unit.frame_type == bs.FRAME_KEY)
         return frame
 
@@ -260,11 +286,14 @@ class FrameDecoder:
         assert syntax.motion is not None
         return self.compensate(*refs[0].frame.planes(), syntax.motion)
 
-    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry, refs: list[Picture]) -> Frame:
-        """The reconstruction of a frame's syntax before any loop filter (at coding scale)."""
+    def reconstruct(self, syntax: FrameSyntax, quality: int, geo: Geometry, refs: list[Picture],
+                    nets: DecoderNetworks | None = None) -> Frame:
+        """The reconstruction of a frame's syntax before any loop filter (at coding scale),
+        by `nets` (default: the model's main networks)."""
+        nets = nets or self.nets
         hy, wy = geo.latent_shape
         if syntax.frame_type == bs.FRAME_KEY:
-            x_hat = self.nets.intra.decompress(syntax.latents, (hy, wy), quality, packed=self.packed)
+            x_hat = nets.intra.decompress(syntax.latents, (hy, wy), quality, packed=self.packed)
             return Frame(*to_planes(x_hat, tensor_geometry(geo)))
         pred = self.predict(syntax, refs)
         if syntax.frame_type in REBUILT_TYPES:
@@ -272,7 +301,7 @@ class FrameDecoder:
         assert syntax.mask is not None
         import torch
 
-        r_hat = self.nets.inter.decompress(syntax.latents, (hy, wy), quality,
+        r_hat = nets.inter.decompress(syntax.latents, (hy, wy), quality,
                                            mask=torch.from_numpy(syntax.mask), packed=self.packed)
         return add_residual(pred, to_planes(r_hat, tensor_geometry(geo)))
 

@@ -42,6 +42,7 @@ _REBUILT = (bs.FRAME_REBUILT, bs.FRAME_BI_REBUILT)      # predicted frames with 
 _BI = (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT)
 
 PATCH = 16            # luma pixels per latent position (network stride 8 on the half-res tensor)
+FINE_PATCH = 8        # the same for the fine networks (latent stride 8)
 MOTION_BLOCK = 16     # luma block size of motion vectors at coding scale 1
 
 
@@ -53,22 +54,24 @@ class Geometry:
         height, width: luma size of the frame as coded (`scale` x the output size).
         scale: coding scale, 1 or 2 (motion blocks scale with it, so a 2x frame
             has as many vectors as a 1x one).
+        patch: luma pixels per latent position (PATCH; FINE_PATCH for the fine networks).
     """
 
     height: int
     width: int
     scale: int = 1
+    patch: int = PATCH
 
     @property
     def latent_shape(self) -> tuple[int, int]:
         """(rows, cols) of the patch / latent grid: frames are padded to whole patches."""
-        return -(-self.height // PATCH), -(-self.width // PATCH)
+        return -(-self.height // self.patch), -(-self.width // self.patch)
 
     @property
     def padded_shape(self) -> tuple[int, int]:
         """(rows, cols) luma pixels of the frame padded to whole patches."""
         rows, cols = self.latent_shape
-        return rows * PATCH, cols * PATCH
+        return rows * self.patch, cols * self.patch
 
     @property
     def motion_block(self) -> int:

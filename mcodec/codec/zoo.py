@@ -11,12 +11,18 @@ metadata "config" (ModelConfig JSON) and "lambdas" (JSON list, one training
 lambda per model level); the header is canonical (sorted metadata keys), so
 the same networks always give the same bytes and the same SHA-256.
 
+A model may also carry *fine* networks (`ModelConfig.latent_stride` 8: one latent
+per 8x8 luma patch), which code the upper qualities at native resolution
+(`mcodec.codec.ladder`): tensors "fine.intra.*" and "fine.inter.*", metadata
+"fine_config"; they share the model's lambdas and levels (`CodecNetworks.fine`).
+
 Only the table is light: torch and safetensors load inside the functions that
 need them, so `mcodec --help` can read the table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
 INT_PREFIX = "int."
 INT_HYPER, INT_CONTEXT, INT_PARAMS = "int_h.", "int_c.", "int_e."
 _INT_PREFIXES = (INT_PREFIX, INT_HYPER, INT_CONTEXT, INT_PARAMS)
+# Tensor-name prefix and metadata key of a model's fine networks (latent stride 8).
+FINE_PREFIX, FINE_CONFIG = "fine.", "fine_config"
 # The integer hyper-decoder keeps h_s's first transposed convolution and LeakyReLU in float64.
 HYPER_HEAD = 2
 
@@ -182,6 +190,8 @@ class CodecNetworks:
         inter: same architecture, codes motion-compensated residuals.
         lambdas: training rate-distortion weight per model level.
         model_id, digest: what the container records (table id, SHA-256 of the bundle).
+        fine: the model's fine networks (latent stride 8, same levels, lambdas and
+            identity), or None when it has none.
     """
 
     intra: IntraCodec
@@ -189,6 +199,7 @@ class CodecNetworks:
     lambdas: tuple[float, ...]
     model_id: str
     digest: bytes
+    fine: CodecNetworks | None = None
 
     @property
     def levels(self) -> int:
@@ -199,9 +210,15 @@ class CodecNetworks:
         """Where the networks live (inputs are moved there)."""
         return next(self.intra.parameters()).device
 
+    @property
+    def tensor_stride(self) -> int:
+        """The 6-channel tensor's padding multiple (`ModelConfig.tensor_stride`)."""
+        return self.intra.config.tensor_stride
+
     def decoders(self) -> DecoderNetworks:
         """The decoding view of these networks (what `reconstruct.FrameDecoder` uses)."""
-        return DecoderNetworks(self.intra, self.inter, self.levels, self.model_id, self.digest, self.device)
+        return DecoderNetworks(self.intra, self.inter, self.levels, self.model_id, self.digest, self.device,
+                               self.tensor_stride, self.fine.decoders() if self.fine is not None else None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +232,8 @@ class DecoderNetworks:
         levels: number of model levels.
         model_id, digest: as in `CodecNetworks`.
         device: where the networks live.
+        tensor_stride: the 6-channel tensor's padding multiple (`ModelConfig.tensor_stride`).
+        fine: the decoders of the model's fine networks, or None.
     """
 
     intra: LatentDecoder | IntraCodec
@@ -223,6 +242,8 @@ class DecoderNetworks:
     model_id: str
     digest: bytes
     device: torch.device
+    tensor_stride: int = 8
+    fine: DecoderNetworks | None = None
 
 
 def _bundle(entry: ModelEntry) -> tuple[dict, dict[str, str]]:
@@ -233,8 +254,10 @@ def _bundle(entry: ModelEntry) -> tuple[dict, dict[str, str]]:
         if metadata.get("base_sha256") != base.sha256:
             raise ModelError(f"model {entry.model_id!r} extends {base.model_id!r} with sha256 "
                              f"{metadata.get('base_sha256')}, not {base.sha256}")
-        base_tensors, metadata = load_weights(base)
+        base_tensors, base_metadata = _bundle(base)   # the base may be an add-on itself
         tensors = {**base_tensors, **tensors}
+        # The base's architecture and lambdas; an add-on contributes only its fine networks'.
+        metadata = {**base_metadata, **{k: v for k, v in metadata.items() if k == FINE_CONFIG}}
     return tensors, metadata
 
 
@@ -281,9 +304,12 @@ def decoders_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
                           device: str = "cpu") -> DecoderNetworks:
     """`DecoderNetworks` from a bundle's tensors and metadata (see `load_decoders`)."""
     config, _ = _bundle_config(metadata, model_id)
+    tensors, fine_parts = _split_fine(tensors, metadata)
+    fine = decoders_from_tensors(*fine_parts, model_id, digest, device) if fine_parts else None
     parts = (INT_PREFIX, INT_HYPER) + ((INT_CONTEXT, INT_PARAMS) if config.context else ())
     if not all(any(k.startswith(net + p) for k in tensors) for net in ("intra.", "inter.") for p in parts):
-        return networks_from_tensors(tensors, metadata, model_id, digest, device).decoders()
+        nets = networks_from_tensors(tensors, metadata, model_id, digest, device).decoders()
+        return dataclasses.replace(nets, fine=fine)
     import torch
 
     from mcodec.codec.latent_decoder import LatentDecoder
@@ -293,15 +319,28 @@ def decoders_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
                                                    _INT_PREFIXES, device) for net in ("intra.", "inter."))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelError(f"model {model_id!r}: bad decoder tensors ({exc})") from None
-    return DecoderNetworks(intra, inter, config.levels, model_id, digest, torch.device(device))
+    return DecoderNetworks(intra, inter, config.levels, model_id, digest, torch.device(device),
+                           config.tensor_stride, fine)
+
+
+def _split_fine(tensors: dict, metadata: dict[str, str]) -> tuple[dict, tuple | None]:
+    """(the main networks' tensors, (tensors, metadata) of the fine networks or None)."""
+    if FINE_CONFIG not in metadata:
+        return tensors, None
+    main = {k: v for k, v in tensors.items() if not k.startswith(FINE_PREFIX)}
+    fine = {k[len(FINE_PREFIX):]: v for k, v in tensors.items() if k.startswith(FINE_PREFIX)}
+    return main, (fine, {"config": metadata[FINE_CONFIG], "lambdas": metadata.get("lambdas", "")})
 
 
 def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
                           device: str = "cpu") -> CodecNetworks:
-    """Build `CodecNetworks` from a bundle's tensors ("intra.*", "inter.*") and metadata."""
+    """Build `CodecNetworks` from a bundle's tensors ("intra.*", "inter.*", and "fine.*"
+    when the metadata has "fine_config") and metadata."""
     from mcodec.codec import model as mdl
 
     config, lambdas = _bundle_config(metadata, model_id)
+    tensors, fine_parts = _split_fine(tensors, metadata)
+    fine = networks_from_tensors(*fine_parts, model_id, digest, device) if fine_parts else None
     from torch import nn
 
     from mcodec.codec.intsynth import IntChain, IntSynthesis
@@ -330,7 +369,7 @@ def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str
         except (KeyError, ValueError) as exc:
             raise ModelError(f"model {model_id!r}: bad integer network ({exc})") from None
         nets.append(net)
-    return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest)
+    return CodecNetworks(nets[0], nets[1], lambdas, model_id, digest, fine)
 
 
 def networks_from_file(path: str | os.PathLike[str], model_id: str = "local",
@@ -391,10 +430,45 @@ def save_integer_addon(intra: IntegerParts, inter: IntegerParts, base: ModelEntr
     return hashlib.sha256(data).hexdigest()
 
 
+def _fine_tensors(fine: CodecNetworks, intra: IntegerParts | None = None,
+                  inter: IntegerParts | None = None) -> dict:
+    """The "fine.*" tensors of fine networks: float state dicts and integer parts."""
+    if fine.intra.config != fine.inter.config or fine.intra.config.latent_stride != 8:
+        raise ValueError("fine networks must share one ModelConfig with latent_stride 8")
+    tensors = {f"{FINE_PREFIX}{prefix}.{k}": v.detach().cpu().contiguous()
+               for prefix, net in (("intra", fine.intra), ("inter", fine.inter))
+               for k, v in net.state_dict().items()}
+    for name, parts in (("intra.", intra or {}), ("inter.", inter or {})):
+        if not set(parts) <= set(_INT_PREFIXES):
+            raise ValueError(f"unknown integer parts {sorted(set(parts) - set(_INT_PREFIXES))}")
+        for part, chain in parts.items():
+            tensors.update(chain.to_tensors(FINE_PREFIX + name + part))
+    return tensors
+
+
+def save_fine_addon(fine: CodecNetworks, intra: IntegerParts, inter: IntegerParts, base: ModelEntry,
+                    path: str | os.PathLike[str], note: str = "") -> str:
+    """Write an add-on bundle giving `base` fine networks: `fine`'s two networks (float
+    state dicts, CDF tables included: "fine.intra.*", "fine.inter.*") and their integer
+    networks (`intra`, `inter`, as in `save_integer_addon`, under the same prefixes),
+    metadata "base" / "base_sha256", "fine_config" (their ModelConfig) and "note".
+    `base` may itself be an add-on. Canonical header, written atomically; returns the
+    hex SHA-256."""
+    from safetensors.torch import save
+
+    from mcodec.atomic import atomic_write
+
+    data = canonical_safetensors(save(_fine_tensors(fine, intra, inter), metadata={
+        "base": base.model_id, "base_sha256": base.sha256, FINE_CONFIG: fine.intra.config.to_json(),
+        "note": note}))
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
 def save_bundle(intra: IntraCodec, inter: IntraCodec, lambdas: tuple[float, ...],
-                path: str | os.PathLike[str]) -> str:
-    """Write the two networks as one bundle (format above; call `update()` on both first);
-    return its hex SHA-256. Written atomically."""
+                path: str | os.PathLike[str], fine: CodecNetworks | None = None) -> str:
+    """Write the two networks as one bundle (format above; call `update()` on both first),
+    with `fine` as its fine networks when given; return its hex SHA-256. Written atomically."""
     from safetensors.torch import save
 
     from mcodec.atomic import atomic_write
@@ -404,7 +478,10 @@ def save_bundle(intra: IntraCodec, inter: IntraCodec, lambdas: tuple[float, ...]
     tensors = {f"{prefix}.{k}": v.detach().cpu().contiguous()
                for prefix, net in (("intra", intra), ("inter", inter))
                for k, v in net.state_dict().items()}
-    data = canonical_safetensors(save(tensors, metadata={
-        "config": intra.config.to_json(), "lambdas": json.dumps([float(x) for x in lambdas])}))
+    metadata = {"config": intra.config.to_json(), "lambdas": json.dumps([float(x) for x in lambdas])}
+    if fine is not None:
+        tensors.update(_fine_tensors(fine))
+        metadata[FINE_CONFIG] = fine.intra.config.to_json()
+    data = canonical_safetensors(save(tensors, metadata=metadata))
     atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()

@@ -7,6 +7,7 @@
     n = 64                             # channels of the transforms
     m = 96                             # latent channels (one 16x16 patch per position)
     context = true                     # checkerboard context model
+    latent_stride = 16                 # luma samples per latent position: 16 or 8
     lambdas = [0.001, ..., 0.1]        # one rate-distortion weight per quality level
 
     [loss]
@@ -81,11 +82,14 @@ class ModelSection:
     n: int = 64
     m: int = 96
     context: bool = True
+    latent_stride: int = 16
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
 
     def check(self) -> None:
         if self.n < 4 or self.m < 4:
             raise ConfigError(f"model.n and model.m must be >= 4, got {self.n}, {self.m}")
+        if self.latent_stride not in (8, 16):
+            raise ConfigError(f"model.latent_stride must be 8 or 16, got {self.latent_stride!r}")
         if not self.lambdas or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])) \
                 or self.lambdas[0] <= 0:
             raise ConfigError("model.lambdas must be positive and increasing")

