@@ -310,8 +310,8 @@ def test_the_writer_writes_version_4_only(flags: int) -> None:
 
 
 def test_unknown_coding_flag_bits_are_refused_with_their_offset() -> None:
-    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0008"):
-        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x000F)
+    with pytest.raises(ValueError, match="unknown coding-tool bits 0x0010"):
+        CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=0x001F)
     data = _stream(_header(), [])
     flags_at = 16 + 37  # payload start + the field's relative offset (docs section 4)
     assert struct.unpack_from(">H", data, flags_at)[0] == 0

@@ -60,11 +60,15 @@ def decoders():
 
 def test_default_model_decodes_with_latent_decoders(decoders) -> None:
     assert isinstance(decoders.intra, LatentDecoder) and isinstance(decoders.inter, LatentDecoder)
+    assert decoders.fine is not None and decoders.fine.tensor_stride == 4     # the fine networks too
+    assert isinstance(decoders.fine.intra, LatentDecoder) and isinstance(decoders.fine.inter, LatentDecoder)
     assert decoders.model_id == zoo.DEFAULT_MODEL_ID
     assert decoders.digest == zoo.get_model().digest and decoders.levels == 8
 
 
-@pytest.mark.parametrize("quality,structure,frames", [(1, "randomaccess", 6), (4, "lowdelay", 3)])
+# q1: 1x; q8 and q9 offer only the upper layer, the fine networks.
+@pytest.mark.parametrize("quality,structure,frames", [(1, "randomaccess", 6), (8, "lowdelay", 3),
+                                                      (9, "randomaccess", 5)])
 def test_real_stream_decodes_without_compressai_identically(shipped, dev_cut, tmp_path: Path,
                                                             quality, structure, frames) -> None:
     src = dev_cut(frames)
@@ -91,9 +95,12 @@ def _frame_tensor(dev_cut) -> torch.Tensor:
     return x
 
 
-def test_decompress_bit_identical_to_intracodec(shipped, decoders, dev_cut) -> None:
+@pytest.mark.parametrize("layer", ["main", "fine"])
+def test_decompress_bit_identical_to_intracodec(shipped, decoders, dev_cut, layer) -> None:
     x = _frame_tensor(dev_cut)
-    rows, cols = x.shape[2] // packing.STRIDE, x.shape[3] // packing.STRIDE
+    if layer == "fine":
+        shipped, decoders = shipped.fine, decoders.fine
+    rows, cols = x.shape[2] // decoders.tensor_stride, x.shape[3] // decoders.tensor_stride
     g = torch.Generator().manual_seed(5)
     for name in ("intra", "inter"):
         full: IntraCodec = getattr(shipped, name)

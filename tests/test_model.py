@@ -333,14 +333,16 @@ def test_packed_string_decodes_exactly_and_is_smaller(context: bool) -> None:
 
 
 def test_latent_stride_8_puts_one_latent_on_each_8x8_patch_and_codes_exactly() -> None:
-    """ModelConfig.latent_stride 8: same parameter shapes as stride 16 (so one initialises the
-    other), a latent per 8x8 luma patch, the exact coding path round trip, and the config's
+    """ModelConfig.latent_stride 8: the parameter shapes of stride 16 but for the two stride-1
+    layers (3x3: so a stride-16 network initialises the rest), a latent per 8x8 luma patch, the exact coding path round trip, and the config's
     JSON unchanged for the default (old bundles keep their bytes)."""
     torch.manual_seed(0)
     fine = IntraCodec(ModelConfig(n=16, m=16, levels=2, latent_stride=8)).eval()
     coarse = IntraCodec(ModelConfig(n=16, m=16, levels=2))
-    assert {k: v.shape for k, v in fine.state_dict().items()} == \
-        {k: v.shape for k, v in coarse.state_dict().items()}
+    a, b = fine.state_dict(), coarse.state_dict()
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k].shape != b[k].shape] == ["g_a.2.weight", "g_s.4.weight"]
+    assert a["g_s.4.weight"].shape[2:] == (3, 3) and b["g_s.4.weight"].shape[2:] == (5, 5)
     fine.update(force=True)
     x, _ = yuv420_to_tensor(*_smooth_frame(40, 24), stride=fine.config.tensor_stride)
     assert x.shape == (1, 6, 20, 12)                           # padded to multiples of 8 luma, not 16

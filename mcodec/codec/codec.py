@@ -1,7 +1,8 @@
 """Encode and decode dataflow, top-down.
 
-    encode: frames --GOPs of --gop frames--> per GOP: coding scale (1x or 2x, from the
-            key frame's J at both) and model level (--quality, or rate control for
+    encode: frames --GOPs of --gop frames--> per GOP: coding layer (1x, or the upper
+            layer: the fine networks, or 2x for a model without them; from the
+            key frame's J in both) and model level (--quality, or rate control for
             --bitrate: trial encodes of the GOP) --coding order (`coding_order`:
             low delay = display order; random access = key frame, anchors every
             `EncoderTuning.bi_group` frames, hierarchical bi frames between them, a
@@ -117,7 +118,8 @@ class _GopResult:
 
 
 def _scale_crossover(nets: CodecNetworks, frame: Frame, tuning: EncoderTuning) -> int:
-    """The smallest --quality value from which a GOP starting with `frame` is coded at 2x.
+    """The smallest --quality value from which a GOP starting with `frame` is coded in the
+    upper layer (2x, or the fine networks: `coding_layer`; "2x" below means either).
 
     For each value q offering both scales, in increasing order, the key frame's
     J = D + lambda_q * R is estimated at both (D on the output frame in the

@@ -20,6 +20,11 @@ quality value, and the key-frame test chose 2x where the GOP lost by it
 (bikes). With a shift of 2 the first 2x level of a GOP costs about as much as
 1x three levels up: rate stays monotonic with margin, 2x is used where it pays
 most (the top of the range), at some loss in the middle on detailed content.
+
+The *upper layer* (the ladder's scale 2) is coding at 2x only for models without
+fine networks. A model with fine networks (`ModelConfig.latent_stride` 8, also one
+latent per 8x8 patch of the source) codes it with them at native size instead
+(`codec.coding_layer`): the same latent density as 2x at about the compute of 1x.
 """
 
 from __future__ import annotations

@@ -182,18 +182,20 @@ class IntraCodec(CompressionModel):
         self.config = config
         n, m, levels = config.n, config.m, config.levels
         # latent_stride 8: the analysis' middle and the synthesis' last stride-2 layer
-        # run at stride 1 (same kernel shapes, so a stride-16 network initialises it).
-        mid = 2 if config.latent_stride == 16 else 1
+        # become 3x3 convolutions at stride 1. At 5x5 they would cost as much as coding
+        # at 2x (a 5x5 64->64 layer at half resolution is ~70 % of the synthesis); every
+        # other layer keeps its shape, so a stride-16 network initialises them.
+        mid, mid_k = (2, 5) if config.latent_stride == 16 else (1, 3)
         self.g_a = nn.Sequential(
             conv(6, n, kernel_size=3, stride=1), GDN(n),
-            conv(n, n, stride=mid), GDN(n),
+            conv(n, n, kernel_size=mid_k, stride=mid), GDN(n),
             conv(n, n, stride=2), GDN(n),
             conv(n, m, stride=2),
         )
         self.g_s = nn.Sequential(
             deconv(m, n, stride=2), GDN(n, inverse=True),
             deconv(n, n, stride=2), GDN(n, inverse=True),
-            deconv(n, n, stride=mid), GDN(n, inverse=True),
+            deconv(n, n, kernel_size=mid_k, stride=mid), GDN(n, inverse=True),
             conv(n, 6, kernel_size=3, stride=1),
         )
         self.h_a = nn.Sequential(

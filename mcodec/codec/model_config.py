@@ -24,9 +24,10 @@ class ModelConfig:
             Measured on a frozen 2k-step base: -31 % rate at equal PSNR.
         latent_stride: luma samples per latent position along each axis: 16 (three
             stride-2 layers in each transform) or 8 (the middle stride-2 layer of the
-            analysis and the last one of the synthesis run at stride 1, same kernel
-            shapes). At 8 one 96-channel latent covers an 8x8 patch, four times the
-            latent density, for the upper qualities at native resolution.
+            analysis and the last one of the synthesis are 3x3 convolutions at stride
+            1; every other layer keeps its shape). At 8 one 96-channel latent covers
+            an 8x8 patch, four times the latent density, for the upper qualities at
+            native resolution.
     """
 
     n: int = 64

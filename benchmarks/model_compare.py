@@ -1,13 +1,15 @@
-"""What the exact integer synthesis costs in RD and gains in speed, against the float64 path.
+"""Two models of the table against each other on training video: BD-rate and speed.
 
-    python benchmarks/intsynth_cost.py [--frames 9] [--qualities all] [--threads 2]
+    python benchmarks/model_compare.py [--anchor mcodec-s3] [--test mcodec-s3i] [--frames 9]
+        [--qualities all] [--structure randomaccess] [--threads 2] [--json OUT]
 
-The same encoder runs twice on each training clip at each quality: with the float
-model (mcodec-s3: float64 synthesis) and with its integer add-on (mcodec-s3i);
-each stream is decoded, rate is the file size and PSNR-YUV is measured on the
-decoded frames against the source (`mcodec.eval.metrics.sequence_metrics`, the
-bench's metric path). Reported: per-clip BD-rate (PCHIP, PSNR-YUV) of s3i against
-s3, and the decode-time ratio s3 / s3i in the same process, quality by quality.
+The same encoder runs with each model on each training clip at each quality; each
+stream is decoded, rate is the file size and PSNR-YUV is measured on the decoded
+frames against the source (`mcodec.eval.metrics.sequence_metrics`, the bench's
+metric path). Reported: per-clip BD-rate (PCHIP, PSNR-YUV) of `--test` against
+`--anchor`, and the encode- and decode-time ratios anchor / test in the same
+process. The defaults measure what the exact integer networks cost against the
+float64 path (mcodec-s3i against mcodec-s3; `docs/perf/intsynth_cost.json`).
 
 Clips: training video only, not used for calibration (`mcodec.train.integerize`
 calibrates on carphone, bikes, bigbuckbunny and foreman): 416x240 centre cuts of
@@ -45,6 +47,9 @@ def cut(src: str, dst: Path, frames: int) -> None:
 def main() -> None:
     sys.path.insert(0, str(REPO))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--anchor", default="mcodec-s3")
+    ap.add_argument("--test", default="mcodec-s3i")
+    ap.add_argument("--structure", default="randomaccess", choices=("randomaccess", "lowdelay"))
     ap.add_argument("--frames", type=int, default=9)
     ap.add_argument("--qualities", default="all")
     ap.add_argument("--threads", type=int, default=2)
@@ -52,6 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from mcodec.codec import bitstream as bs
     from mcodec.codec import codec, zoo
     from mcodec.codec.ladder import quality_ladder
     from mcodec.codec.options import EncodeOptions
@@ -61,9 +67,9 @@ def main() -> None:
     from mcodec.train.data import default_data_root
 
     torch.set_num_threads(args.threads)
-    fast = zoo.get_model("mcodec-s3i")
-    models = {"mcodec-s3": zoo.load_networks("mcodec-s3"), "mcodec-s3i": zoo.load_networks(fast.model_id)}
-    n_q = len(quality_ladder(fast.quality_levels))
+    test = zoo.get_model(args.test)
+    models = {args.anchor: zoo.load_networks(args.anchor), args.test: zoo.load_networks(test.model_id)}
+    n_q = len(quality_ladder(test.quality_levels))
     qualities = list(range(n_q)) if args.qualities == "all" else [int(q) for q in args.qualities.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +81,8 @@ def main() -> None:
                 for mid, nets in models.items():
                     binf, out = d / "s.bin", d / "o.y4m"
                     t = time.perf_counter()
-                    enc = codec.encode(str(src), str(binf), options=EncodeOptions(quality=q), networks=nets,
+                    enc = codec.encode(str(src), str(binf), options=EncodeOptions(quality=q, structure=args.structure),
+                                       networks=nets,
                                        overwrite=True)
                     t_enc = time.perf_counter() - t
                     t = time.perf_counter()
@@ -85,7 +92,9 @@ def main() -> None:
                         m = sequence_metrics(a, b, msssim=False)
                     row = {"clip": name, "quality": q, "model": mid, "bytes": binf.stat().st_size,
                            "kbps": binf.stat().st_size * 8 * 25 / 1000 / enc.frames,
-                           "psnr_yuv": m.psnr_yuv, "encode_s": t_enc, "decode_s": t_dec}
+                           "psnr_yuv": m.psnr_yuv, "encode_s": t_enc, "decode_s": t_dec,
+                           "upper_layer_frames": sum(bool(f.flags & bs.FRAME_FLAG_SCALE2)
+                                                     for f in bs.read_bitstream(str(binf)).frames)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     summary = {}
@@ -95,13 +104,16 @@ def main() -> None:
             return [x["kbps"] for x in r], [x["psnr_yuv"] for x in r]
 
         try:
-            bd = bd_rate(*curve("mcodec-s3"), *curve("mcodec-s3i")).value
+            bd = bd_rate(*curve(args.anchor), *curve(args.test)).value
         except ValueError as exc:
             bd = f"n/a ({exc})"
-        dec = {m: sum(x["decode_s"] for x in rows if x["clip"] == name and x["model"] == m)
-               for m in models}
-        summary[name] = {"bd_rate_percent": bd, "decode_time_ratio_s3_over_s3i": dec["mcodec-s3"] / dec["mcodec-s3i"]}
-    print(json.dumps({"summary": summary, "frames": args.frames, "qualities": qualities,
+        secs = {(m, k): sum(x[k] for x in rows if x["clip"] == name and x["model"] == m)
+                for m in models for k in ("encode_s", "decode_s")}
+        summary[name] = {"bd_rate_percent": bd,
+                         "encode_time_ratio_anchor_over_test": secs[args.anchor, "encode_s"] / secs[args.test, "encode_s"],
+                         "decode_time_ratio_anchor_over_test": secs[args.anchor, "decode_s"] / secs[args.test, "decode_s"]}
+    print(json.dumps({"summary": summary, "anchor": args.anchor, "test": args.test,
+                      "structure": args.structure, "frames": args.frames, "qualities": qualities,
                       "threads": args.threads}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
