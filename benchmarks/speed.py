@@ -419,6 +419,8 @@ def main() -> None:
     ap.add_argument("--qualities", default="all", help="'all' or a comma list, e.g. 0,3,6")
     ap.add_argument("--structures", default="randomaccess,lowdelay")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None, help="model table id (default: the default model; "
+                                                   "the start-up runs always load the default)")
     ap.add_argument("--skip-720p-mcodec-above", type=int, default=None, metavar="Q",
                     help="at sizes of 1280x720 pixels or more, time mcodec only at qualities <= Q "
                          "(the skipped runs are listed)")
@@ -444,7 +446,7 @@ def main() -> None:
     from mcodec.eval import anchors
 
     torch.set_num_threads(args.threads)
-    entry = zoo.get_model()
+    entry = zoo.get_model(args.model)
     n_q = len(quality_ladder(entry.quality_levels))
     qualities = list(range(n_q)) if args.qualities == "all" else [int(q) for q in args.qualities.split(",")]
     bad = [q for q in qualities if not 0 <= q < n_q]
@@ -484,9 +486,9 @@ def main() -> None:
         save()
         return
     t = time.perf_counter()
-    nets = zoo.load_networks()
+    nets = zoo.load_networks(entry.model_id)
     res["network_load_in_process_s"] = time.perf_counter() - t
-    decoders = zoo.load_decoders()  # what `mcodec decode` decodes with
+    decoders = zoo.load_decoders(entry.model_id)  # what `mcodec decode` decodes with
     ssf_net = None
     if not args.no_ssf:
         ssf_net, t_build, params = build_ssf()

@@ -58,23 +58,47 @@ def decoders():
     return zoo.load_decoders()
 
 
+FINE_MODEL = "mcodec-s3f"   # the model with fine networks (latent stride 8)
+
+
+@pytest.fixture(scope="module")
+def fine_shipped():
+    return zoo.load_networks(FINE_MODEL)
+
+
+def test_fine_model_decodes_with_latent_decoders_in_both_layers() -> None:
+    dec = zoo.load_decoders(FINE_MODEL)
+    assert dec.fine is not None and dec.fine.tensor_stride == 4 and dec.tensor_stride == 8
+    for d in (dec, dec.fine):
+        assert isinstance(d.intra, LatentDecoder) and isinstance(d.inter, LatentDecoder)
+        assert d.model_id == FINE_MODEL and d.levels == 8
+
+
 def test_default_model_decodes_with_latent_decoders(decoders) -> None:
     assert isinstance(decoders.intra, LatentDecoder) and isinstance(decoders.inter, LatentDecoder)
-    assert decoders.fine is not None and decoders.fine.tensor_stride == 4     # the fine networks too
-    assert isinstance(decoders.fine.intra, LatentDecoder) and isinstance(decoders.fine.inter, LatentDecoder)
     assert decoders.model_id == zoo.DEFAULT_MODEL_ID
     assert decoders.digest == zoo.get_model().digest and decoders.levels == 8
 
 
-# q1: 1x; q8 and q9 offer only the upper layer, the fine networks.
-@pytest.mark.parametrize("quality,structure,frames", [(1, "randomaccess", 6), (8, "lowdelay", 3),
-                                                      (9, "randomaccess", 5)])
-def test_real_stream_decodes_without_compressai_identically(shipped, dev_cut, tmp_path: Path,
-                                                            quality, structure, frames) -> None:
+# q1 and q4: the default model (1x; q4 coded at 2x); q8 and q9 of the fine model offer
+# only its upper layer, the fine networks.
+@pytest.mark.parametrize("model,quality,structure,frames", [
+    ("default", 1, "randomaccess", 6), ("default", 4, "lowdelay", 3),
+    ("fine", 8, "lowdelay", 3), ("fine", 9, "randomaccess", 5)])
+def test_real_stream_decodes_without_compressai_identically(shipped, fine_shipped, dev_cut, tmp_path: Path,
+                                                            model, quality, structure, frames) -> None:
+    if model == "fine":
+        shipped = fine_shipped
     src = dev_cut(frames)
     stream = tmp_path / "s.bin"
     codec.encode(str(src), str(stream), options=EncodeOptions(quality=quality, structure=structure, gop=8),
                  networks=shipped)
+    if model == "fine":   # every frame in the fine networks' layer
+        from mcodec.codec import bitstream as bs
+
+        coded = bs.read_bitstream(str(stream))
+        assert coded.header.coding.flags & bs.CODING_FLAG_FINE
+        assert all(f.flags & bs.FRAME_FLAG_SCALE2 for f in coded.frames)
     full = tmp_path / "full.y4m"   # the full networks' decode, in this process
     codec.decode(str(stream), str(full), networks=shipped)
     want = hashlib.sha256(full.read_bytes()).hexdigest()
@@ -96,10 +120,10 @@ def _frame_tensor(dev_cut) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("layer", ["main", "fine"])
-def test_decompress_bit_identical_to_intracodec(shipped, decoders, dev_cut, layer) -> None:
+def test_decompress_bit_identical_to_intracodec(shipped, decoders, fine_shipped, dev_cut, layer) -> None:
     x = _frame_tensor(dev_cut)
     if layer == "fine":
-        shipped, decoders = shipped.fine, decoders.fine
+        shipped, decoders = fine_shipped.fine, zoo.load_decoders(FINE_MODEL).fine
     rows, cols = x.shape[2] // decoders.tensor_stride, x.shape[3] // decoders.tensor_stride
     g = torch.Generator().manual_seed(5)
     for name in ("intra", "inter"):

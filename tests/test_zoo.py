@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
 from mcodec.codec import zoo
 from mcodec.errors import ModelError
@@ -16,12 +17,16 @@ def test_shipped_weights_match_the_table() -> None:
     assert zoo.get_model().model_id == zoo.DEFAULT_MODEL_ID
     for entry in zoo.MODELS:
         path = zoo.weights_file(entry)
-        assert path.suffix == ".safetensors" and path.stat().st_size <= 25 * 2**20
+        assert path.suffix == ".safetensors" and path.stat().st_size <= 32 * 2**20
         assert zoo.file_sha256(path) == entry.sha256
         tensors, meta = zoo.load_weights(entry)
-        assert any(k.startswith("intra.") for k in tensors) and any(k.startswith("inter.") for k in tensors)
         if entry.base is None:
             assert "lambdas" in meta
+            assert any(k.startswith("intra.") for k in tensors) and any(k.startswith("inter.") for k in tensors)
+        elif zoo.FINE_CONFIG in meta:  # an add-on of fine networks (and their integer networks)
+            assert all(k.startswith(("fine.intra.", "fine.inter.")) for k in tensors)
+            assert any(k.startswith("fine.intra.int.") for k in tensors)
+            assert meta["base_sha256"] == zoo.get_model(entry.base).sha256
         else:  # an add-on: integer syntheses only, naming the full bundle it extends
             assert all(k.startswith(("intra.int", "inter.int")) for k in tensors)
             assert meta["base_sha256"] == zoo.get_model(entry.base).sha256
@@ -68,3 +73,19 @@ def test_missing_weights_and_unknown_models() -> None:
         zoo.get_model("x9")
     with pytest.raises(ModelError, match=r"stream needs model 'other-7'.*it has 'mcodec-"):
         zoo.find_model("other-7", b"\x01" * 32)
+
+
+def test_fine_model_extends_the_integer_model_with_fine_networks() -> None:
+    """mcodec-s3f is an add-on of an add-on: mcodec-s3i's networks (and integer networks)
+    as its main layer, plus fine networks (latent stride 8) with their own integer networks."""
+    entry = zoo.get_model("mcodec-s3f")
+    assert entry.base == "mcodec-s3i" and zoo.get_model(entry.base).base == "mcodec-s3"
+    nets, base = zoo.load_networks("mcodec-s3f"), zoo.load_networks("mcodec-s3i")
+    assert nets.model_id == "mcodec-s3f" and nets.digest == entry.digest
+    assert nets.fine is not None and base.fine is None
+    assert nets.fine.intra.config.latent_stride == 8 and nets.intra.config.latent_stride == 16
+    assert nets.fine.lambdas == nets.lambdas == base.lambdas
+    for a, b in ((nets.intra, base.intra), (nets.inter, base.inter)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert nets.fine.intra.int_synthesis is not None and nets.fine.inter.int_context is not None

@@ -104,6 +104,16 @@ MODELS: tuple[ModelEntry, ...] = (
                     "parameters (float32 on integer grids; mcodec.train.integerize), see docs/model.md",
         base="mcodec-s3",
     ),
+    ModelEntry(
+        model_id="mcodec-s3f",
+        filename="mcodec-s3f.safetensors",
+        sha256="55506a1766c84da4a677bd4284417f9e6d2a2621bff06ae73d78fb51129cc883",
+        quality_levels=8,
+        description="mcodec-s3i with fine networks (latent stride 8, integer networks) for the upper "
+                    "layer at native size instead of coding at 2x (distilled from mcodec-s3's 2x "
+                    "coding, then 900 steps end to end; mcodec.train.distill), see docs/model.md",
+        base="mcodec-s3i",
+    ),
 )
 DEFAULT_MODEL_ID = "mcodec-s3i"
 
