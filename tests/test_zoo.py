@@ -84,7 +84,9 @@ def test_fine_model_extends_the_integer_model_with_fine_networks() -> None:
     assert nets.model_id == "mcodec-s3f" and nets.digest == entry.digest
     assert nets.fine is not None and base.fine is None
     assert nets.fine.intra.config.latent_stride == 8 and nets.intra.config.latent_stride == 16
-    assert nets.fine.lambdas == nets.lambdas == base.lambdas
+    assert nets.lambdas == base.lambdas and nets.fine.levels == nets.levels
+    # the fine levels sit two levels up: fine level L was trained with the lambda of 1x level L + 2
+    assert nets.fine.lambdas[:6] == nets.lambdas[2:] and nets.fine.lambdas[7] > nets.fine.lambdas[6] > nets.lambdas[7]
     for a, b in ((nets.intra, base.intra), (nets.inter, base.inter)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

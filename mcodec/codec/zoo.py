@@ -14,7 +14,8 @@ the same networks always give the same bytes and the same SHA-256.
 A model may also carry *fine* networks (`ModelConfig.latent_stride` 8: one latent
 per 8x8 luma patch), which code the upper qualities at native resolution
 (`mcodec.codec.ladder`): tensors "fine.intra.*" and "fine.inter.*", metadata
-"fine_config"; they share the model's lambdas and levels (`CodecNetworks.fine`).
+"fine_config" and "fine_lambdas" (their levels' training lambdas; the model's when absent);
+they share the model's levels and identity (`CodecNetworks.fine`).
 
 Only the table is light: torch and safetensors load inside the functions that
 need them, so `mcodec --help` can read the table.
@@ -50,7 +51,7 @@ INT_PREFIX = "int."
 INT_HYPER, INT_CONTEXT, INT_PARAMS = "int_h.", "int_c.", "int_e."
 _INT_PREFIXES = (INT_PREFIX, INT_HYPER, INT_CONTEXT, INT_PARAMS)
 # Tensor-name prefix and metadata key of a model's fine networks (latent stride 8).
-FINE_PREFIX, FINE_CONFIG = "fine.", "fine_config"
+FINE_PREFIX, FINE_CONFIG, FINE_LAMBDAS = "fine.", "fine_config", "fine_lambdas"
 # The integer hyper-decoder keeps h_s's first transposed convolution and LeakyReLU in float64.
 HYPER_HEAD = 2
 
@@ -107,11 +108,12 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
         model_id="mcodec-s3f",
         filename="mcodec-s3f.safetensors",
-        sha256="55506a1766c84da4a677bd4284417f9e6d2a2621bff06ae73d78fb51129cc883",
+        sha256="ee8703a9ae6f59be98d6e1656b283f4a9915a0710b9eda2297ff8a3ecee6a047",
         quality_levels=8,
         description="mcodec-s3i with fine networks (latent stride 8, integer networks) for the upper "
                     "layer at native size instead of coding at 2x (distilled from mcodec-s3's 2x "
-                    "coding, then 900 steps end to end; mcodec.train.distill), see docs/model.md",
+                    "coding, 900 steps end to end, 300 more with the levels two up; "
+                    "mcodec.train.distill), see docs/model.md",
         base="mcodec-s3i",
     ),
 )
@@ -200,8 +202,8 @@ class CodecNetworks:
         inter: same architecture, codes motion-compensated residuals.
         lambdas: training rate-distortion weight per model level.
         model_id, digest: what the container records (table id, SHA-256 of the bundle).
-        fine: the model's fine networks (latent stride 8, same levels, lambdas and
-            identity), or None when it has none.
+        fine: the model's fine networks (latent stride 8, same levels and identity, their
+            own training lambdas), or None when it has none.
     """
 
     intra: IntraCodec
@@ -267,7 +269,7 @@ def _bundle(entry: ModelEntry) -> tuple[dict, dict[str, str]]:
         base_tensors, base_metadata = _bundle(base)   # the base may be an add-on itself
         tensors = {**base_tensors, **tensors}
         # The base's architecture and lambdas; an add-on contributes only its fine networks'.
-        metadata = {**base_metadata, **{k: v for k, v in metadata.items() if k == FINE_CONFIG}}
+        metadata = {**base_metadata, **{k: v for k, v in metadata.items() if k in (FINE_CONFIG, FINE_LAMBDAS)}}
     return tensors, metadata
 
 
@@ -339,7 +341,9 @@ def _split_fine(tensors: dict, metadata: dict[str, str]) -> tuple[dict, tuple | 
         return tensors, None
     main = {k: v for k, v in tensors.items() if not k.startswith(FINE_PREFIX)}
     fine = {k[len(FINE_PREFIX):]: v for k, v in tensors.items() if k.startswith(FINE_PREFIX)}
-    return main, (fine, {"config": metadata[FINE_CONFIG], "lambdas": metadata.get("lambdas", "")})
+    # The fine networks' own training lambdas (their levels' rate-distortion weights), else the model's.
+    lambdas = metadata.get(FINE_LAMBDAS, metadata.get("lambdas", ""))
+    return main, (fine, {"config": metadata[FINE_CONFIG], "lambdas": lambdas})
 
 
 def networks_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
@@ -461,7 +465,8 @@ def save_fine_addon(fine: CodecNetworks, intra: IntegerParts, inter: IntegerPart
     """Write an add-on bundle giving `base` fine networks: `fine`'s two networks (float
     state dicts, CDF tables included: "fine.intra.*", "fine.inter.*") and their integer
     networks (`intra`, `inter`, as in `save_integer_addon`, under the same prefixes),
-    metadata "base" / "base_sha256", "fine_config" (their ModelConfig) and "note".
+    metadata "base" / "base_sha256", "fine_config" (their ModelConfig), "fine_lambdas"
+    (their training lambdas) and "note".
     `base` may itself be an add-on. Canonical header, written atomically; returns the
     hex SHA-256."""
     from safetensors.torch import save
@@ -470,7 +475,7 @@ def save_fine_addon(fine: CodecNetworks, intra: IntegerParts, inter: IntegerPart
 
     data = canonical_safetensors(save(_fine_tensors(fine, intra, inter), metadata={
         "base": base.model_id, "base_sha256": base.sha256, FINE_CONFIG: fine.intra.config.to_json(),
-        "note": note}))
+        FINE_LAMBDAS: json.dumps([float(x) for x in fine.lambdas]), "note": note}))
     atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()
 
@@ -492,6 +497,7 @@ def save_bundle(intra: IntraCodec, inter: IntraCodec, lambdas: tuple[float, ...]
     if fine is not None:
         tensors.update(_fine_tensors(fine))
         metadata[FINE_CONFIG] = fine.intra.config.to_json()
+        metadata[FINE_LAMBDAS] = json.dumps([float(x) for x in fine.lambdas])
     data = canonical_safetensors(save(tensors, metadata=metadata))
     atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()

@@ -205,8 +205,8 @@ def _fine_main(args: argparse.Namespace, base) -> int:
     fine = zoo.networks_from_file(args.fine)
     if fine.intra.config.latent_stride != 8:
         raise SystemExit(f"{args.fine}: latent_stride {fine.intra.config.latent_stride}, need 8")
-    if fine.lambdas != main_nets.lambdas:
-        raise SystemExit(f"{args.fine}: lambdas {fine.lambdas} differ from {base.model_id}'s")
+    if fine.levels != main_nets.levels:
+        raise SystemExit(f"{args.fine}: {fine.levels} levels, {base.model_id} has {main_nets.levels}")
     nets = dataclasses.replace(main_nets, fine=fine)
     qualities = list(range(len(quality_ladder(base.quality_levels))))
     with tempfile.TemporaryDirectory() as tmp:
