@@ -204,6 +204,11 @@ class Leaky:
 Activation = IntGDN | Leaky | None
 
 
+def _stored_int(t: Tensor) -> Tensor:
+    """An integer-valued tensor as int16 when it fits, else int32 (`from_tensors` reads either)."""
+    return t.to(torch.int16 if float(t.abs().max()) <= 32767 else torch.int32)
+
+
 class IntChain:
     """A float64 head, then convolutions on integer grids with their activations.
 
@@ -285,16 +290,17 @@ class IntChain:
         return cls(nn.Sequential(*mods[:head]) if head else None, stages)
 
     def to_tensors(self, prefix: str) -> dict[str, Tensor]:
-        """Tensors for a bundle (integer weights as int32; the rest float32)."""
+        """Tensors for a bundle (integer weights and GDN gammas as int16 when every value
+        fits, else int32, to keep weight files small; the rest float32)."""
         out: dict[str, Tensor] = {}
         for k, (conv, act) in enumerate(self.stages):
             p = f"{prefix}{k}."
-            out[p + "weight"] = conv.weight.to(torch.int32)
+            out[p + "weight"] = _stored_int(conv.weight)
             out[p + "wscale"], out[p + "bias"], out[p + "step"] = conv.wscale, conv.bias, conv.step
             out[p + "meta"] = torch.tensor([conv.amax, int(conv.transposed), conv.stride, conv.padding,
                                             conv.output_padding], dtype=torch.int32)
             if isinstance(act, IntGDN):
-                out[p + "gamma"] = act.gamma.to(torch.int32)
+                out[p + "gamma"] = _stored_int(act.gamma)
                 out[p + "gscale"], out[p + "beta"], out[p + "sqstep"] = act.gscale, act.beta, act.sqstep
                 out[p + "sqmax"] = torch.tensor([act.sqmax], dtype=torch.int32)
             elif isinstance(act, Leaky):

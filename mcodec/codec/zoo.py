@@ -108,7 +108,7 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry(
         model_id="mcodec-s3f",
         filename="mcodec-s3f.safetensors",
-        sha256="ee8703a9ae6f59be98d6e1656b283f4a9915a0710b9eda2297ff8a3ecee6a047",
+        sha256="81565f65062d2af5b2ef88522fdc4d3f8932403d144cb2bb3cb056e922c9b238",
         quality_levels=8,
         description="mcodec-s3i with fine networks (latent stride 8, integer networks) for the upper "
                     "layer at native size instead of coding at 2x (distilled from mcodec-s3's 2x "
