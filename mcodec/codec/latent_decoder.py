@@ -40,7 +40,6 @@ from torch.nn import functional as F
 
 from mcodec.codec import entropy as ent
 from mcodec.codec.intsynth import IntChain, IntSynthesis
-from mcodec.codec.packing import STRIDE
 
 # The hyper-analysis strides the latent by this much more (the decoder derives z's shape).
 HYPER_STRIDE = 4

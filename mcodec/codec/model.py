@@ -49,7 +49,6 @@ from mcodec.codec.distortion import yuv_weighted
 from mcodec.codec.intsynth import IntChain, IntSynthesis, _run_float64
 from mcodec.codec.latent_decoder import HYPER_STRIDE, anchor_mask, check_mask
 from mcodec.codec.model_config import ModelConfig
-from mcodec.codec.packing import STRIDE
 
 
 def _import_compressai():
@@ -68,9 +67,10 @@ def _import_compressai():
 (EntropyBottleneck, GaussianConditional, GDN, CompressionModel, conv, deconv,
  LowerBound) = _import_compressai()
 
-# STRIDE (packing.py): the analysis transform's downsampling of the 6-channel
-# tensor. The hyper-analysis adds HYPER_STRIDE (latent_decoder.py) more, handled
-# by padding the latent internally, so frames only need padding to STRIDE.
+# ModelConfig.tensor_stride: the analysis transform's downsampling of the 6-channel
+# tensor (8, or 4 for the fine networks). The hyper-analysis adds HYPER_STRIDE
+# (latent_decoder.py) more, handled by padding the latent internally, so frames only
+# need padding to tensor_stride.
 
 
 def mse_yuv(x_hat: Tensor, x: Tensor, chroma_weight: float = 1.0) -> Tensor:
@@ -172,7 +172,7 @@ def _gaussian_likelihood(values: Tensor, scales: Tensor) -> Tensor:
 class IntraCodec(CompressionModel):
     """Variable-rate mean-scale hyperprior on the 6-channel YUV 4:2:0 tensor.
 
-    Shapes (x is (B, 6, h, w) with h, w multiples of STRIDE):
+    Shapes (x is (B, 6, h, w) with h, w multiples of config.tensor_stride):
         y = g_a(x): (B, M, h/8, w/8); z = h_a(y): (B, N, ceil(h/32), ceil(w/32)).
     """
 
@@ -336,7 +336,7 @@ class IntraCodec(CompressionModel):
         path (grid-quantized parameters), so `bits` matches the rANS size closely.
 
         Args:
-            x: (B, 6, h, w) in [0, 1], h and w multiples of STRIDE.
+            x: (B, 6, h, w) in [0, 1], h and w multiples of config.tensor_stride.
             quality: integer level in 0..levels-1.
             mask: optional (B, h/8, w/8) (or (h/8, w/8), same for all) bool, True =
                 latent position masked (MAE): y_hat there is the entropy model's
@@ -437,7 +437,7 @@ class IntraCodec(CompressionModel):
         """Entropy-code one frame.
 
         Args:
-            x: (1, 6, h, w) in [0, 1], h and w multiples of STRIDE (see yuv420_to_tensor).
+            x: (1, 6, h, w) in [0, 1], h and w multiples of config.tensor_stride (see yuv420_to_tensor).
             quality: integer level in 0..levels-1.
             reconstruct: also return the decoder's reconstruction (needed as a
                 reference by predictive coding).
@@ -487,7 +487,7 @@ class IntraCodec(CompressionModel):
         mask; code the frame with `compress`.
 
         Args:
-            x: (1, 6, h, w) in [0, 1], h and w multiples of STRIDE.
+            x: (1, 6, h, w) in [0, 1], h and w multiples of config.tensor_stride.
             quality: integer level in 0..levels-1.
         """
         q = self._check_frame(x, quality)
