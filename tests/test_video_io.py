@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -138,6 +141,72 @@ def test_png_sequence_output(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["o_00001.png", "o_00002.png", "o_00003.png"]
     with pytest.raises(VideoIOError, match="exists"):
         open_writer(str(tmp_path / "o_%05d.png"), 32, 16, Fraction(25))
+
+
+class _ShortWrites(io.RawIOBase):
+    """A pipe end whose every write takes at most `limit` bytes, as a raw pipe's may."""
+
+    def __init__(self, inner, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return self.inner.write(bytes(memoryview(data)[: self.limit]))
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def test_write_all_finishes_short_writes() -> None:
+    sink = io.BytesIO()
+    data = bytes(range(256)) * 40
+    short = _ShortWrites(sink, 777)
+    ff.write_all(short, data)
+    assert sink.getvalue() == data
+
+
+def test_writer_keeps_every_frame_when_pipe_writes_are_short(tmp_path: Path) -> None:
+    # Under CI a partial pipe write (e.g. a SIGCHLD handler interrupting it) once cost
+    # `mcodec restore` its last frame: the writer must loop until the frame is in the pipe.
+    frames = synthetic_frames(96, 64, 7)
+    w = open_writer(str(tmp_path / "s.mkv"), 96, 64, Fraction(25))
+    w._proc._proc.stdin = _ShortWrites(w._proc._proc.stdin, 1000)
+    with w:
+        for f in frames:
+            w.write(f)
+    got = list(open_video(str(tmp_path / "s.mkv")))
+    assert len(got) == 7 and all(np.array_equal(a.y, b.y) for a, b in zip(got, frames))
+
+
+def test_writer_keeps_every_frame_while_signals_interrupt_writes(tmp_path: Path) -> None:
+    # The real mechanism: a Python SIGCHLD handler (torch's DataLoader installs one) and
+    # children exiting while the writer blocks on a full pipe.
+    old = signal.signal(signal.SIGCHLD, lambda *_: None)
+    stop = threading.Event()
+
+    def spawn() -> None:
+        while not stop.is_set():
+            subprocess.run(["true"], check=False)
+
+    spawner = threading.Thread(target=spawn, daemon=True)
+    try:
+        spawner.start()
+        rng = np.random.default_rng(0)
+        w, h = 640, 360
+        frame = Frame(rng.integers(0, 256, (h, w), dtype=np.uint8),
+                      np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8))
+        with open_writer(str(tmp_path / "i.mkv"), w, h, Fraction(25)) as out:
+            for _ in range(30):
+                out.write(frame)
+    finally:
+        stop.set()
+        spawner.join()
+        signal.signal(signal.SIGCHLD, old)
+    with open_video(str(tmp_path / "i.mkv")) as r:
+        assert sum(1 for _ in r) == 30
 
 
 def test_writer_is_atomic_and_refuses_overwrite(tmp_path: Path) -> None:

@@ -232,6 +232,21 @@ def read_exact(stream: IO[bytes], n: int) -> bytes:
     return b"".join(chunks)
 
 
+def write_all(stream: IO[bytes], data: bytes) -> None:
+    """Write all of `data` to an unbuffered pipe.
+
+    A raw (bufsize=0) pipe's ``write`` may take only part of the buffer (a signal
+    during a blocking write ends it early, and Python retries only when nothing was
+    written); without this loop the tail of a frame is lost and ffmpeg drops it.
+    """
+    view = memoryview(data)
+    while view:
+        n = stream.write(view)
+        if n is None:  # non-blocking pipe full: cannot happen for our blocking pipes
+            raise OSError("pipe not ready for writing")
+        view = view[n:]
+
+
 def run_ffmpeg(args: Sequence[str], what: str, timeout: float | None = None) -> str:
     """Run ffmpeg to completion with `args` (a full argument list); return its stderr.
 

@@ -382,7 +382,7 @@ class VideoWriter:
         if self._proc is not None:
             assert self._proc.stdin is not None
             try:
-                self._proc.stdin.write(data)
+                ff.write_all(self._proc.stdin, data)
             except (BrokenPipeError, OSError):
                 raise VideoIOError(str(self._proc.error(f"writing {self.path} failed"))) from None
         else:
