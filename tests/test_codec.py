@@ -286,9 +286,11 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
     h = streams[True].header
     key = streams[True].frames[0]
     assert key.flags & bs.FRAME_FLAG_FILTER  # cars: the key frame's filter pays
+    layers = {"scale2": bool(h.coding.flags & bs.CODING_FLAG_SCALE2),   # the default model's
+              "fine": bool(h.coding.flags & bs.CODING_FLAG_FINE)}       # upper layer, whichever
     with pytest.raises(BitstreamError, match="loop filter in a stream whose header does not allow it"):
-        FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True).decode(key)
-    dec = FrameDecoder(shipped, h.width, h.height, obmc=True, scale2=True, loopfilter=True)
+        FrameDecoder(shipped, h.width, h.height, obmc=True, **layers).decode(key)
+    dec = FrameDecoder(shipped, h.width, h.height, obmc=True, loopfilter=True, **layers)
     # Version 4: a filtered key frame is (side information = its filter, latents).
     assert len(key.segments) == 2
     with pytest.raises(BitstreamError, match="1 segments, expected 2 for its frame type and its loop filter"):

@@ -171,11 +171,13 @@ def test_models_without_integer_networks_decode_with_the_full_networks(bundle: P
 
 def test_missing_decoder_tensor_is_a_model_error() -> None:
     entry = zoo.get_model()
-    tensors, metadata = zoo.load_weights(entry)
-    base, base_meta = zoo.load_weights(zoo.get_model(entry.base))
-    merged = {**base, **tensors}
-    zoo.decoders_from_tensors(merged, base_meta, entry.model_id, entry.digest)  # complete: builds
-    for key in ("inter.gaussian_conditional._offset", "intra.g_s.1.gamma", "intra.log_inv_gain"):
+    merged, meta = zoo._bundle(entry)               # an add-on merged over its bases
+    zoo.decoders_from_tensors(merged, meta, entry.model_id, entry.digest)  # complete: builds
+    keys = ["inter.gaussian_conditional._offset", "intra.g_s.1.gamma", "intra.log_inv_gain"]
+    if any(k.startswith(zoo.FINE_PREFIX) for k in merged):  # the fine networks are checked too
+        keys += [zoo.FINE_PREFIX + k for k in keys]
+    for key in keys:
+        assert key in merged
         broken = {k: v for k, v in merged.items() if k != key}
         with pytest.raises(ModelError, match="bad decoder tensors"):
-            zoo.decoders_from_tensors(broken, base_meta, entry.model_id, entry.digest)
+            zoo.decoders_from_tensors(broken, meta, entry.model_id, entry.digest)

@@ -117,7 +117,7 @@ MODELS: tuple[ModelEntry, ...] = (
         base="mcodec-s3i",
     ),
 )
-DEFAULT_MODEL_ID = "mcodec-s3i"
+DEFAULT_MODEL_ID = "mcodec-s3f"
 
 
 def get_model(model_id: str | None = None) -> ModelEntry:
