@@ -306,6 +306,30 @@ def test_estimate_matches_compress_closely() -> None:
 
 
 @pytest.mark.parametrize("context", [True, False])
+def test_compress_reusing_the_estimates_analysis_is_byte_identical(context: bool) -> None:
+    """The encoder codes a frame after estimating it: `compress(..., analysis=)` skips the
+    second analysis and, unless a masked anchor changes the context, the entropy
+    parameters; the strings and reconstruction must be exactly those of a fresh compress."""
+    from mcodec.codec.latent_decoder import anchor_mask
+
+    model = _tiny_model(context=context)
+    x, _ = yuv420_to_tensor(*_smooth_frame(72, 100))   # latent grid 5 x 7
+    q = 1
+    est = model.estimate(x, q)
+    masks = {**_masks(5, 7), "non-anchors": ~anchor_mask(5, 7), None: None}
+    for name, mask in masks.items():
+        fresh = model.compress(x, q, mask=mask, packed=True)
+        reused = model.compress(x, q, mask=mask, packed=True, analysis=est.analysis)
+        assert reused.strings == fresh.strings and torch.equal(reused.x_hat, fresh.x_hat), name
+    assert model._mask_changes_params(_masks(5, 7)["random"], 5, 7) == context
+    assert not model._mask_changes_params(~anchor_mask(5, 7), 5, 7)
+    with pytest.raises(ValueError, match="another frame or quality"):
+        model.compress(x, q + 1, analysis=est.analysis)
+    with pytest.raises(ValueError, match="another frame or quality"):
+        model.compress(x[..., :32], q, analysis=est.analysis)
+
+
+@pytest.mark.parametrize("context", [True, False])
 def test_packed_string_decodes_exactly_and_is_smaller(context: bool) -> None:
     """Version-4 frames carry one rANS string (z, then each y pass): the same
     reconstruction as the per-pass strings, a few bytes fewer (one flush instead of 2-3)."""

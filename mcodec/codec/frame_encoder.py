@@ -213,7 +213,8 @@ class FrameEncoder:
         self.patches_masked += int(mask.sum())
         if mask.all():
             return rebuilt, Frame(*pred)
-        comp = net.compress(x, q, mask=torch.from_numpy(mask), packed=True)
+        comp = net.compress(x, q, mask=torch.from_numpy(mask), packed=True,
+                            analysis=est.analysis if est is not None else None)
         recon = add_residual(pred, to_planes(comp.x_hat, geometry))
         return FrameSyntax(types[0], latents=tuple(comp.strings), motion=mv, mask=mask), recon
 

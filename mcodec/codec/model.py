@@ -152,6 +152,30 @@ class Estimate:
     x_hat: Tensor
     position_bits: Tensor
     total_bits: float
+    analysis: Analysis | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """The encoder front end of one frame at one quality, which `estimate` computes and
+    `compress(..., analysis=)` reuses instead of running it again (same tensors, so the
+    stream is the same byte for byte).
+
+    Attributes:
+        input_shape: (1, 6, h, w) of the frame it analysed (checked on reuse).
+        quality: the level it was computed at.
+        y: (1, M, h/s, w/s) float32 latent (s = config.tensor_stride).
+        z_sym: (1, N, ...) int32 hyper-latent symbols.
+        hs64: float64 hyper-decoder output.
+        params: the unmasked frame's grid-quantized entropy parameters.
+    """
+
+    input_shape: tuple[int, ...]
+    quality: int
+    y: Tensor
+    z_sym: Tensor
+    hs64: Tensor
+    params: ent.EntropyParams
 
 
 def _ste_round(x: Tensor) -> Tensor:
@@ -433,7 +457,8 @@ class IntraCodec(CompressionModel):
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int, reconstruct: bool = True,
-                 mask: Tensor | None = None, packed: bool = False) -> Compressed:
+                 mask: Tensor | None = None, packed: bool = False,
+                 analysis: Analysis | None = None) -> Compressed:
         """Entropy-code one frame.
 
         Args:
@@ -448,18 +473,28 @@ class IntraCodec(CompressionModel):
                 the same mask. None (or all False) gives the unmasked stream.
             packed: one rANS string holding z, then each y pass in decode order
                 (`entropy.PackedWriter`; format version 4) instead of one string each.
+            analysis: `estimate(x, quality).analysis` of this same `x`: its front end
+                is reused (the analysis and hyper networks do not run twice).
 
         Returns:
             `Compressed` with `strings_per_frame(packed)` strings; an all-True
             mask still returns them (the y strings are then near-empty rANS flushes).
         """
         q = self._check_frame(x, quality)
-        y, z_sym, hs64 = self._analyse(x, q)
+        if analysis is not None:
+            if analysis.quality != q or analysis.input_shape != tuple(x.shape):
+                raise ValueError("analysis of another frame or quality")
+            y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
+        else:
+            y, z_sym, hs64 = self._analyse(x, q)
         hy, wy = int(y.shape[2]), int(y.shape[3])
         mk = check_mask(mask, hy, wy)
         if mk is not None:
             mk = mk.to(y.device)
-        p, _ = ld.coding_params(self, hs64, y, mask=mk)
+        if analysis is not None and not self._mask_changes_params(mk, hy, wy):
+            p = analysis.params
+        else:
+            p, _ = ld.coding_params(self, hs64, y, mask=mk)
         y_sym, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
             y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
@@ -493,13 +528,21 @@ class IntraCodec(CompressionModel):
         q = self._check_frame(x, quality)
         y, z_sym, hs64 = self._analyse(x, q)
         p, _ = ld.coding_params(self, hs64, y)
+        analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, p)
         _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
         lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
         bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
         z_bits = 8 * len(ent.encode_factorized(self.entropy_bottleneck, z_sym[0]))
         x_hat = self.g_s(y_hat * self._gain(self.log_inv_gain, q)).clamp(0.0, 1.0)
         return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
-                        total_bits=float(bits.sum()) + z_bits)
+                        total_bits=float(bits.sum()) + z_bits, analysis=analysis)
+
+    def _mask_changes_params(self, mask: Tensor | None, rows: int, cols: int) -> bool:
+        """Whether `mask` gives other entropy parameters than no mask: only a masked
+        anchor does (it enters the checkerboard context as its mean)."""
+        if mask is None or not self.config.context:
+            return False
+        return bool((mask & ld.anchor_mask(rows, cols).to(mask.device)).any())
 
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.
