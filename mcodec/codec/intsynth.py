@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -204,6 +204,11 @@ class Leaky:
 Activation = IntGDN | Leaky | None
 
 
+def _channels_last(t: Tensor) -> Tensor:
+    """A 4-D tensor in channels-last memory order (same values; others unchanged)."""
+    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+
 def _stored_int(t: Tensor) -> Tensor:
     """An integer-valued tensor as int16 when it fits, else int32 (`from_tensors` reads either)."""
     return t.to(torch.int16 if float(t.abs().max()) <= 32767 else torch.int32)
@@ -222,16 +227,24 @@ class IntChain:
         self.stages = stages
         if any(b > limit for b, limit in self.check_bounds()):
             raise ValueError("integer network: an accumulation can exceed 2^24")
+        # What runs: the same stages with channels-last weights, which oneDNN convolves
+        # up to 2x faster here (transposed 5x5 stride 2: 12.3 -> 5.8 ms at 416x240).
+        # Every partial sum is an exact integer below 2^24 (check_bounds), so the
+        # summation order a memory format implies cannot change a bit of the output.
+        self._run = [(replace(conv, weight=_channels_last(conv.weight)),
+                      replace(act, gamma=_channels_last(act.gamma)) if isinstance(act, IntGDN) else act)
+                     for conv, act in stages]
 
     def __call__(self, x: Tensor) -> Tensor:
         with torch.no_grad(), _exact_float32(x.device):
             # the head runs in float64; the first stage quantizes its output in float64
             a = self.head(x.to(torch.float64)) if self.head is not None else x
-            for conv, act in self.stages:
+            a = _channels_last(a)
+            for conv, act in self._run:
                 a = conv(a)
                 if act is not None:
                     a = act(a)
-            return a
+            return a.contiguous()
 
     def check_bounds(self) -> list[tuple[int, int]]:
         """(bound, limit) per integer accumulation; building refuses any bound over the limit."""
