@@ -55,7 +55,7 @@ def main() -> None:
         pixels = frame.width * frame.height
         for q in qs:
             with torch.no_grad():
-                y, z_sym, hs64 = net._analyse(x, q)
+                y, z_sym, hs64 = net.analyse(x, q)
                 # grid path (what is coded)
                 p, _ = ld.coding_params(net, hs64, y)
                 _, yh_g = ent.quantize_to_tables(net.gaussian_conditional, y, p)

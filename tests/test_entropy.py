@@ -17,7 +17,7 @@ module only through IntraCodec):
   reads past ``4 * (n + 2)`` bytes (the padding that guards against CompressAI #300);
 * determinism of the bytes;
 * the checkerboard/mask groups (`latent_decoder.coded_selections` and `decode_pass`,
-  `IntraCodec._encode_y`): they partition the visible positions and round-trip group by group.
+  `latent_encoder._encode_y`): they partition the visible positions and round-trip group by group.
 
 The tests at the end run in a forked child, since what they guard against is a crash
 of CompressAI's C++ coder reached through this module's public functions (fewer than
@@ -41,6 +41,7 @@ from hypothesis import strategies as st
 
 from mcodec.codec import entropy as ent
 from mcodec.codec import latent_decoder as ld
+from mcodec.codec import latent_encoder as le
 from mcodec.codec import model as mdl
 
 PREC_TOTAL = 1 << ent.PRECISION
@@ -547,7 +548,7 @@ def test_coded_groups_partition_visible_positions_and_round_trip(models, bounds,
         rebuilt = torch.zeros_like(sym)
         for sel in sels:
             total += sel.int()
-            s = model._encode_y(sym[:, sel], idx[:, sel])
+            s = le._encode_y(model.y_tables(), sym[:, sel], idx[:, sel])
             if not bool(sel.any()):
                 assert s == b""
             dec = ld.decode_pass(model.y_tables(), s, idx[:, sel])

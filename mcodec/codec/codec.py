@@ -312,7 +312,7 @@ def encode(src: str, dst: str, *, options: EncodeOptions = EncodeOptions(),
     # The input is opened (and its errors reported) before torch and the weights load.
     with open_video(src, size=size, fps=fps, pix_fmt=pix_fmt, max_frames=options.frames,
                     warn=warn) as reader:
-        nets = networks or zoo.load_networks(model_id, device)
+        nets = networks or zoo.load_encoders(model_id, device)
         info = reader.info
         mask_mode = (bs.MASK_AUTO if options.mask == "auto" else bs.MASK_OFF if options.mask == "off"
                      else bs.MASK_FIXED)

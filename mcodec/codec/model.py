@@ -45,9 +45,12 @@ from torch import Tensor, nn
 
 from mcodec.codec import entropy as ent
 from mcodec.codec import latent_decoder as ld
+from mcodec.codec import latent_encoder as le
 from mcodec.codec.distortion import yuv_weighted
 from mcodec.codec.intsynth import IntChain, IntSynthesis, _run_float64
-from mcodec.codec.latent_decoder import HYPER_STRIDE, anchor_mask, check_mask
+from mcodec.codec.latent_decoder import anchor_mask, check_mask
+from mcodec.codec.latent_encoder import Analysis, Compressed, Estimate
+from mcodec.codec.latent_encoder import gaussian_likelihood as _gaussian_likelihood
 from mcodec.codec.model_config import ModelConfig
 
 
@@ -115,82 +118,9 @@ class ForwardOutput:
     bits: Tensor
 
 
-@dataclass(frozen=True, eq=False)
-class Compressed:
-    """Result of `IntraCodec.compress` for one frame.
-
-    Attributes:
-        strings: rANS streams: (y_anchor, y_nonanchor, z) with the checkerboard
-            context, (y, z) without (`IntraCodec.num_strings`). With a mask the y
-            streams carry only the visible positions (b"" when none are).
-        shape: (rows, cols) of the latent y; everything else derives from it.
-        x_hat: (1, 6, h, w) encoder-side reconstruction on the 8-bit grid k/255,
-            bit-identical to what `decompress` returns (None when not requested).
-    """
-
-    strings: tuple[bytes, ...]
-    shape: tuple[int, int]
-    x_hat: Tensor | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Estimate:
-    """Result of `IntraCodec.estimate` (encoder decisions; nothing is coded).
-
-    Attributes:
-        x_hat: (1, 6, h, w) float32 reconstruction on the 8-bit grid, approximate
-            (float32 synthesis; `compress` gives the exact one).
-        position_bits: (h/8, w/8) float32 estimated y bits per latent position (CPU):
-            sum over the M channels of -log2(likelihood) under the exact coding
-            path's grid-quantized parameters; z excluded (sent whatever the mask).
-            The rANS size of the y strings is close to ``position_bits.sum() / 8``
-            bytes; masking a position changes the other positions' bits only
-            through the checkerboard context of its non-anchor neighbours.
-        total_bits: estimated bits of the whole unmasked frame (y estimate + real z string).
-    """
-
-    x_hat: Tensor
-    position_bits: Tensor
-    total_bits: float
-    analysis: Analysis | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Analysis:
-    """The encoder front end of one frame at one quality, which `estimate` computes and
-    `compress(..., analysis=)` reuses instead of running it again (same tensors, so the
-    stream is the same byte for byte).
-
-    Attributes:
-        input_shape: (1, 6, h, w) of the frame it analysed (checked on reuse).
-        quality: the level it was computed at.
-        y: (1, M, h/s, w/s) float32 latent (s = config.tensor_stride).
-        z_sym: (1, N, ...) int32 hyper-latent symbols.
-        hs64: float64 hyper-decoder output.
-        params: the unmasked frame's grid-quantized entropy parameters.
-    """
-
-    input_shape: tuple[int, ...]
-    quality: int
-    y: Tensor
-    z_sym: Tensor
-    hs64: Tensor
-    params: ent.EntropyParams
-
-
 def _ste_round(x: Tensor) -> Tensor:
     """round() with an identity gradient (straight-through estimator)."""
     return x + (torch.round(x) - x).detach()
-
-
-def _gaussian_likelihood(values: Tensor, scales: Tensor) -> Tensor:
-    """P(|v| bin of width 1) under N(0, scale): values are (y - mean)."""
-    v = values.abs()
-    inv = 1.0 / scales
-    c = -(2 ** -0.5)
-    upper = 0.5 * torch.erfc(c * (0.5 - v) * inv)
-    lower = 0.5 * torch.erfc(c * (-0.5 - v) * inv)
-    return upper - lower
 
 
 class IntraCodec(CompressionModel):
@@ -266,6 +196,16 @@ class IntraCodec(CompressionModel):
     def levels(self) -> int:
         return self.config.levels
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters live."""
+        return self.log_gain.device
+
+    @property
+    def tensor_stride(self) -> int:
+        """The input tensor's padding multiple (`ModelConfig.tensor_stride`)."""
+        return self.config.tensor_stride
+
     def _check_quality(self, quality: int) -> int:
         q = int(quality)
         if not 0 <= q < self.levels or q != quality:
@@ -284,11 +224,7 @@ class IntraCodec(CompressionModel):
     @staticmethod
     def _hyper_pad(y: Tensor) -> Tensor:
         """Replicate-pad the latent to a multiple of HYPER_STRIDE (not transmitted)."""
-        ph = -y.shape[2] % HYPER_STRIDE
-        pw = -y.shape[3] % HYPER_STRIDE
-        if ph or pw:
-            y = nn.functional.pad(y, (0, pw, 0, ph), mode="replicate")
-        return y
+        return le.hyper_pad(y)
 
     # -- latent_decoder.ExactParts: the exact pieces encoder and decoder share ----
 
@@ -429,27 +365,26 @@ class IntraCodec(CompressionModel):
         """Number of byte strings `compress` returns: 3 with the checkerboard context, else 2."""
         return 3 if self.config.context else 2
 
-    def _analyse(self, x: Tensor, q: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Encoder front end of one frame: (y, z symbols int32, hs64 = float64 hyper-decoder output)."""
-        y = self.g_a(x.to(torch.float32)) * self._gain(self.log_gain, q)
-        hy, wy = int(y.shape[2]), int(y.shape[3])
-        z = self.h_a(self._hyper_pad(y)) * self._gain(self.log_hgain, q)
-        med = self.z_medians()
-        z_sym = ent.clamp_factorized(self.entropy_bottleneck, torch.round(z - med).to(torch.int32)[0])[None]
-        z_hat = z_sym.to(torch.float32) + med
-        return y, z_sym, self.hyper_decode(z_hat, q, (hy, wy))
+    # -- encoding (latent_encoder.EncoderParts; the dataflow is latent_encoder's) -----
 
-    def _check_frame(self, x: Tensor, quality: int) -> int:
+    def check_frame(self, x: Tensor, quality: int) -> int:
         self._check_input(x)
         if x.shape[0] != 1:
             raise ValueError("compress codes one frame at a time (batch size 1)")
         return self._check_quality(quality)
 
-    def _encode_y(self, symbols: Tensor, indexes: Tensor) -> bytes:
-        """rANS string of (M, k) symbols; b"" when k = 0 (compressai's coder crashes on no symbols)."""
-        if symbols.numel() == 0:
-            return b""
-        return ent.encode_gaussian(self.gaussian_conditional, symbols, indexes)
+    def analyse(self, x: Tensor, q: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Encoder front end of one frame: (y, z symbols int32, hs64 = exact hyper-decoder output)."""
+        y = self.g_a(x.to(torch.float32)) * self._gain(self.log_gain, q)
+        hy, wy = int(y.shape[2]), int(y.shape[3])
+        z = self.h_a(le.hyper_pad(y)) * self._gain(self.log_hgain, q)
+        med = self.z_medians()
+        z_sym = ent.clamp_factorized(self.entropy_bottleneck, torch.round(z - med).to(torch.int32)[0])[None]
+        z_hat = z_sym.to(torch.float32) + med
+        return y, z_sym, self.hyper_decode(z_hat, q, (hy, wy))
+
+    def approximate_synthesis(self, y_hat: Tensor, q: int) -> Tensor:
+        return self.g_s(y_hat * self._gain(self.log_inv_gain, q)).clamp(0.0, 1.0)
 
     def strings_per_frame(self, packed: bool) -> int:
         """Strings per coded frame: 1 when packed (format version 4), else `num_strings`."""
@@ -459,90 +394,15 @@ class IntraCodec(CompressionModel):
     def compress(self, x: Tensor, quality: int, reconstruct: bool = True,
                  mask: Tensor | None = None, packed: bool = False,
                  analysis: Analysis | None = None) -> Compressed:
-        """Entropy-code one frame.
-
-        Args:
-            x: (1, 6, h, w) in [0, 1], h and w multiples of config.tensor_stride (see yuv420_to_tensor).
-            quality: integer level in 0..levels-1.
-            reconstruct: also return the decoder's reconstruction (needed as a
-                reference by predictive coding).
-            mask: optional (h/8, w/8) bool tensor over the latent grid (one cell =
-                one 16x16 luma patch), True = masked: no symbol of any channel
-                is coded there and both sides use the entropy model's mean
-                (grid-quantized, so exact) as y_hat. The decoder must be given
-                the same mask. None (or all False) gives the unmasked stream.
-            packed: one rANS string holding z, then each y pass in decode order
-                (`entropy.PackedWriter`; format version 4) instead of one string each.
-            analysis: `estimate(x, quality).analysis` of this same `x`: its front end
-                is reused (the analysis and hyper networks do not run twice).
-
-        Returns:
-            `Compressed` with `strings_per_frame(packed)` strings; an all-True
-            mask still returns them (the y strings are then near-empty rANS flushes).
-        """
-        q = self._check_frame(x, quality)
-        if analysis is not None:
-            if analysis.quality != q or analysis.input_shape != tuple(x.shape):
-                raise ValueError("analysis of another frame or quality")
-            y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
-        else:
-            y, z_sym, hs64 = self._analyse(x, q)
-        hy, wy = int(y.shape[2]), int(y.shape[3])
-        mk = check_mask(mask, hy, wy)
-        if mk is not None:
-            mk = mk.to(y.device)
-        if analysis is not None and not self._mask_changes_params(mk, hy, wy):
-            p = analysis.params
-        else:
-            p, _ = ld.coding_params(self, hs64, y, mask=mk)
-        y_sym, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
-        if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
-            y_sym = torch.where(mk, torch.zeros_like(y_sym), y_sym)
-            y_hat = torch.where(mk, p.means, y_hat)
-        sels = ld.coded_selections(self.config.context, hy, wy, mk)
-        if packed:
-            writer = ent.PackedWriter()
-            writer.add_factorized(self.entropy_bottleneck, z_sym[0])
-            for sel in sels:
-                writer.add(self.gaussian_conditional, y_sym[0][:, sel], p.indexes[0][:, sel])
-            strings: tuple[bytes, ...] = (writer.finish(),)
-        else:
-            z_string = ent.encode_factorized(self.entropy_bottleneck, z_sym[0])
-            strings = (*(self._encode_y(y_sym[0][:, sel], p.indexes[0][:, sel]) for sel in sels), z_string)
-        x_hat = self.synthesize(y_hat, q) if reconstruct else None
-        return Compressed(strings=strings, shape=(hy, wy), x_hat=x_hat)
+        """Entropy-code one frame: `latent_encoder.compress` (its docstring has the
+        arguments; a mask cell is one latent position, `config.latent_stride` luma
+        pixels square)."""
+        return le.compress(self, x, quality, reconstruct, mask, packed, analysis)
 
     @torch.no_grad()
     def estimate(self, x: Tensor, quality: int) -> Estimate:
-        """What coding `x` unmasked would cost and give, for the encoder's decisions.
-
-        One analysis and the exact entropy parameters (as `compress`), but no
-        rANS coding of y and a float32 synthesis: the reconstruction is close
-        to, not bit-identical with, `compress(x, q).x_hat`. Use it to choose a
-        mask; code the frame with `compress`.
-
-        Args:
-            x: (1, 6, h, w) in [0, 1], h and w multiples of config.tensor_stride.
-            quality: integer level in 0..levels-1.
-        """
-        q = self._check_frame(x, quality)
-        y, z_sym, hs64 = self._analyse(x, q)
-        p, _ = ld.coding_params(self, hs64, y)
-        analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, p)
-        _, y_hat = ent.quantize_to_tables(self.gaussian_conditional, y, p)
-        lik = self.likelihood_lower_bound(_gaussian_likelihood(y_hat - p.means, p.scales))
-        bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
-        z_bits = 8 * len(ent.encode_factorized(self.entropy_bottleneck, z_sym[0]))
-        x_hat = self.g_s(y_hat * self._gain(self.log_inv_gain, q)).clamp(0.0, 1.0)
-        return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
-                        total_bits=float(bits.sum()) + z_bits, analysis=analysis)
-
-    def _mask_changes_params(self, mask: Tensor | None, rows: int, cols: int) -> bool:
-        """Whether `mask` gives other entropy parameters than no mask: only a masked
-        anchor does (it enters the checkerboard context as its mean)."""
-        if mask is None or not self.config.context:
-            return False
-        return bool((mask & ld.anchor_mask(rows, cols).to(mask.device)).any())
+        """What coding `x` unmasked would cost and give: `latent_encoder.estimate`."""
+        return le.estimate(self, x, quality)
 
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.

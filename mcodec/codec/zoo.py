@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from mcodec.codec.intsynth import IntChain
     from mcodec.codec.latent_decoder import LatentDecoder
+    from mcodec.codec.latent_encoder import LatentEncoder
     from mcodec.codec.model import IntraCodec
 
     IntegerParts = dict[str, IntChain]
@@ -206,8 +207,8 @@ class CodecNetworks:
             own training lambdas), or None when it has none.
     """
 
-    intra: IntraCodec
-    inter: IntraCodec
+    intra: IntraCodec | LatentEncoder
+    inter: IntraCodec | LatentEncoder
     lambdas: tuple[float, ...]
     model_id: str
     digest: bytes
@@ -220,17 +221,21 @@ class CodecNetworks:
     @property
     def device(self) -> torch.device:
         """Where the networks live (inputs are moved there)."""
-        return next(self.intra.parameters()).device
+        return self.intra.device
 
     @property
     def tensor_stride(self) -> int:
         """The 6-channel tensor's padding multiple (`ModelConfig.tensor_stride`)."""
-        return self.intra.config.tensor_stride
+        return self.intra.tensor_stride
 
     def decoders(self) -> DecoderNetworks:
         """The decoding view of these networks (what `reconstruct.FrameDecoder` uses)."""
-        return DecoderNetworks(self.intra, self.inter, self.levels, self.model_id, self.digest, self.device,
-                               self.tensor_stride, self.fine.decoders() if self.fine is not None else None)
+        def dec(net):  # a LatentEncoder decodes with its LatentDecoder, an IntraCodec itself
+            return getattr(net, "decoder", net)
+
+        return DecoderNetworks(dec(self.intra), dec(self.inter), self.levels, self.model_id, self.digest,
+                               self.device, self.tensor_stride,
+                               self.fine.decoders() if self.fine is not None else None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,6 +301,41 @@ def load_decoders(model_id: str | None = None, device: str = "cpu",
     entry = _entry(model_id, digest)
     tensors, metadata = _bundle(entry)
     return decoders_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def load_encoders(model_id: str | None = None, device: str = "cpu",
+                  digest: bytes | None = None) -> CodecNetworks:
+    """The networks an encoder needs of a model in the table (as `load_networks` finds it).
+
+    A model whose bundle carries every integer network encodes with `LatentEncoder`s:
+    the same streams byte for byte as its `IntraCodec`s, without importing CompressAI
+    (start-up). Any other model gets its full `IntraCodec`s (`load_networks`).
+    """
+    entry = _entry(model_id, digest)
+    tensors, metadata = _bundle(entry)
+    return encoders_from_tensors(tensors, metadata, entry.model_id, entry.digest, device)
+
+
+def encoders_from_tensors(tensors: dict, metadata: dict[str, str], model_id: str, digest: bytes,
+                          device: str = "cpu") -> CodecNetworks:
+    """`CodecNetworks` of `LatentEncoder`s from a bundle (see `load_encoders`)."""
+    from mcodec.codec.latent_decoder import LatentDecoder
+    from mcodec.codec.latent_encoder import LatentEncoder
+
+    config, lambdas = _bundle_config(metadata, model_id)
+    main, fine_parts = _split_fine(tensors, metadata)
+    main_metadata = {k: v for k, v in metadata.items() if k not in (FINE_CONFIG, FINE_LAMBDAS)}
+    decoders = decoders_from_tensors(main, main_metadata, model_id, digest, device)
+    if not isinstance(decoders.intra, LatentDecoder):   # no integer networks: the full model
+        return networks_from_tensors(tensors, metadata, model_id, digest, device)
+    fine = encoders_from_tensors(*fine_parts, model_id, digest, device) if fine_parts else None
+
+    try:
+        intra, inter = (LatentEncoder.from_tensors(main, net, dec, config.latent_stride, device)
+                        for net, dec in (("intra.", decoders.intra), ("inter.", decoders.inter)))
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"model {model_id!r}: bad encoder tensors ({exc})") from None
+    return CodecNetworks(intra, inter, lambdas, model_id, digest, fine)
 
 
 def _bundle_config(metadata: dict[str, str], model_id: str):

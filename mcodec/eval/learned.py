@@ -45,7 +45,7 @@ class McodecBenchCodec:
         self.config = config
         self.threads = int(threads)
         self.tuning = tuning if tuning is not None else EncoderTuning()
-        self._nets = networks if networks is not None else zoo.load_networks()
+        self._nets = networks if networks is not None else zoo.load_encoders()
         self._mask = mask
         self.points = tuple(float(q) for q in range(len(self.tuning.quality_ladder(self._nets.levels))))
         structure = ("low delay (key frame every gop frames, P frames)" if config == "lowdelay" else
