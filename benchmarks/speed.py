@@ -19,7 +19,7 @@ yuv420p) to a y4m in a temporary folder; every codec reads that same y4m. Timed:
   a multiple of 128 (its 4 stride-2 transforms and 3 stride-2 hyper transforms;
   CompressAI's own video evaluation pads the same way), under `torch.inference_mode`;
 * start-up in fresh processes: interpreter + `from mcodec.codec import codec, zoo` +
-  `zoo.load_decoders()` (what `mcodec decode` loads), the same with `zoo.load_networks()`
+  `zoo.load_decoders()` (what `mcodec decode` loads), the same with `zoo.load_encoders()`
   (the encoder's), and `mcodec --help` (median of `--repeats`);
 * peak RSS of one mcodec encode and one decode per size, each in its own process
   (the child's own VmHWM from /proc/self/status, network load included; not its
@@ -71,7 +71,7 @@ from mcodec.codec import codec, zoo
 t1 = time.perf_counter()
 nets = zoo.{loader}()
 t2 = time.perf_counter()
-assert {loader!r} != "load_decoders" or "compressai" not in sys.modules
+assert {loader!r} == "load_networks" or "compressai" not in sys.modules
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
 print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1,
                   "rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else
@@ -181,10 +181,11 @@ def _startup_runs(loader: str, threads: int, repeats: int) -> dict:
 
 def time_startup(threads: int, repeats: int) -> dict:
     """Start-up of the decoder (`zoo.load_decoders`: what `mcodec decode` loads; no
-    CompressAI import, checked in the child) and of the encoder (`zoo.load_networks`),
+    CompressAI import, checked in the child) and of the encoder (`zoo.load_encoders`: what
+    `mcodec encode` loads, no CompressAI import either),
     in fresh processes, and `mcodec --help`."""
     decoder = _startup_runs("load_decoders", threads, repeats)
-    encoder = _startup_runs("load_networks", threads, repeats)
+    encoder = _startup_runs("load_encoders", threads, repeats)
     # the floor: a fresh process that imports torch and exits (same child environment)
     torch_walls = []
     for _ in range(repeats):
@@ -357,9 +358,9 @@ def markdown(res: dict) -> str:
                   f"| decoder: interpreter + imports + `zoo.load_decoders()` (wall) | {st['wall_s_median']:.2f} |",
                   f"| of which imports (in process) | {st['import_s_median']:.2f} |",
                   f"| of which decoder load | {st['load_s_median']:.2f} |",
-                  *([(f"| encoder: interpreter + imports + `zoo.load_networks()` (wall) | "
+                  *([(f"| encoder: interpreter + imports + `zoo.load_encoders()` (wall) | "
                       f"{st['encoder']['wall_s_median']:.2f} |"),
-                     (f"| of which network load (CompressAI import included) | "
+                     (f"| of which encoder load | "
                       f"{st['encoder']['load_s_median']:.2f} |")] if "encoder" in st else []),
                   f"| reference: `python -c 'import torch'` (wall) | {_f(st.get('torch_only_wall_s_median'))} |",
                   f"| `mcodec --help` (wall) | {_f(st['help_wall_s_median'])} |",
@@ -375,7 +376,7 @@ def markdown(res: dict) -> str:
             lines += [(f"ssf2020 (untrained, coded at {ssf['coded_size']}): compress "
                       f"{ssf['compress_fps']:.3f} fps, decompress {ssf['decompress_fps']:.3f} fps "
                       f"({ssf['bytes']} bytes)."), ""]
-        lines += [("| structure | q | kbps | PSNR-YUV | 2x frames | encode fps | decode fps | "
+        lines += [("| structure | q | kbps | PSNR-YUV | upper-layer frames (2x or fine) | encode fps | decode fps | "
                   "enc / 10 | dec / 25 | enc / ssf compress | dec / ssf decompress |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in s["mcodec"]:
@@ -486,7 +487,7 @@ def main() -> None:
         save()
         return
     t = time.perf_counter()
-    nets = zoo.load_networks(entry.model_id)
+    nets = zoo.load_encoders(entry.model_id)  # what `mcodec encode` encodes with
     res["network_load_in_process_s"] = time.perf_counter() - t
     decoders = zoo.load_decoders(entry.model_id)  # what `mcodec decode` decodes with
     ssf_net = None
@@ -531,7 +532,7 @@ def main() -> None:
                     r = time_mcodec(codec, bs, EncodeOptions, nets, decoders, src, work, n, q, structure)
                     s["mcodec"].append(r)
                     _log(f"  enc {r['encode_fps']:.3f} fps, dec {r['decode_fps']:.3f} fps, "
-                         f"{r['kbps']:.0f} kbps, 2x {r['frames_2x']}")
+                         f"{r['kbps']:.0f} kbps, upper layer {r['frames_2x']}")
                     save()
             for name in ("x264", "x265"):
                 for config in ("lowdelay", "randomaccess"):
