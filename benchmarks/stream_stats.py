@@ -5,7 +5,7 @@
 Reads the files and parses every frame's side information (motion, mask map),
 without running the networks. Per frame type: count, mean unit size, and
 mean container overhead (unit bytes that are not segment payload: unit head,
-frame fields, segment lengths, CRC). "Masked patches" counts the 16x16 patches
+frame fields, segment lengths, CRC). "Masked patches" counts the patches (16x16; 8x8 in a fine upper layer)
 of predicted and bi frames that send no latent (every patch of a rebuilt frame);
 "masked frames" are predicted frames sent with no patch at all (rebuilt and
 bi-rebuilt: motion only).
@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from types import SimpleNamespace
 
 from mcodec.codec import bitstream as bs
 from mcodec.codec.reconstruct import FrameDecoder, Picture, forward_field, reference_distances
-from mcodec.codec.syntax import FrameSyntax, Geometry
+from mcodec.codec.syntax import FINE_PATCH, PATCH, FrameSyntax
 
 NAMES = {bs.FRAME_KEY: "key", bs.FRAME_INTER: "inter", bs.FRAME_REBUILT: "rebuilt",
          bs.FRAME_BI_INTER: "bi-inter", bs.FRAME_BI_REBUILT: "bi-rebuilt"}
@@ -35,19 +36,24 @@ def stream_stats(path: str) -> dict:
     # The decoder's picture buffer, holding motion fields only (bi frames predict their
     # vectors from their future reference's field).
     version = 4 if stream.min_reader_version >= 4 else 3   # the unit layout (BitstreamReader.layout_version)
-    buffer = FrameDecoder(None, h.width, h.height, version=version)  # type: ignore[arg-type]
+    fine = bool(h.coding.flags & bs.CODING_FLAG_FINE)   # the upper layer: fine networks at 1x
+    # No networks are run: a stand-in with the layers' strides passes the decoder's checks.
+    shapes = SimpleNamespace(tensor_stride=PATCH // 2, fine=SimpleNamespace(tensor_stride=FINE_PATCH // 2))
+    buffer = FrameDecoder(shapes, h.width, h.height, version=version, fine=fine)  # type: ignore[arg-type]
     strings = 1 if version >= 4 else 3
     for unit, size in zip(stream.frames, sizes):
         payload = sum(len(s) for s in unit.segments)
         by_type[NAMES[unit.frame_type]].append((size, size - payload))
-        scale = 2 if unit.flags & bs.FRAME_FLAG_SCALE2 else 1
-        geo = Geometry(h.height * scale, h.width * scale, scale)
+        upper = bool(unit.flags & bs.FRAME_FLAG_SCALE2)
+        scale = 2 if upper and not fine else 1
+        geo = buffer.geometry(scale, upper and fine)
         displays = buffer.references(unit)
         refs = [buffer.pictures[d] for d in displays]
         distances = reference_distances(unit.display, displays)
         direct = buffer.direct(refs, distances) if len(refs) == 2 else None
         syntax = FrameSyntax.from_segments(unit, strings, version, geo, distances, direct)
-        buffer.store(unit.display, Picture(None, scale, forward_field(syntax), distances[0]),  # type: ignore[arg-type]
+        buffer.store(unit.display, Picture(None, scale, forward_field(syntax), distances[0],  # type: ignore[arg-type]
+                                           upper and fine),
                      key=unit.frame_type == bs.FRAME_KEY)
         if unit.frame_type == bs.FRAME_KEY:
             continue
