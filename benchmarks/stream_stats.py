@@ -19,7 +19,12 @@ from collections import defaultdict
 from types import SimpleNamespace
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec.reconstruct import FrameDecoder, Picture, forward_field, reference_distances
+from mcodec.codec.reconstruct import (
+    FrameDecoder,
+    Picture,
+    forward_field,
+    reference_distances,
+)
 from mcodec.codec.syntax import FINE_PATCH, PATCH, FrameSyntax
 
 NAMES = {bs.FRAME_KEY: "key", bs.FRAME_INTER: "inter", bs.FRAME_REBUILT: "rebuilt",
