@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream_stats import stream_stats  # noqa: E402
+from stream_stats import stream_stats
 
 
 def main(folders: list[str]) -> None:
