@@ -4,7 +4,8 @@
   shipped model byte-identical to those of its full `IntraCodec`s, in a fresh process;
 * `LatentEncoder.estimate` / `.compress` equal `IntraCodec`'s tensor for tensor and
   byte for byte (both layers, every quality, masks, packed and not, reused analysis);
-* its float32 GDN equals CompressAI's layer bit for bit (forward and inverse);
+* the stored GDN (`latent_decoder.StoredGDN`) equals CompressAI's layer bit for bit in float32
+  (forward and inverse);
 * models without integer networks fall back to the full networks; a bundle with a
   missing tensor is a ModelError.
 """
@@ -19,7 +20,8 @@ import pytest
 import torch
 
 from mcodec.codec import codec, packing, zoo
-from mcodec.codec.latent_encoder import GDN32, LatentEncoder
+from mcodec.codec.latent_decoder import stored_gdn
+from mcodec.codec.latent_encoder import LatentEncoder
 from mcodec.codec.model import IntraCodec
 from mcodec.codec.options import EncodeOptions
 from mcodec.errors import ModelError
@@ -106,7 +108,7 @@ def test_estimate_and_compress_identical_to_intracodec(full, lite, dev_cut, laye
 
 
 @pytest.mark.parametrize("inverse", [False, True])
-def test_gdn32_matches_compressai_bit_for_bit(inverse: bool) -> None:
+def test_stored_gdn_matches_compressai_bit_for_bit_in_float32(inverse: bool) -> None:
     from compressai.layers import GDN
 
     torch.manual_seed(0)
@@ -115,7 +117,7 @@ def test_gdn32_matches_compressai_bit_for_bit(inverse: bool) -> None:
         ref.beta.uniform_(0.5, 2.0)
         ref.gamma.uniform_(0.0, 0.4)
     tensors = {"g." + k: v for k, v in ref.state_dict().items()}
-    ours = GDN32(tensors, "g.", inverse)
+    ours = stored_gdn(tensors, "g.", inverse)
     x = torch.randn(1, 8, 17, 23) * 3
     with torch.no_grad():
         assert torch.equal(ours(x), ref(x))

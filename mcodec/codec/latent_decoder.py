@@ -222,18 +222,21 @@ def decompress(parts: ExactParts, strings: tuple[bytes, ...] | list[bytes], shap
 # ----------------------------------------------------------------------------- a decoder from tensors
 
 
-class InverseGDN64(nn.Module):
-    """Inference-only inverse GDN, out = x * sqrt(beta + gamma @ x^2), computed exactly as
-    CompressAI's `GDN(inverse=True)` computes it (same reparametrisation, same operations
-    in the same order), so its float64 output is bit-identical to that layer's.
+class StoredGDN(nn.Module):
+    """Inference-only GDN built from a stored CompressAI layer, computed exactly as
+    CompressAI's `GDN` computes it (same reparametrisation, same operations in the same
+    order), so its output is bit-identical to that layer's in float32 and float64:
+    out = x * sqrt(beta + gamma @ x^2) (`inverse`, the synthesis') or
+    x * rsqrt(beta + gamma @ x^2) (the analysis').
 
     Buffers (CompressAI's state-dict names, flattened): beta (C,), gamma (C, C), and the
     non-negative reparametrisation's lower bounds and pedestals.
     """
 
     def __init__(self, beta: Tensor, gamma: Tensor, beta_bound: Tensor, beta_pedestal: Tensor,
-                 gamma_bound: Tensor, gamma_pedestal: Tensor) -> None:
+                 gamma_bound: Tensor, gamma_pedestal: Tensor, inverse: bool = True) -> None:
         super().__init__()
+        self.inverse = inverse
         for name, value in (("beta", beta), ("gamma", gamma), ("beta_bound", beta_bound),
                             ("beta_pedestal", beta_pedestal), ("gamma_bound", gamma_bound),
                             ("gamma_pedestal", gamma_pedestal)):
@@ -243,7 +246,20 @@ class InverseGDN64(nn.Module):
         c = x.shape[1]
         beta = torch.max(self.beta, self.beta_bound) ** 2 - self.beta_pedestal
         gamma = (torch.max(self.gamma, self.gamma_bound) ** 2 - self.gamma_pedestal).reshape(c, c, 1, 1)
-        return x * torch.sqrt(F.conv2d(x ** 2, gamma, beta))
+        norm = F.conv2d(x ** 2, gamma, beta)
+        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+
+
+InverseGDN64 = StoredGDN   # the name the synthesis head's float64 layer had
+
+
+def stored_gdn(tensors: dict[str, Tensor], prefix: str, inverse: bool = True) -> StoredGDN:
+    """The GDN stored under `prefix` (CompressAI's state-dict names)."""
+    def t(name: str) -> Tensor:
+        return tensors[prefix + name]
+
+    return StoredGDN(t("beta"), t("gamma"), t("beta_reparam.lower_bound.bound"), t("beta_reparam.pedestal"),
+                     t("gamma_reparam.lower_bound.bound"), t("gamma_reparam.pedestal"), inverse)
 
 
 def _deconv(tensors: dict[str, Tensor], prefix: str) -> nn.ConvTranspose2d:
@@ -253,15 +269,6 @@ def _deconv(tensors: dict[str, Tensor], prefix: str) -> nn.ConvTranspose2d:
                                output_padding=1)
     layer.load_state_dict({"weight": w, "bias": tensors[prefix + "bias"]})
     return layer
-
-
-def _igdn(tensors: dict[str, Tensor], prefix: str) -> InverseGDN64:
-    def t(name: str) -> Tensor:
-        return tensors[prefix + name]
-
-    return InverseGDN64(t("beta"), t("gamma"), t("beta_reparam.lower_bound.bound"),
-                        t("beta_reparam.pedestal"), t("gamma_reparam.lower_bound.bound"),
-                        t("gamma_reparam.pedestal"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,7 +316,7 @@ class LatentDecoder:
         p_syn, p_hyp, p_ctx, p_par = (prefix + s for s in int_prefixes)
         t = tensors
         hyper_head = nn.Sequential(_deconv(t, prefix + "h_s.0."), nn.LeakyReLU(cls.LEAKY_SLOPE, inplace=True))
-        synth_head = nn.Sequential(_deconv(t, prefix + "g_s.0."), _igdn(t, prefix + "g_s.1."))
+        synth_head = nn.Sequential(_deconv(t, prefix + "g_s.0."), stored_gdn(t, prefix + "g_s.1."))
         ctx = None
         if context:
             ctx = (IntChain.from_tensors(None, t, p_ctx, device), IntChain.from_tensors(None, t, p_par, device))

@@ -12,7 +12,8 @@ mirror for encoding:
   (g_a, h_a, their gains) and the float32 synthesis the estimate uses. Loading it
   imports no CompressAI (~3 s of start-up: its package imports its datasets,
   torch_geometric and scipy.stats), and it codes byte-identical streams:
-  its layers are CompressAI's computed with the same torch operations, in order.
+  its layers are CompressAI's computed with the same torch operations, in order
+  (`latent_decoder.StoredGDN` for GDN).
 
 Dataflow of `compress` (x: (1, 6, h, w); rows x cols latent)::
 
@@ -38,6 +39,7 @@ from mcodec.codec.latent_decoder import (
     ExactParts,
     LatentDecoder,
     check_mask,
+    stored_gdn,
 )
 
 LIKELIHOOD_MIN = 1e-9   # IntraCodec.likelihood_lower_bound
@@ -240,29 +242,6 @@ def hyper_pad(y: Tensor) -> Tensor:
 # -- LatentEncoder: the float32 layers from a bundle's tensors ------------------------
 
 
-class GDN32(nn.Module):
-    """CompressAI's GDN (forward or inverse) from its stored buffers, the same torch
-    operations in the same order: out = x * rsqrt(beta + gamma @ x^2) (inverse: sqrt)."""
-
-    def __init__(self, tensors: dict[str, Tensor], prefix: str, inverse: bool) -> None:
-        super().__init__()
-        self.inverse = inverse
-        for name, key in (("beta", "beta"), ("gamma", "gamma"),
-                          ("beta_bound", "beta_reparam.lower_bound.bound"),
-                          ("beta_pedestal", "beta_reparam.pedestal"),
-                          ("gamma_bound", "gamma_reparam.lower_bound.bound"),
-                          ("gamma_pedestal", "gamma_reparam.pedestal")):
-            self.register_buffer(name, tensors[prefix + key].detach().to(torch.float32).clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
-        beta = torch.max(self.beta, self.beta_bound) ** 2 - self.beta_pedestal
-        gamma = (torch.max(self.gamma, self.gamma_bound) ** 2 - self.gamma_pedestal).reshape(c, c, 1, 1)
-        norm = F.conv2d(x ** 2, gamma, beta)
-        norm = torch.sqrt(norm) if self.inverse else torch.rsqrt(norm)
-        return x * norm
-
-
 def _conv(tensors: dict[str, Tensor], prefix: str, stride: int, transposed: bool = False) -> nn.Module:
     """CompressAI's `conv` / `deconv` (padding k // 2; a transposed one output_padding
     stride - 1) with the weights stored under `prefix`; the kernel size from the weight."""
@@ -305,13 +284,13 @@ class LatentEncoder:
         on a missing tensor, ValueError on inconsistent ones."""
         t, p = tensors, prefix
         mid = 2 if latent_stride == 16 else 1   # IntraCodec: the middle layers' stride
-        g_a = nn.Sequential(_conv(t, p + "g_a.0.", 1), GDN32(t, p + "g_a.1.", False),
-                            _conv(t, p + "g_a.2.", mid), GDN32(t, p + "g_a.3.", False),
-                            _conv(t, p + "g_a.4.", 2), GDN32(t, p + "g_a.5.", False),
+        g_a = nn.Sequential(_conv(t, p + "g_a.0.", 1), stored_gdn(t, p + "g_a.1.", False),
+                            _conv(t, p + "g_a.2.", mid), stored_gdn(t, p + "g_a.3.", False),
+                            _conv(t, p + "g_a.4.", 2), stored_gdn(t, p + "g_a.5.", False),
                             _conv(t, p + "g_a.6.", 2))
-        g_s = nn.Sequential(_conv(t, p + "g_s.0.", 2, True), GDN32(t, p + "g_s.1.", True),
-                            _conv(t, p + "g_s.2.", 2, True), GDN32(t, p + "g_s.3.", True),
-                            _conv(t, p + "g_s.4.", mid, True), GDN32(t, p + "g_s.5.", True),
+        g_s = nn.Sequential(_conv(t, p + "g_s.0.", 2, True), stored_gdn(t, p + "g_s.1.", True),
+                            _conv(t, p + "g_s.2.", 2, True), stored_gdn(t, p + "g_s.3.", True),
+                            _conv(t, p + "g_s.4.", mid, True), stored_gdn(t, p + "g_s.5.", True),
                             _conv(t, p + "g_s.6.", 1))
         h_a = nn.Sequential(_conv(t, p + "h_a.0.", 1), nn.LeakyReLU(inplace=True),
                             _conv(t, p + "h_a.2.", 2), nn.LeakyReLU(inplace=True),
