@@ -119,6 +119,16 @@ def read_frames(path: Path) -> list[Frame]:
 frames_of = read_frames
 
 
+def frame_tensor(dev_cut):
+    """The 6-channel tensor of a 128x96 crop of a development clip's first frame."""
+    from mcodec.codec import packing
+
+    with open_video(str(dev_cut(1))) as r:
+        frame = next(iter(r))
+    x, _ = packing.yuv420_to_tensor(frame.y[:96, :128], frame.u[:48, :64], frame.v[:48, :64])
+    return x
+
+
 _DECODE_IN_CHILD = """
 import sys
 from mcodec.codec import codec, zoo

@@ -21,11 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcodec.codec import codec, packing, zoo
+from mcodec.codec import codec, zoo
 from mcodec.codec.latent_decoder import InverseGDN64, LatentDecoder
 from mcodec.codec.model import IntraCodec
 from mcodec.codec.options import EncodeOptions
 from mcodec.errors import ModelError
+
+from .conftest import frame_tensor
 
 DECODE_IN_CHILD = """
 import hashlib, sys
@@ -110,18 +112,9 @@ def test_real_stream_decodes_without_compressai_identically(shipped, fine_shippe
         assert done.stdout.strip() == want
 
 
-def _frame_tensor(dev_cut) -> torch.Tensor:
-    from mcodec.codec.video_io import open_video
-
-    with open_video(str(dev_cut(1))) as r:
-        frame = next(iter(r))
-    x, _ = packing.yuv420_to_tensor(frame.y[:96, :128], frame.u[:48, :64], frame.v[:48, :64])
-    return x
-
-
 @pytest.mark.parametrize("layer", ["main", "fine"])
 def test_decompress_bit_identical_to_intracodec(shipped, decoders, fine_shipped, dev_cut, layer) -> None:
-    x = _frame_tensor(dev_cut)
+    x = frame_tensor(dev_cut)
     if layer == "fine":
         shipped, decoders = fine_shipped.fine, zoo.load_decoders(FINE_MODEL).fine
     rows, cols = x.shape[2] // decoders.tensor_stride, x.shape[3] // decoders.tensor_stride

@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcodec.codec import codec, packing, zoo
+from mcodec.codec import codec, zoo
 from mcodec.codec.latent_decoder import stored_gdn
 from mcodec.codec.latent_encoder import LatentEncoder
 from mcodec.codec.model import IntraCodec
 from mcodec.codec.options import EncodeOptions
 from mcodec.errors import ModelError
+
+from .conftest import frame_tensor
 
 ENCODE_IN_CHILD = """
 import sys
@@ -71,18 +73,9 @@ def test_real_stream_encodes_without_compressai_identically(full, dev_cut, tmp_p
     assert got.read_bytes() == want.read_bytes()
 
 
-def _frame_tensor(dev_cut) -> torch.Tensor:
-    from mcodec.codec.video_io import open_video
-
-    with open_video(str(dev_cut(1))) as r:
-        frame = next(iter(r))
-    x, _ = packing.yuv420_to_tensor(frame.y[:96, :128], frame.u[:48, :64], frame.v[:48, :64])
-    return x
-
-
 @pytest.mark.parametrize("layer", ["main", "fine"])
 def test_estimate_and_compress_identical_to_intracodec(full, lite, dev_cut, layer) -> None:
-    x = _frame_tensor(dev_cut)
+    x = frame_tensor(dev_cut)
     if layer == "fine":
         full, lite = full.fine, lite.fine
     rows, cols = x.shape[2] // lite.tensor_stride, x.shape[3] // lite.tensor_stride

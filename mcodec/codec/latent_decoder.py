@@ -81,6 +81,14 @@ def anchor_mask(rows: int, cols: int) -> Tensor:
     return (i + j) % 2 == 0
 
 
+def check_quality(quality: int, levels: int) -> int:
+    """`quality` as an int if it is an integer in 0..levels-1, else ValueError."""
+    q = int(quality)
+    if not 0 <= q < levels or q != quality:
+        raise ValueError(f"quality must be an integer in 0..{levels - 1}, got {quality!r}")
+    return q
+
+
 def check_mask(mask: Tensor | None, rows: int, cols: int, batch: int | None = None) -> Tensor | None:
     """Validate a latent mask and return it as a bool tensor broadcastable to y.
 
@@ -372,7 +380,4 @@ class LatentDecoder:
     def decompress(self, strings: tuple[bytes, ...] | list[bytes], shape: tuple[int, int],
                    quality: int, mask: Tensor | None = None, packed: bool = False) -> Tensor:
         """See the module-level `decompress`; `quality` must be in 0..levels-1 (ValueError)."""
-        q = int(quality)
-        if not 0 <= q < self.levels or q != quality:
-            raise ValueError(f"quality must be an integer in 0..{self.levels - 1}, got {quality!r}")
-        return decompress(self, strings, shape, q, mask, packed)
+        return decompress(self, strings, shape, check_quality(quality, self.levels), mask, packed)

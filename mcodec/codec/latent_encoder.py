@@ -39,6 +39,7 @@ from mcodec.codec.latent_decoder import (
     ExactParts,
     LatentDecoder,
     check_mask,
+    check_quality,
     stored_gdn,
 )
 
@@ -344,10 +345,7 @@ class LatentEncoder:
         s = self.tensor_stride
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 6 or x.shape[2] % s or x.shape[3] % s:
             raise ValueError(f"input must be (1, 6, h, w) with h, w multiples of {s}, got {tuple(x.shape)}")
-        q = int(quality)
-        if not 0 <= q < self.levels or q != quality:
-            raise ValueError(f"quality must be an integer in 0..{self.levels - 1}, got {quality!r}")
-        return q
+        return check_quality(quality, self.levels)
 
     def analyse(self, x: Tensor, q: int) -> tuple[Tensor, Tensor, Tensor]:
         # IntraCodec.analyse, operation for operation

@@ -207,10 +207,7 @@ class IntraCodec(CompressionModel):
         return self.config.tensor_stride
 
     def _check_quality(self, quality: int) -> int:
-        q = int(quality)
-        if not 0 <= q < self.levels or q != quality:
-            raise ValueError(f"quality must be an integer in 0..{self.levels - 1}, got {quality!r}")
-        return q
+        return ld.check_quality(quality, self.levels)
 
     def _check_input(self, x: Tensor) -> None:
         s = self.config.tensor_stride
