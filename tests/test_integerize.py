@@ -34,3 +34,21 @@ def test_calibration_records_every_reconstruction_and_restores_the_networks(nets
 def test_an_addon_cannot_be_the_base() -> None:
     with pytest.raises(SystemExit, match="add-on"):
         integerize.main(["--base", "mcodec-s3i", "--out", "x.safetensors"])
+
+
+def test_extract_fine_writes_the_float_fine_networks_as_a_plain_bundle(tmp_path) -> None:
+    from mcodec.codec import zoo
+
+    out = tmp_path / "fine.safetensors"
+    assert integerize.main(["--extract-fine", "mcodec-s3f", "--out", str(out)]) == 0
+    shipped = zoo.load_networks("mcodec-s3f").fine
+    got = zoo.networks_from_file(out)
+    assert got.fine is None and got.lambdas == shipped.lambdas
+    assert got.intra.config.latent_stride == 8
+    for name in ("intra", "inter"):
+        want = getattr(shipped, name).state_dict()
+        have = getattr(got, name).state_dict()
+        assert want.keys() == have.keys()
+        assert all(torch.equal(want[k], have[k]) for k in want)
+    with pytest.raises(SystemExit, match="no fine networks"):
+        integerize.main(["--extract-fine", "mcodec-s3i", "--out", str(tmp_path / "x.safetensors")])

@@ -169,11 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fine", default="", metavar="BUNDLE",
                     help="networks with latent stride 8 to add to --base as its fine networks")
+    ap.add_argument("--extract-fine", default="", metavar="MODEL",
+                    help="instead: write MODEL's float fine networks to --out as a plain bundle "
+                         "(a warm start for `mcodec train --init-from`)")
     args = ap.parse_args(argv)
     from mcodec.codec import zoo
     from mcodec.codec.ladder import quality_ladder
 
     torch.set_num_threads(args.threads)
+    if args.extract_fine:
+        return _extract_fine(args.extract_fine, args.out)
     base = zoo.get_model(args.base)
     if args.fine:
         return _fine_main(args, base)
@@ -191,6 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             f"latents, {len(rec['intra.context'])} and {len(rec['inter.context'])} context inputs")
     digest = zoo.save_integer_addon(parts["intra"], parts["inter"], base, args.out, note)
     print(f"{args.out}: sha256 {digest}")
+    return 0
+
+
+def _extract_fine(model_id: str, out: str) -> int:
+    """--extract-fine: the float fine networks of table model `model_id` as a plain
+    bundle (intra, inter, their own lambdas; no integer networks)."""
+    from mcodec.codec import zoo
+
+    fine = zoo.load_networks(model_id).fine
+    if fine is None:
+        raise SystemExit(f"{model_id} has no fine networks")
+    digest = zoo.save_bundle(fine.intra, fine.inter, fine.lambdas, out)
+    print(f"{out}: sha256 {digest}")
     return 0
 
 
