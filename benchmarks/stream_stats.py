@@ -5,7 +5,9 @@
 Reads the files and parses every frame's side information (motion, mask map),
 without running the networks. Per frame type: count, mean unit size, and
 mean container overhead (unit bytes that are not segment payload: unit head,
-frame fields, segment lengths, CRC). "Masked patches" counts the patches (16x16; 8x8 in a fine upper layer)
+frame fields, segment lengths, CRC), as the stream holds it and as this
+version's writer frames the same frames ("written_": a version-4 stream read by
+a version-5 mcodec shows what its 3-byte frame_check saves). "Masked patches" counts the patches (16x16; 8x8 in a fine upper layer)
 of predicted and bi frames that send no latent (every patch of a rebuilt frame);
 "masked frames" are predicted frames sent with no patch at all (rebuilt and
 bi-rebuilt: motion only).
@@ -76,6 +78,11 @@ def stream_stats(path: str) -> dict:
         / max(len(sizes), 1),
         "max_overhead": max((s - sum(len(x) for x in u.segments) for u, s in zip(stream.frames, sizes)),
                             default=0),
+        # FrameUnit.unit_size: the framing the current writer gives the same frame.
+        "written_mean_overhead": sum(u.unit_size - sum(len(x) for x in u.segments) for u in stream.frames)
+        / max(len(sizes), 1),
+        "written_max_overhead": max((u.unit_size - sum(len(x) for x in u.segments) for u in stream.frames),
+                                    default=0),
         "masked_patch_share": masked / total if total else 0.0,
         "masked_frame_share": len(rebuilt) / len(predicted) if predicted else 0.0,
     }

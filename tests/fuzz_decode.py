@@ -79,9 +79,9 @@ HDR = {"width": (0, "I"), "height": (4, "I"), "fps_num": (8, "I"), "fps_den": (1
        "mask_ratio_permille": (33, "H"), "patch_size": (35, "B"), "search_range": (36, "B"),
        "flags": (37, "H"), "model_name_length": (71, "B")}
 UNIT_FRAME, UNIT_INDEX, UNIT_END = 0x01, 0x02, 0x7F
-# Version-4 FRAME payload (docs/bitstream.md section 5.2.1): type | flags << 3 | n_segments << 5,
-# quality, 4-byte frame_check, display varint, n_segments - 1 length varints, segments.
-FRAME_FIXED = 6
+# Version-5 FRAME payload (docs/bitstream.md section 5.2.1): type | flags << 3 | n_segments << 5,
+# quality, 3-byte frame_check, display varint, n_segments - 1 length varints, segments.
+FRAME_FIXED = 5
 FRAME_MIN = FRAME_FIXED + 1
 # Roles of a frame's segments (docs: key = latent strings; inter = motion, mask, latents).
 LATENT_ROLES = ("y-anchor", "y-nonanchor", "z")
@@ -91,7 +91,7 @@ LATENT_ROLES = ("y-anchor", "y-nonanchor", "z")
 
 
 def varint(value: int) -> bytes:
-    """Unsigned LEB128 (the version-4 unit lengths, displays and segment lengths)."""
+    """Unsigned LEB128 (the version-5 unit lengths, displays and segment lengths)."""
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -149,10 +149,10 @@ class Stream:
 
 
 def parse_stream(data: bytes) -> Stream:
-    """Split a well-formed version-4 stream (a seed) into parts; CRCs are not checked."""
+    """Split a well-formed version-5 stream (a seed) into parts; CRCs are not checked."""
     assert data[:8] == SIGNATURE
     fmt, minv, length = struct.unpack_from(">HHI", data, 8)
-    assert minv >= 4, "seeds are version-4 streams"
+    assert minv == 5, "seeds are version-5 streams"
     pos = 16 + length + 4
     header = bytearray(data[16:16 + length])
     units = []
@@ -164,7 +164,7 @@ def parse_stream(data: bytes) -> Stream:
 
 
 def split_frame(payload: bytes) -> tuple[bytearray, list[bytearray]]:
-    """(fixed part: 6 bytes and the display varint, segments) of a well-formed FRAME payload.
+    """(fixed part: 5 bytes and the display varint, segments) of a well-formed FRAME payload.
 
     ValueError (or IndexError) when the payload is not one."""
     k = payload[0] >> 5
@@ -404,7 +404,7 @@ class Mutator:
         if not positions:
             return None
         payload = s.units[self.rng.choice(positions)][1]
-        payload[2 + self.rng.randrange(4)] ^= 1 << self.rng.randrange(8)  # the 4-byte frame_check
+        payload[2 + self.rng.randrange(3)] ^= 1 << self.rng.randrange(8)  # the 3-byte frame_check
         return "hash"
 
     def payload_bitflip(self, s: Stream) -> str | None:
@@ -621,7 +621,7 @@ class Mutator:
 
 
 def unit_size(payload_length: int) -> int:
-    """Bytes of a version-4 unit: type, length varint, payload, CRC."""
+    """Bytes of a version-5 unit: type, length varint, payload, CRC."""
     return 1 + len(varint(payload_length)) + payload_length + 4
 
 

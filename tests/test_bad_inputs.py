@@ -360,24 +360,24 @@ def test_stream_from_other_weights_with_the_same_name(stream: bytes, tmp_path: P
     assert entry.sha256[:16] in line, line
 
 
-def test_min_reader_version_5_without_crc_fix_is_a_crc_error(stream: bytes,
+def test_min_reader_version_6_without_crc_fix_is_a_crc_error(stream: bytes,
                                                             tmp_path: Path) -> None:
     # The envelope (bytes 8..15) is covered by the header CRC.
     (length,) = struct.unpack_from(">I", stream, 12)
-    data = patch_header(stream, {10: struct.pack(">H", 5)}, fix_crc=False)
+    data = patch_header(stream, {10: struct.pack(">H", 6)}, fix_crc=False)
     user_error(decode_patched(tmp_path, data),
                f"file header: CRC mismatch (at byte offset {HEADER_PAYLOAD + length})")
 
 
-def test_min_reader_version_5_in_a_version_4_stream(stream: bytes, tmp_path: Path) -> None:
-    assert struct.unpack_from(">HH", stream, 8) == (4, 4)  # version-4 units need a version-4 reader
-    data = patch_header(stream, {10: struct.pack(">H", 5)})
+def test_min_reader_version_6_in_a_version_5_stream(stream: bytes, tmp_path: Path) -> None:
+    assert struct.unpack_from(">HH", stream, 8) == (5, 5)  # version-5 units need a version-5 reader
+    data = patch_header(stream, {10: struct.pack(">H", 6)})
     user_error(decode_patched(tmp_path, data),
-               "file header: min_reader_version 5 not in 1..format_version (4) "
+               "file header: min_reader_version 6 not in 1..format_version (5) "
                "(at byte offset 10)")
 
 
 def test_newer_format_version(stream: bytes, tmp_path: Path) -> None:
-    data = patch_header(stream, {8: struct.pack(">HH", 5, 5)})
+    data = patch_header(stream, {8: struct.pack(">HH", 6, 6)})
     user_error(decode_patched(tmp_path, data),
-               "stream needs reader version 5, this is 4 (at byte offset 10)")
+               "stream needs reader version 6, this is 5 (at byte offset 10)")

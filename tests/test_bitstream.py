@@ -1,9 +1,10 @@
 """The mcodec container format (docs/bitstream.md): round trips, and that every
 malformed input raises BitstreamError and nothing else.
 
-Streams are written by `BitstreamWriter` (version 4). `_unit`, `_frame4`,
+Streams are written by `BitstreamWriter` (version 5). `_unit`, `_frame4`,
 `_tail` and `_patch_header` encode independently of the implementation,
-following the spec, to craft malformed version-4 streams; `_unit3`,
+following the spec, to craft malformed version-5 streams (version 4 differs
+only in its 4-byte frame_check: `_prefix4` and `check=bytes(4)`); `_unit3`,
 `_frame3`, `_tail3` and `_v3_stream` do the same for versions 1-3, which
 readers still read (the writer no longer writes them).
 """
@@ -84,9 +85,12 @@ def _b_frames(displays: list[int], types: list[int] | None = None) -> list[Frame
     return out
 
 
+CHECK = 3  # bytes of a version-5 frame_check
+
+
 def _read_back(frame: FrameUnit) -> FrameUnit:
-    """What a version-4 reader returns for `frame`: its 4-byte frame_check as frame_hash."""
-    return dataclasses.replace(frame, frame_hash=frame.frame_hash[:4])
+    """What a version-5 reader returns for `frame`: its 3-byte frame_check as frame_hash."""
+    return dataclasses.replace(frame, frame_hash=frame.frame_hash[:CHECK])
 
 
 def _stream(header: SequenceHeader | None = None, frames: list[FrameUnit] | None = None) -> bytes:
@@ -111,7 +115,7 @@ def _patch_header(data: bytes, offset: int, fmt: str, value: int) -> bytes:
     return bytes(out)
 
 
-# --- version 4, crafted by hand ------------------------------------------------------------
+# --- version 5, crafted by hand ------------------------------------------------------------
 
 
 def _leb(n: int) -> bytes:
@@ -129,15 +133,15 @@ def _zz(n: int) -> int:
 
 
 def _unit(unit_type: int, payload: bytes, length: bytes | None = None) -> bytes:
-    """A version-4 unit; `length` replaces the varint bytes of the length."""
+    """A version-4/5 unit; `length` replaces the varint bytes of the length."""
     head = bytes([unit_type]) + (_leb(len(payload)) if length is None else length)
     return head + payload + struct.pack(">I", zlib.crc32(head + payload))
 
 
 def _frame4(frame_type: int = 0, field: int = 0, segments: tuple[bytes, ...] = (), *, flags: int = 0,
-            quality: int = 0, check: bytes = bytes(4), n_segments: int | None = None,
+            quality: int = 0, check: bytes = bytes(CHECK), n_segments: int | None = None,
             lengths: bytes | None = None, display: bytes | None = None) -> bytes:
-    """A version-4 FRAME payload; `field` is the display field (the display of a key
+    """A version-5 FRAME payload (version 4 with `check=bytes(4)`); `field` is the display field (the display of a key
     frame, else zigzag(display - decode index)); the keywords override raw parts."""
     k = len(segments) if n_segments is None else n_segments
     if lengths is None:
@@ -147,26 +151,31 @@ def _frame4(frame_type: int = 0, field: int = 0, segments: tuple[bytes, ...] = (
 
 
 def _tail(frames: int, key_offsets: list[tuple[int, int]], digest: bytes = bytes(16)) -> bytes:
-    """INDEX + END for a crafted version-4 stream."""
+    """INDEX + END for a crafted version-4/5 stream."""
     entries = b"".join(struct.pack(">IQ", i, o) for i, o in key_offsets)
     return (_unit(0x02, struct.pack(">I", len(key_offsets)) + entries)
             + _unit(0x7F, struct.pack(">Q", frames) + digest))
 
 
 def _prefix(header: SequenceHeader | None = None) -> bytes:
-    """Signature and file header of a version-4 stream (frame_count 0 unless `header` says)."""
+    """Signature and file header of a version-5 stream (frame_count 0 unless `header` says)."""
     header = header or _header()
     data = _stream(dataclasses.replace(header, frame_count=0), [])
     return _patch_header(data[:_header_end(data)], 32, ">Q", header.frame_count)
 
 
+def _prefix4(header: SequenceHeader | None = None) -> bytes:
+    """Signature and file header of a version-4 stream (format and min reader version 4)."""
+    return _patch_header(_patch_header(_prefix(header), 8, ">H", 4), 10, ">H", 4)
+
+
 def _craft(*units: bytes) -> bytes:
-    """A valid version-4 header (frame_count 0) followed by `units`."""
+    """A valid version-5 header (frame_count 0) followed by `units`."""
     return _prefix() + b"".join(units)
 
 
 def _crafted_frames(displays: list[int], types: list[int]) -> tuple[bytes, int]:
-    """(version-4 units of frames with these displays and types, offset after them)."""
+    """(version-5 units of frames with these displays and types, offset after them)."""
     body, offset, keys = b"", len(_prefix()), []
     for i, (d, t) in enumerate(zip(displays, types)):
         if t == 0:
@@ -295,18 +304,18 @@ def test_header_round_trip_all_fields() -> None:
     stream = read_bitstream(_stream(header, []))
     assert stream.header == header
     assert stream.header.fps == Fraction(2**32 - 1, 7)
-    assert (stream.format_version, stream.min_reader_version) == (4, 4)
+    assert (stream.format_version, stream.min_reader_version) == (5, 5)
     assert stream.frames == () and stream.index == IndexUnit(())
     assert stream.end == EndUnit(0, hashlib.blake2b(digest_size=16).digest())
 
 
 @pytest.mark.parametrize("flags", [0, bs.CODING_FLAG_OBMC, bs.KNOWN_CODING_FLAGS])
-def test_the_writer_writes_version_4_only(flags: int) -> None:
-    """Whatever the coding tools, the varint units need a version-4 reader."""
+def test_the_writer_writes_version_5_only(flags: int) -> None:
+    """Whatever the coding tools, the units with a 3-byte frame_check need a version-5 reader."""
     coding = CodingParams(gop=1, quality=1, patch_size=16, search_range=0, flags=flags)
     stream = read_bitstream(_stream(dataclasses.replace(_header(), coding=coding), []))
     assert stream.header.coding == coding
-    assert (stream.format_version, stream.min_reader_version) == (bs.FORMAT_VERSION, 4) == (4, 4)
+    assert (stream.format_version, stream.min_reader_version) == (bs.FORMAT_VERSION, 5) == (5, 5)
 
 
 def test_unknown_coding_flag_bits_are_refused_with_their_offset() -> None:
@@ -328,7 +337,7 @@ def test_frame_units_round_trip_with_offsets_and_index() -> None:
     reader = BitstreamReader(io.BytesIO(buf.getvalue()))
     units = list(reader.units())
     assert [u for _, u in units[:7]] == [_read_back(f) for f in frames]
-    assert all(len(u.frame_hash) == 4 and u.display == u.index for _, u in units[:7])
+    assert all(len(u.frame_hash) == CHECK and u.display == u.index for _, u in units[:7])
     assert [o for o, _ in units[:7]] == offsets
     assert units[7][1] == IndexUnit(tuple((i, offsets[i]) for i in (0, 3, 6)))
     assert units[8][1] == EndUnit(7, hashlib.blake2b(b"".join(f.frame_hash for f in frames),
@@ -436,21 +445,23 @@ def test_display_checks_keep_bounded_state() -> None:
 
 
 def test_unit_overhead_is_small() -> None:
-    """type 1 + length 1-2 + fixed 6 + display 1 + lengths + CRC 4 (docs section 5.2.1)."""
+    """type 1 + length 1-3 + fixed 5 + display 1 + lengths + CRC 4 (docs section 5.2.1)."""
     def overhead(frame: FrameUnit) -> int:
         return frame.unit_size - sum(len(s) for s in frame.segments)
 
-    one = [FrameUnit(5, 1, 3, bytes(16), (bytes(n),), display=4) for n in (0, 100, 121, 1000, 16000)]
-    assert [overhead(f) for f in one] == [13, 13, 14, 14, 14]
-    assert overhead(FrameUnit(5, 1, 3, bytes(16), (bytes(100),) * 3, display=6)) == 16
-    assert overhead(FrameUnit(5, 3, 3, bytes(16), (bytes(10),) * 3, display=4)) == 15
-    assert overhead(FrameUnit(5, 1, 3, bytes(16), (bytes(20000),), display=5)) == 15  # 3-byte length
-    assert overhead(FrameUnit(0, 0, 3, bytes(16), ())) == 13
+    one = [FrameUnit(5, 1, 3, bytes(16), (bytes(n),), display=4) for n in (0, 100, 122, 1000, 16000)]
+    assert [overhead(f) for f in one] == [12, 12, 13, 13, 13]
+    assert overhead(FrameUnit(5, 1, 3, bytes(16), (bytes(100),) * 3, display=6)) == 15
+    assert overhead(FrameUnit(5, 3, 3, bytes(16), (bytes(10),) * 3, display=4)) == 14
+    assert overhead(FrameUnit(5, 1, 3, bytes(16), (bytes(20000),), display=5)) == 14  # 3-byte length
+    # What the codec's largest frames take: side information over 127 bytes, latents over 16 KiB.
+    assert overhead(FrameUnit(5, 3, 3, bytes(16), (bytes(200), bytes(60000)), display=4)) == 16
+    assert overhead(FrameUnit(0, 0, 3, bytes(16), ())) == 12
     frames = [FrameUnit(0, 0, 1, bytes(16), (bytes(100),)), *one[1:2], *one[3:]]
     frames = [dataclasses.replace(f, index=i, display=(0, 2, 1, 3)[i]) for i, f in enumerate(frames)]
     stream = read_bitstream(_stream(_header(), frames))
     assert [s.size for s in stream.unit_summaries[:4]] == [f.unit_size for f in frames]
-    assert [f.unit_size for f in frames] == [113, 113, 1014, 16014]
+    assert [f.unit_size for f in frames] == [112, 112, 1013, 16013]
 
 
 def test_varints_and_zigzag() -> None:
@@ -479,11 +490,32 @@ def test_example_layout_of_the_spec() -> None:
     data = _stream(_header(), frames)
     stream = read_bitstream(data)
     assert [(s.type_name, s.offset, s.size) for s in stream.unit_summaries] == [
-        ("frame", 100, 44), ("frame", 144, 18), ("frame", 162, 21), ("index", 183, 22), ("end", 205, 30)]
-    assert stream.size == 235 and stream.index.entries == ((0, 100),)
-    assert data[100:111].hex(" ") == "01 26 40 05 00 00 00 00 00 0a 00"
-    assert data[144:153].hex(" ") == "01 0c 21 05 00 00 00 00 02"
-    assert data[162:172].hex(" ") == "01 0f 43 05 00 00 00 00 01 03"
+        ("frame", 100, 43), ("frame", 143, 17), ("frame", 160, 20), ("index", 180, 22), ("end", 202, 30)]
+    assert stream.size == 232 and stream.index.entries == ((0, 100),)
+    assert data[100:110].hex(" ") == "01 25 40 05 00 00 00 00 0a 00"
+    assert data[143:151].hex(" ") == "01 0b 21 05 00 00 00 02"
+    assert data[160:169].hex(" ") == "01 0e 43 05 00 00 00 01 03"
+
+
+def test_example_layout_of_version_4_still_reads() -> None:
+    """The version-4 example of docs/bitstream.md section 7.1: a 4-byte frame_check."""
+    check = bytes.fromhex("a1b2c3d4")
+    key = _unit(0x01, _frame4(0, 0, (bytes(10), bytes(20)), quality=5, check=check))
+    body = (key + _unit(0x01, _frame4(1, _zz(1), (bytes(5),), quality=5, check=check))
+            + _unit(0x01, _frame4(3, _zz(-1), (bytes(3), bytes(4)), quality=5, check=check)))
+    assert key[:11].hex(" ") == "01 26 40 05 a1 b2 c3 d4 00 0a 00"
+    data = _prefix4() + body + _tail(3, [(0, 100)])
+    stream = read_bitstream(data)
+    assert (stream.format_version, stream.min_reader_version) == (4, 4)
+    assert [(s.offset, s.size) for s in stream.unit_summaries] == [(100, 44), (144, 18), (162, 21), (183, 22),
+                                                                    (205, 30)]
+    assert [(f.display, f.frame_hash, f.segments) for f in stream.frames] == [
+        (0, check, (bytes(10), bytes(20))), (2, check, (bytes(5),)), (1, check, (bytes(3), bytes(4)))]
+    assert _read_streaming(data)[1:] == list(BitstreamReader(io.BytesIO(data)).units())
+    assert bs.salvage(data).frames == tuple(zip((100, 144, 162), stream.frames))
+    with pytest.raises(BitstreamError, match="frame unit 1: display 0 is already taken") as err:
+        read_bitstream(_prefix4() + key + _unit(0x01, _frame4(1, _zz(-1), check=check)) + _tail(2, [(0, 100)]))
+    assert err.value.offset == 144 + 2 + 6  # the display field, after the 4-byte check
 
 
 def test_example_layout_of_version_3_still_reads() -> None:
@@ -603,7 +635,7 @@ def test_inspect_is_json_ready(tmp_path) -> None:
     json.dumps(info)
     assert info["header"]["model"]["sha256"] == bytes(range(32)).hex()
     assert [f["type"] for f in info["frames"]] == ["key", "inter", "rebuilt", "key"]
-    assert [f["hash"] for f in info["frames"]] == [bytes([i]).hex() * 4 for i in range(4)]
+    assert [f["hash"] for f in info["frames"]] == [bytes([i]).hex() * CHECK for i in range(4)]
     assert [f["display"] for f in info["frames"]] == [0, 1, 2, 3]
     assert info["digest"] == hashlib.blake2b(b"".join(f.frame_hash for f in frames), digest_size=16).hexdigest()
     assert info["totals"]["frames"] == 4 and info["totals"]["key_frames"] == 2
@@ -616,7 +648,7 @@ def test_format_summary_and_stdin(monkeypatch) -> None:
     text = bs.format_summary(bs.inspect("-"))
     assert "64x48 yuv420p, 30000/1001 fps" in text and "mae-v1" in text
     assert text.count("\n") == 7 + 6  # 7 summary lines, column titles, 6 units
-    assert "frame dec     2 disp     2 rebuilt    q12  02020202 segments 2,4" in text
+    assert "frame dec     2 disp     2 rebuilt    q12  020202 segments 2,4" in text
     assert "displays in decode order: 0-3 (reorder depth 0)" in text
     text = bs.format_summary(bs.inspect(_stream(_header(), _b_frames([0, 4, 2, 1, 3, 5, 8, 6, 7]))))
     assert "displays in decode order: 0 4 2 1 3 5 8 6-7 (reorder depth 3)" in text
@@ -686,8 +718,8 @@ def test_writer_enforces_stream_rules() -> None:
     tiny = _header(width=1, height=1)
     with pytest.raises(ValueError, match="65549 bytes exceeds 65548"):
         BitstreamWriter(io.BytesIO(), tiny).write_frame(
-            FrameUnit(0, 0, 0, bytes(16), (bytes(tiny.max_unit_length - 6),)))
-    BitstreamWriter(io.BytesIO(), tiny).write_frame(FrameUnit(0, 0, 0, bytes(16), (bytes(tiny.max_unit_length - 7),)))
+            FrameUnit(0, 0, 0, bytes(16), (bytes(tiny.max_unit_length - 5),)))
+    BitstreamWriter(io.BytesIO(), tiny).write_frame(FrameUnit(0, 0, 0, bytes(16), (bytes(tiny.max_unit_length - 6),)))
     writer.close()
     writer.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
@@ -828,7 +860,7 @@ def test_huge_dimensions_fail_fast() -> None:
 
 
 @pytest.mark.parametrize("data", [_stream(_header(), _frames(2)), _v3_stream(_header(), _frames(2))],
-                         ids=["v4", "v3"])
+                         ids=["v5", "v3"])
 def test_huge_frame_count_fails_fast(data: bytes) -> None:
     bad = _patch_header(data, 32, ">Q", 2**40)
     start = time.perf_counter()
@@ -841,34 +873,38 @@ def test_huge_frame_count_fails_fast(data: bytes) -> None:
 
 
 def test_frame_count_fit_uses_the_smallest_units_of_the_layout() -> None:
-    """A version-4 frame takes at least 13 bytes, INDEX + END at least 40 (docs section 5.6)."""
+    """A version-5 frame takes at least 12 bytes, INDEX + END at least 40 (docs section 5.6)."""
     tiny = _unit(0x01, _frame4(0, 0))
-    assert len(tiny) == 13 and len(_tail(0, [])) == 40
+    assert len(tiny) == 12 and len(_tail(0, [])) == 40
     body = tiny + b"".join(_unit(0x01, _frame4(1, 0)) for _ in range(2))
     data = _patch_header(_craft(body, _tail(3, [(0, len(_prefix()))])), 32, ">Q", 3)
     assert len(read_bitstream(data).frames) == 3
-    with pytest.raises(BitstreamError, match="frame_count 4 cannot fit"):
+    # 88 bytes follow the header: 4 frames of 12 and a tail of 40 would fit (the END check
+    # then finds 3), 5 cannot.
+    with pytest.raises(BitstreamError, match="header's frame_count is 4, stream has 3"):
         read_bitstream(_patch_header(data, 32, ">Q", 4))
+    with pytest.raises(BitstreamError, match="frame_count 5 cannot fit"):
+        read_bitstream(_patch_header(data, 32, ">Q", 5))
 
 
 def test_newer_min_reader_version_refused() -> None:
-    data = _patch_header(_stream(), 8, ">H", 6)
-    assert len(read_bitstream(data).frames) == 4  # newer writer, version-4 readers allowed
-    with pytest.raises(BitstreamError, match="stream needs reader version 5, this is 4"):
-        read_bitstream(_patch_header(data, 10, ">H", 5))
+    data = _patch_header(_stream(), 8, ">H", 7)
+    assert len(read_bitstream(data).frames) == 4  # newer writer, version-5 readers allowed
+    with pytest.raises(BitstreamError, match="stream needs reader version 6, this is 5"):
+        read_bitstream(_patch_header(data, 10, ">H", 6))
     with pytest.raises(BitstreamError, match="min_reader_version"):
-        read_bitstream(_patch_header(data, 10, ">H", 7))  # above format_version
+        read_bitstream(_patch_header(data, 10, ">H", 8))  # above format_version
 
 
 @pytest.mark.parametrize("craft, unit, tail", [(_craft, _unit, _tail), (_craft3, _unit3, _tail3)],
-                         ids=["v4", "v3"])
+                         ids=["v5", "v3"])
 def test_unknown_critical_unit_rejected(craft, unit, tail) -> None:
     for unit_type in (0x00, 0x03, 0x7E):
         with pytest.raises(BitstreamError, match=f"unknown critical unit type 0x{unit_type:02x} .* newer mcodec"):
             read_bitstream(craft(unit(unit_type, b"future"), tail(0, [])))
 
 
-@pytest.mark.parametrize("data", [_stream(), _v3_stream()], ids=["v4", "v3"])
+@pytest.mark.parametrize("data", [_stream(), _v3_stream()], ids=["v5", "v3"])
 def test_trailing_garbage_after_end_rejected(data: bytes) -> None:
     data = data + b"\x00"
     with pytest.raises(BitstreamError, match="trailing data") as err:
@@ -878,7 +914,7 @@ def test_trailing_garbage_after_end_rejected(data: bytes) -> None:
         _read_streaming(data)
 
 
-@pytest.mark.parametrize("v3", [False, True], ids=["v4", "v3"])
+@pytest.mark.parametrize("v3", [False, True], ids=["v5", "v3"])
 def test_unit_length_past_end_rejected_before_reading(v3: bool) -> None:
     header = _header()
     claimed = header.max_unit_length  # allowed for this header, but the stream is tiny
@@ -896,7 +932,7 @@ def test_unit_length_past_end_rejected_before_reading(v3: bool) -> None:
 
 
 _FIRST = 100  # offset of the first unit of a crafted stream (header of `_header()`)
-_KEY = _unit(0x01, _frame4(0, 0, (b"k",)))  # frame 0, 14 bytes
+_KEY = _unit(0x01, _frame4(0, 0, (b"k",)))  # frame 0, 13 bytes
 _BASE1 = _FIRST + len(_KEY) + 2  # payload of a second frame unit with a 1-byte length
 
 
@@ -905,30 +941,30 @@ _BASE1 = _FIRST + len(_KEY) + 2  # payload of a second frame unit with a 1-byte 
     ((_unit(0x01, _frame4(), length=b"\x87\x00"),), "frame unit 0: length: varint is not minimal", _FIRST + 1),
     ((_unit(0x01, _frame4(), length=b"\xff\xff\xff\xff\x1f"),), "varint 8589934591 exceeds", _FIRST + 1),
     ((_unit(0x01, _frame4(), length=b"\x80\x80\x80\x80\x80\x00"),), "longer than 5 bytes", _FIRST + 1),
-    ((_unit(0x01, b"\x00" * 6),), "frame unit 0: length 6 not in 7..", _FIRST + 1),
+    ((_unit(0x01, b"\x00" * 5),), "frame unit 0: length 5 not in 6..", _FIRST + 1),
     ((_unit(0x7F, bytes(8)),), "end unit: length 8 not in 24..24", _FIRST + 1),
     ((_unit(0x02, bytes(5)),), "index unit: length 5", _FIRST + 1),
     # one frame
     ((_unit(0x01, _frame4(1)),), "frame unit 0: the first frame must be a key frame", _FIRST + 2),
-    ((_unit(0x01, _frame4(0, 1)),), "key frame has display 1, it must equal its decode index 0", _FIRST + 8),
-    ((_KEY, _unit(0x01, _frame4(0, 0))), "frame unit 1: key frame has display 0", _BASE1 + 6),
-    ((_KEY, _unit(0x01, _frame4(0, 5))), "frame unit 1: key frame has display 5", _BASE1 + 6),
+    ((_unit(0x01, _frame4(0, 1)),), "key frame has display 1, it must equal its decode index 0", _FIRST + 7),
+    ((_KEY, _unit(0x01, _frame4(0, 0))), "frame unit 1: key frame has display 0", _BASE1 + 5),
+    ((_KEY, _unit(0x01, _frame4(0, 5))), "frame unit 1: key frame has display 5", _BASE1 + 5),
     ((_unit(0x01, _frame4(5)),), "frame unit 0: frame_type must be 0..4, got 5", _FIRST + 2),
     ((_unit(0x01, _frame4(7)),), "frame_type must be 0..4, got 7", _FIRST + 2),
     ((_unit(0x01, _frame4(quality=255)),), "quality must be", _FIRST + 3),
-    ((_unit(0x01, _frame4(display=b"\x80\x00")),), "frame unit 0: display: varint is not minimal", _FIRST + 8),
-    ((_unit(0x01, _frame4(display=b"\x80")),), "display: varint runs past the end", _FIRST + 8),
-    ((_KEY, _unit(0x01, _frame4(1, _zz(-2)))), "frame unit 1: display -1 is negative", _BASE1 + 6),
+    ((_unit(0x01, _frame4(display=b"\x80\x00")),), "frame unit 0: display: varint is not minimal", _FIRST + 7),
+    ((_unit(0x01, _frame4(display=b"\x80")),), "display: varint runs past the end", _FIRST + 7),
+    ((_KEY, _unit(0x01, _frame4(1, _zz(-2)))), "frame unit 1: display -1 is negative", _BASE1 + 5),
     ((_KEY, _unit(0x01, _frame4(1, _zz(65)))), "display 66 is \\+65 from decode index 1, beyond MAX_REORDER 64",
-     _BASE1 + 6),
-    ((_KEY, _unit(0x01, _frame4(1, _zz(-1)))), "display 0 is already taken", _BASE1 + 6),
+     _BASE1 + 5),
+    ((_KEY, _unit(0x01, _frame4(1, _zz(-1)))), "display 0 is already taken", _BASE1 + 5),
     # segments
     ((_unit(0x01, _frame4(0, 0, n_segments=3, lengths=b"\x0a\x0a") + bytes(5)),),
-     "frame unit 0: segment lengths add up to 20 bytes, payload holds 5", _FIRST + 9),
-    ((_unit(0x01, _frame4(0, 0, n_segments=7)),), "segment 0 length: varint runs past the end", _FIRST + 9),
+     "frame unit 0: segment lengths add up to 20 bytes, payload holds 5", _FIRST + 8),
+    ((_unit(0x01, _frame4(0, 0, n_segments=7)),), "segment 0 length: varint runs past the end", _FIRST + 8),
     ((_unit(0x01, _frame4(0, 0, n_segments=2, lengths=b"\x81\x00") + bytes(5)),),
-     "segment 0 length: varint is not minimal", _FIRST + 9),
-    ((_unit(0x01, _frame4(0, 0, n_segments=0) + b"abc"),), "no segments, but 3 bytes follow", _FIRST + 9),
+     "segment 0 length: varint is not minimal", _FIRST + 8),
+    ((_unit(0x01, _frame4(0, 0, n_segments=0) + b"abc"),), "no segments, but 3 bytes follow", _FIRST + 8),
     # stream structure
     ((_unit(0x02, struct.pack(">I", 0)), _unit(0x02, struct.pack(">I", 0))), "second index unit", _FIRST + 10),
     ((_unit(0x7F, bytes(24)),), "no index unit before it", _FIRST),
@@ -937,7 +973,7 @@ _BASE1 = _FIRST + len(_KEY) + 2  # payload of a second frame unit with a 1-byte 
     ((_KEY, _tail(1, [(0, 99)])), r"index unit: entry 0 is \(0, 99\)", _FIRST + len(_KEY) + 2 + 4),
     ((_KEY, _tail(1, [])), "0 entries, the stream has 1 key frames", _FIRST + len(_KEY) + 2),
     ((_KEY, _unit(0x01, _frame4(1, _zz(1))), _tail(2, [(0, _FIRST)])),
-     "end unit: the displays of the 2 frames are not 0..1: display 1 is missing", _FIRST + len(_KEY) + 13 + 22),
+     "end unit: the displays of the 2 frames are not 0..1: display 1 is missing", _FIRST + len(_KEY) + 12 + 22),
 ])
 def test_structural_errors_name_the_unit(units: tuple[bytes, ...], message: str, offset: int) -> None:
     data = _craft(*units)
@@ -955,7 +991,7 @@ def test_a_display_that_can_no_longer_come_is_refused_at_once() -> None:
     for read in (read_bitstream, _read_streaming):
         with pytest.raises(BitstreamError, match="frame unit 65: display 1 is missing: frame 65 was the last") as err:
             read(data)
-        assert err.value.offset == _FIRST + 65 * 14 + 2 + 6  # its display field; every unit is 14 bytes
+        assert err.value.offset == _FIRST + 65 * 13 + 2 + 5  # its display field; every unit is 13 bytes
     ok, _ = _crafted_frames([0, *range(2, 66), 1], [0] + [1] * 64 + [4])
     assert len(read_bitstream(_craft(ok)).frames) == 66
 

@@ -38,10 +38,10 @@ def test_round_trip_in_separate_process_is_exact(nets, bundle, cars_cut, tmp_pat
     assert decode_in_child(bundle, out, dec) == 6
     decoded = read_frames(dec)
     # Hashes were verified during decoding; check them again against the stream
-    # (low delay: decode order is display order; version 4 keeps 4 bytes per frame).
+    # (low delay: decode order is display order; version 5 keeps 3 bytes per frame).
     for unit, frame in zip(stream.frames, decoded):
         assert unit.display == unit.index
-        assert bs.frame_hash(*frame.planes())[:4] == unit.frame_hash
+        assert bs.frame_hash(*frame.planes())[:3] == unit.frame_hash
     src = read_frames(cars_cut)
     from mcodec.codec.distortion import frame_psnr_yuv
 
@@ -252,7 +252,7 @@ def test_obmc_flag_selects_the_decoders_motion_compensation(shipped, cars_cut, t
                      networks=shipped)
         streams[obmc] = bs.read_bitstream(str(out))
         assert streams[obmc].header.coding.flags == (bs.CODING_FLAG_OBMC if obmc else 0)
-        assert streams[obmc].min_reader_version == 4           # version-4 units
+        assert streams[obmc].min_reader_version == 5           # version-5 units
     # The decoder has no encoder settings at all: it follows each stream's header.
     for obmc, stream in streams.items():
         dec = tmp_path / f"d{int(obmc)}.y4m"
@@ -277,7 +277,7 @@ def test_loop_filter_frames_decode_exactly_and_are_checked(shipped, cars_cut, tm
                      networks=shipped)
         streams[on] = bs.read_bitstream(str(out))
         assert bool(streams[on].header.coding.flags & bs.CODING_FLAG_LOOPFILTER) == on
-        assert streams[on].min_reader_version == 4
+        assert streams[on].min_reader_version == 5
         codec.decode(str(out), str(tmp_path / f"d{int(on)}.y4m"), networks=shipped)  # hashes verified
     filtered = [f for f in streams[True].frames if f.flags & bs.FRAME_FLAG_FILTER]
     assert filtered and not any(f.flags & bs.FRAME_FLAG_FILTER for f in streams[False].frames)

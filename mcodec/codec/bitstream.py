@@ -1,7 +1,7 @@
 """The mcodec container format: write, read and validate mcodec bitstreams.
 
-Implements docs/bitstream.md (format version `FORMAT_VERSION`, 4; readers of
-version 1, 2 and 3 streams included) exactly; read that first. A stream is a
+Implements docs/bitstream.md (format version `FORMAT_VERSION`, 5; readers of
+version 1 to 4 streams included) exactly; read that first. A stream is a
 signature, a CRC-checked file header carrying a `SequenceHeader`, then
 CRC-checked units: one FRAME per coded frame in decode order (in version 4 each
 also carries its display index, so B-frames can come before the frames they
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 SIGNATURE = b"\x8bMCD\r\n\x1a\n"
-FORMAT_VERSION = 4  # the spec version written, and this reader's version
+FORMAT_VERSION = 5  # the spec version written, and this reader's version
 # CodingParams.flags bits (docs section 4). Version 1 streams have flags 0.
 CODING_FLAG_OBMC = 0x0001   # predicted frames use overlapped block motion compensation
 CODING_FLAG_SCALE2 = 0x0002  # frames may be coded at twice the width and height
@@ -104,34 +104,46 @@ _PAYLOAD_START = len(SIGNATURE) + _ENVELOPE.size  # 16
 _U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
 _INDEX_ENTRY = struct.Struct(">IQ")  # frame_index, byte_offset
 _DIGEST_SIZE = 16  # bytes of a frame hash and of the END digest (BLAKE2b-128)
-_CHECK_SIZE = 4  # bytes of a version-4 frame_check (the first bytes of the frame hash)
+# Bytes of a FRAME's frame_check (the first bytes of its frame hash): 4 in version 4, 3 from
+# version 5, where the END digest's 128 bits over every frame hash are what guard the stream.
+_CHECK_SIZE_V4, _CHECK_SIZE = 4, 3
 # Version 1-3 units: type u8, length u32, payload, CRC; FRAME payloads start with 24 fixed bytes.
 _UNIT_HEAD = struct.Struct(">BI")  # type, length
 _FRAME_FIXED = struct.Struct(">IBBB16sB")  # index, type, quality, flags, hash, n_segments: 24
 _FRAME_OFFSETS = {"index": 0, "frame_type": 4, "quality": 5, "flags": 6, "frame_hash": 7, "segments": 23}
-# Version 4 units: type u8, length varint, payload, CRC. FRAME payload: this, then the display
-# varint, then n_segments - 1 segment-length varints, then the segments (docs section 5.2).
-_FRAME4_FIXED = struct.Struct(">BB4s")  # type | flags << 3 | n_segments << 5, quality, frame_check
-_FRAME4_OFFSETS = {"index": 0, "frame_type": 0, "flags": 0, "segments": 0, "quality": 1, "frame_hash": 2,
-                   "display": 6}
+# Version 4-5 units: type u8, length varint, payload, CRC. FRAME payload: type | flags << 3 |
+# n_segments << 5 (u8), quality (u8), frame_check (4 bytes in version 4, 3 from 5), then the
+# display varint, n_segments - 1 segment-length varints, the segments (docs section 5.2).
+_FRAME4_OFFSETS = {"index": 0, "frame_type": 0, "flags": 0, "segments": 0, "quality": 1, "frame_hash": 2}
 _FRAME4_MAX_SEGMENTS = 7  # n_segments has 3 bits
 _FRAME4_FLAGS = 0x03  # frame flags have 2 bits
 _VARINT_MAX_BYTES = 5  # a varint holds a u32
 
 
 class _Layout(NamedTuple):
-    """Sizes that differ between the unit layouts of versions 1-3 and of version 4."""
+    """Sizes that differ between the unit layouts of versions 1-3, 4 and 5."""
 
-    version: int  # 3 (streams of versions 1-3) or 4
+    version: int  # 3 (streams of versions 1-3), 4 or 5
     min_frame: int  # smallest FRAME payload
     end_length: int  # END payload
     min_frame_unit: int  # smallest FRAME unit, framing included
     min_tail: int  # smallest INDEX + END units
+    check_size: int  # bytes of a FRAME's frame hash or frame_check
+
+    @property
+    def varint_units(self) -> bool:
+        """Units of version 4 and later: varint lengths, the packed FRAME payload."""
+        return self.version >= 4
 
 
-_LAYOUT3 = _Layout(3, _FRAME_FIXED.size, _U64.size, 9 + _FRAME_FIXED.size, 9 + 4 + 9 + 8)  # 33, 30
-_LAYOUT4 = _Layout(4, _FRAME4_FIXED.size + 1, _U64.size + _DIGEST_SIZE,
-                   6 + _FRAME4_FIXED.size + 1, 6 + 4 + 6 + 24)  # 13, 40
+def _varint_layout(version: int, check_size: int) -> _Layout:
+    fixed = 2 + check_size  # first byte, quality, frame_check; then at least a 1-byte display
+    return _Layout(version, fixed + 1, _U64.size + _DIGEST_SIZE, 6 + fixed + 1, 6 + 4 + 6 + 24, check_size)
+
+
+_LAYOUT3 = _Layout(3, _FRAME_FIXED.size, _U64.size, 9 + _FRAME_FIXED.size, 9 + 4 + 9 + 8, _DIGEST_SIZE)  # 33, 30
+_LAYOUT4 = _varint_layout(4, _CHECK_SIZE_V4)  # smallest frame unit 13, tail 40
+_LAYOUT5 = _varint_layout(5, _CHECK_SIZE)  # 12, 40
 _MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _READ_CHUNK = 1 << 20  # bytes per read(), so a truncated pipe never costs a full claimed length
 
@@ -316,7 +328,7 @@ class FrameUnit:
         quality: quality the frame was coded at, 0..254.
         frame_hash: `frame_hash()` of the decoded picture: 16 bytes (what an
             encoder passes, and what version 1-3 streams hold), or its first 4
-            bytes, the frame_check (what a version-4 stream holds).
+            bytes (a version-4 stream's frame_check) or 3 (version 5's).
         segments: opaque entropy-coded strings, meaning set by the codec
             (`mcodec.codec.syntax.FrameSyntax` is their layout): at most 255,
             and at most 7 to be written (version 4).
@@ -342,20 +354,20 @@ class FrameUnit:
         _check_int("frame_type", self.frame_type, 0, len(_FRAME_TYPE_NAMES) - 1)
         _check_int("quality", self.quality, 0, 254)
         _check_int("flags", self.flags, 0, 255)
-        _check_bytes("frame_hash", self.frame_hash, _DIGEST_SIZE, _CHECK_SIZE)
+        _check_bytes("frame_hash", self.frame_hash, _DIGEST_SIZE, _CHECK_SIZE_V4, _CHECK_SIZE)
         if (not isinstance(self.segments, tuple) or len(self.segments) > 255
                 or not all(isinstance(s, bytes) for s in self.segments)):
             raise _FieldError("segments", "segments must be a tuple of at most 255 bytes objects")
 
     @property
     def payload_length(self) -> int:
-        """Bytes of this frame's version-4 unit payload (what the writer writes): fixed
+        """Bytes of this frame's version-5 unit payload (what the writer writes): fixed
         fields, display, segment lengths, segments."""
         return _frame4_head_length(self) + sum(len(s) for s in self.segments)
 
     @property
     def unit_size(self) -> int:
-        """Bytes this frame takes in a version-4 stream: type, length, payload, CRC."""
+        """Bytes this frame takes in a version-5 stream: type, length, payload, CRC."""
         payload = self.payload_length
         return 1 + _varint_size(payload) + payload + 4
 
@@ -417,7 +429,8 @@ def _encode_file_header(header: SequenceHeader) -> bytes:
         struct.pack(">H", len(header.extra)),
         header.extra,
     ))
-    # Version-4 units (varint lengths, the FRAME layout) are unreadable to older readers.
+    # Version-5 units (varint lengths, the FRAME layout, a 3-byte frame_check) are unreadable
+    # to older readers.
     envelope = _ENVELOPE.pack(FORMAT_VERSION, FORMAT_VERSION, len(payload))
     return SIGNATURE + envelope + payload + _U32.pack(zlib.crc32(payload, zlib.crc32(envelope)))
 
@@ -487,8 +500,9 @@ def _parse_frame3(payload: bytes, base: int, expected_index: int) -> FrameUnit:
     return unit
 
 
-# Version 4 (docs section 5.2.1): the writer's `_frame4_head`, the size `_frame4_head_length`
-# and the reader's `_parse_frame4` are the only code that knows this layout.
+# Versions 4-5 (docs section 5.2.1): the writer's `_frame4_head`, the size `_frame4_head_length`
+# and the reader's `_parse_frame4` are the only code that knows this layout. The writer writes
+# version 5 (a 3-byte frame_check); the reader reads both.
 
 
 def _display_field(unit: FrameUnit) -> int:
@@ -497,17 +511,17 @@ def _display_field(unit: FrameUnit) -> int:
 
 
 def _frame4_head_length(unit: FrameUnit) -> int:
-    """Bytes of the version-4 FRAME payload before the segments."""
+    """Bytes of the version-5 FRAME payload before the segments."""
     lengths = sum(_varint_size(len(s)) for s in unit.segments[:-1])
-    return _FRAME4_FIXED.size + _varint_size(_display_field(unit)) + lengths
+    return 2 + _CHECK_SIZE + _varint_size(_display_field(unit)) + lengths
 
 
 def _frame4_head(unit: FrameUnit) -> bytes:
-    """The version-4 FRAME payload before the segments (`unit` checked by the writer:
+    """The version-5 FRAME payload before the segments (`unit` checked by the writer:
     16-byte hash, at most 7 segments, flags in bits 0-1, display within MAX_REORDER)."""
     first = unit.frame_type | unit.flags << 3 | len(unit.segments) << 5
     return b"".join((
-        _FRAME4_FIXED.pack(first, unit.quality, unit.frame_hash[:_CHECK_SIZE]),
+        bytes((first, unit.quality)), unit.frame_hash[:_CHECK_SIZE],
         _varint(_display_field(unit)),
         *(_varint(len(s)) for s in unit.segments[:-1]),
     ))
@@ -518,9 +532,10 @@ def _frame4_type(payload: bytes) -> int:
     return payload[0] & 0x07
 
 
-def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | None) -> FrameUnit:
-    """Decode a CRC-checked version-4 FRAME payload of the unit at `offset`, the
-    payload starting at absolute offset `base`.
+def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | None,
+                  check_size: int) -> FrameUnit:
+    """Decode a CRC-checked version-4 or -5 FRAME payload of the unit at `offset`, the
+    payload starting at absolute offset `base`; its frame_check has `check_size` bytes.
 
     `decode_index` is the number of FRAME units before this one; None (used by
     `salvage` after damage) takes a key frame's display as its decode index.
@@ -528,13 +543,13 @@ def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | No
     its decode index, |display - decode index| <= MAX_REORDER, frame 0 is a
     key frame); the rules across frames are `_DisplayOrder`'s.
     """
-    first, quality, check = _FRAME4_FIXED.unpack_from(payload)
+    first, quality, check = payload[0], payload[1], payload[2:2 + check_size]
     frame_type, flags, n_segments = _frame4_type(payload), first >> 3 & 0x03, first >> 5
     where = "frame unit" if decode_index is None else f"frame unit {decode_index}"
     if frame_type >= len(_FRAME_TYPE_NAMES):
         raise BitstreamError(f"{where}: frame_type must be 0..{len(_FRAME_TYPE_NAMES) - 1}, got {frame_type}",
                              base + _FRAME4_OFFSETS["frame_type"])
-    value, pos = _read_varint(payload, _FRAME4_FIXED.size, f"{where}: display", base)
+    value, pos = _read_varint(payload, 2 + check_size, f"{where}: display", base)
     if decode_index is None:
         if frame_type != FRAME_KEY:
             raise BitstreamError(f"{where}: not a key frame, cannot be placed after damage", offset)
@@ -549,7 +564,7 @@ def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | No
     if n_segments == 0 and rest:
         raise BitstreamError(f"{where}: no segments, but {rest} bytes follow", base + pos)
     if sum(lengths) > rest:
-        starts = _FRAME4_FIXED.size + _varint_size(value)
+        starts = 2 + check_size + _varint_size(value)
         raise BitstreamError(
             f"{where}: segment lengths add up to {sum(lengths)} bytes, payload holds {rest}", base + starts
         )
@@ -563,10 +578,15 @@ def _parse_frame4(payload: bytes, offset: int, base: int, decode_index: int | No
         unit = FrameUnit(decode_index, frame_type, quality, check, segments, flags, display)
         _check_display(unit)
     except _FieldError as err:
-        raise BitstreamError(f"{where}: {err}", base + _FRAME4_OFFSETS[err.field]) from None
+        raise BitstreamError(f"{where}: {err}", base + _frame4_offset(err.field, check_size)) from None
     if decode_index == 0 and frame_type != FRAME_KEY:
         raise BitstreamError(f"{where}: the first frame must be a key frame", base)
     return unit
+
+
+def _frame4_offset(field: str, check_size: int) -> int:
+    """Offset of `field` in a version-4 or -5 FRAME payload."""
+    return 2 + check_size if field == "display" else _FRAME4_OFFSETS[field]
 
 
 def _check_display(unit: FrameUnit) -> None:
@@ -654,7 +674,7 @@ def _seekable(fileobj: BinaryIO) -> bool:
 
 
 class BitstreamWriter:
-    """Writes a version-4 stream: signature and header at construction, then frames in
+    """Writes a version-5 stream: signature and header at construction, then frames in
     decode order, then INDEX + END.
 
     `fileobj` need not be seekable. If it is and `header.frame_count` is 0,
@@ -775,9 +795,9 @@ class BitstreamReader:
     (used by `salvage`) skips the check that the header's frame_count fits in
     the bytes that follow, so that a truncated stream's header can be read.
 
-    The unit layout is version 4's when `min_reader_version` is 4 (no older
-    reader can read such a stream), else that of versions 1-3 (any stream an
-    older reader may read has it).
+    The unit layout is version 5's when `min_reader_version` is 5, version 4's
+    when it is 4 (no older reader can read such streams), else that of versions
+    1-3 (any stream an older reader may read has it).
     """
 
     def __init__(self, fileobj: BinaryIO, size: int | None = None, *, salvaging: bool = False) -> None:
@@ -795,9 +815,10 @@ class BitstreamReader:
 
     @property
     def layout_version(self) -> int:
-        """4 when the stream's units have the version-4 layout (min_reader_version 4), else 3
-        (versions 1-3 share one layout); the codec's frame syntax follows the same rule."""
-        return 4 if self._layout is _LAYOUT4 else 3
+        """The codec's frame syntax: 4 when the units have the layout of version 4 or 5
+        (min_reader_version 4 or 5; they differ only in the frame_check's size), else 3
+        (versions 1-3 share one layout)."""
+        return 4 if self._layout.varint_units else 3
 
     def _left(self) -> int | None:
         return None if self.size is None else self.size - self.position
@@ -848,7 +869,7 @@ class BitstreamReader:
                 f"stream needs reader version {min_reader_version}, this is {FORMAT_VERSION}", 10
             )
         header = _parse_sequence_header(payload)
-        self._layout = _LAYOUT4 if min_reader_version >= 4 else _LAYOUT3
+        self._layout = {4: _LAYOUT4, 5: _LAYOUT5}.get(min_reader_version, _LAYOUT3)
         left = self._left()
         claimed = header.frame_count * self._layout.min_frame_unit + self._layout.min_tail  # bytes, at least
         if left is not None and header.frame_count and claimed > left and not self._salvaging:
@@ -922,11 +943,12 @@ class BitstreamReader:
                 if layout is _LAYOUT3:
                     unit = _parse_frame3(payload, base, frames)
                 else:
-                    unit = _parse_frame4(payload, offset, base, frames)
+                    unit = _parse_frame4(payload, offset, base, frames, layout.check_size)
                     try:
                         order.add(unit)
                     except _FieldError as err:
-                        raise BitstreamError(f"{name}: {err}", base + _FRAME4_OFFSETS["display"]) from None
+                        raise BitstreamError(f"{name}: {err}",
+                                             base + _frame4_offset("display", layout.check_size)) from None
                 if unit.frame_type == FRAME_KEY:
                     key_frames.append((unit.index, offset))
                 frames += 1
@@ -949,7 +971,7 @@ class BitstreamReader:
                         offset,
                     )
                 digest = None
-                if layout is _LAYOUT4:
+                if layout.varint_units:
                     if (why := order.mismatch(frames)) is not None:
                         raise BitstreamError(f"end unit: {why}", offset)
                     digest = payload[_U64.size:]
@@ -1084,14 +1106,14 @@ def salvage(data: bytes) -> Salvage:
                     (index,) = _U32.unpack_from(payload)
                     unit = _parse_frame3(payload, start, index)
                 elif _frame4_type(payload) == FRAME_KEY:
-                    unit = _parse_frame4(payload, pos, start, None)  # placed by its display
+                    unit = _parse_frame4(payload, pos, start, None, layout.check_size)  # by its display
                 elif decode is None:
                     damage.append(BitstreamError("frame unit: not a key frame, cannot be placed "
                                                  "after damage", pos))
                     pos = unit_end
                     continue
                 else:
-                    unit = _parse_frame4(payload, pos, start, decode)
+                    unit = _parse_frame4(payload, pos, start, decode, layout.check_size)
                 if frames and unit.index <= frames[-1][1].index:
                     raise BitstreamError(f"frame unit {unit.index}: index after frame "
                                          f"{frames[-1][1].index} (out of order)", start)
@@ -1103,7 +1125,7 @@ def salvage(data: bytes) -> Salvage:
                 decode = unit.index + 1
             elif unit_type == UNIT_END:
                 (count,) = _U64.unpack_from(payload)
-                end = EndUnit(count, payload[_U64.size:] if layout is _LAYOUT4 else None)
+                end = EndUnit(count, payload[_U64.size:] if layout.varint_units else None)
                 if unit_end != len(data):
                     damage.append(BitstreamError("trailing data after the END unit", unit_end))
                 break
@@ -1189,8 +1211,8 @@ def inspect(source: str | os.PathLike[str] | bytes) -> dict[str, Any]:
 
     `source` is as for `read_bitstream`. Frames are listed in decode order, each
     with its decode ("index") and display ("display") index and the hash the
-    stream holds (4 bytes in version 4, 16 before); "digest" is the END digest
-    (version 4, else None); totals give "decode_order" (the display indexes in
+    stream holds (3 bytes in version 5, 4 in version 4, 16 before); "digest" is the
+    END digest (versions 4-5, else None); totals give "decode_order" (the display indexes in
     decode order) and "reorder_depth" (the largest |display - index|).
     """
     stream = read_bitstream(source)

@@ -213,7 +213,8 @@ class FrameDecoder:
         """Reconstruct `unit`, keep it as a reference, return the output frame (hash-checked).
 
         The full 16-byte hash of the output is left in `last_hash` (streams of
-        version 4 carry its first 4 bytes per frame and a digest of all of them).
+        version 4 carry its first 4 bytes per frame, version 5 its first 3, and both a digest
+        of all of them).
         """
         import torch
 
