@@ -15,6 +15,8 @@
     python benchmarks/tune_encoder.py bimotion 1,2,4    # motion lambda multiplier of bi frames
     python benchmarks/tune_encoder.py cascade 0,11,12   # model-level offsets of bi levels 1,2,3 (digits)
     python benchmarks/tune_encoder.py levellam 1,1.5    # masking lambda x v^level
+    python benchmarks/tune_encoder.py maskcheck 0,1,2   # the mask judged on its estimated output
+    python benchmarks/tune_encoder.py mask 0,1          # --mask off / auto
     options: --structure lowdelay|randomaccess (default randomaccess)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
 
@@ -61,9 +63,12 @@ MODES = {
     # offsets of temporal levels 1, 2, 3+ as one number: 12 = (0, 0, -1, -2) ... digits, minus
     "cascade": ("level_offsets", lambda v, d: (0, *(-int(c) for c in str(int(v)).zfill(3)))),
     "levellam": ("level_mask_lambda", lambda v, d: (1.0, v, v * v, v * v * v)),
+    "maskcheck": ("mask_check", lambda v, d: int(v)),
 }
-# Not an EncoderTuning field: the GOP structure (0 = lowdelay, 1 = randomaccess).
+# Not EncoderTuning fields: the GOP structure (0 = lowdelay, 1 = randomaccess) and the
+# --mask mode (0 = off, 1 = auto).
 STRUCTURE = ("lowdelay", "randomaccess")
+MASK = ("off", "auto")
 
 
 def training_clips(workdir: Path, count: int) -> list[str]:
@@ -99,7 +104,7 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=(*MODES, "model", "structure"))
+    ap.add_argument("what", choices=(*MODES, "model", "structure", "mask"))
     ap.add_argument("--structure", default="randomaccess", choices=STRUCTURE)
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
@@ -118,11 +123,13 @@ def main() -> None:
         clips = training_clips(Path(tmp), args.frames)
         for v in values:
             nets, tuning = shipped, default
-            structure = args.structure
+            structure, mask = args.structure, "auto"
             if args.what == "model":
                 nets = shipped if v == "shipped" else zoo.networks_from_file(v)
             elif args.what == "structure":
                 structure = STRUCTURE[int(v)]
+            elif args.what == "mask":
+                mask = MASK[int(v)]
             else:
                 name, value = MODES[args.what]
                 tuning = dataclasses.replace(default, **{name: value(v, getattr(default, name))})
@@ -132,7 +139,7 @@ def main() -> None:
                 for clip in clips:
                     s = codec.encode(clip, str(Path(tmp) / "t.bin"),
                                      options=EncodeOptions(quality=q, gop=args.frames, tuning=tuning,
-                                                           structure=structure),
+                                                           structure=structure, mask=mask),
                                      networks=nets, overwrite=True)
                     curves.setdefault((v, Path(clip).stem), []).append((s.bytes, s.psnr_yuv))
                     print(json.dumps({args.what: v, "q": q, "clip": Path(clip).name, "bytes": s.bytes,

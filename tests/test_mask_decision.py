@@ -26,3 +26,45 @@ def test_mask_worst_kept_masks_the_least_gaining_patches() -> None:
     assert not mask_worst_kept(gain, 0.0).any() and mask_worst_kept(gain, 1.0).all()
     # Ties keep raster order (stable), so encoder and tests agree on which one is masked.
     assert mask_worst_kept(np.zeros((1, 4)), 0.25).tolist() == [[True, False, False, False]]
+
+
+@pytest.mark.parametrize("fine", [False, True])
+def test_mask_check_keeps_the_cheapest_output(dev_cut, fine: bool) -> None:
+    """`EncoderTuning.mask_check`: whatever the per-patch mask, the frame gets the mask
+    (of that one, no mask, motion only) whose *estimated output* is cheapest in J."""
+    import torch
+
+    from mcodec.codec import zoo
+    from mcodec.codec.frame_encoder import FrameEncoder, _pad_to
+    from mcodec.codec.options import EncoderTuning
+    from mcodec.codec.reconstruct import add_residual, residual_planes, to_planes, to_tensor
+    from mcodec.codec.video_io import open_video
+
+    with open_video(str(dev_cut(3))) as r:
+        frames = [f.crop(0, 0, 128, 96) for f in r]
+    nets = zoo.load_encoders()
+    enc = FrameEncoder(nets, 128, 96, "auto", EncoderTuning(), fine=fine)
+    frame, pred = frames[2], frames[0].planes()   # the prediction: two frames back, no motion
+    x, geometry = to_tensor(residual_planes(frame, pred), enc.nets)
+    q, lam = 3, 1.0 / enc.nets.lambdas[3]
+    est = enc.nets.inter.estimate(x, q)
+    hy, wy = geometry_shape = est.position_bits.shape
+    d_mask = _pad_to(enc.patch_distortion(frame, pred), geometry_shape)
+    d_code = _pad_to(enc.patch_distortion(frame, add_residual(pred, to_planes(est.x_hat, geometry))),
+                     geometry_shape)
+    r_code = est.position_bits.numpy()
+
+    def j(mask: np.ndarray) -> float:
+        if mask.all():
+            return float(d_mask.sum())
+        e = enc.nets.inter.estimate(x, q, mask=torch.from_numpy(mask), analysis=est.analysis)
+        out = add_residual(pred, to_planes(e.x_hat, geometry))
+        return float(_pad_to(enc.patch_distortion(frame, out), geometry_shape).sum()) + lam * e.total_bits
+
+    rng = np.random.default_rng(1)
+    for start in (rng.random((hy, wy)) < 0.9, rng.random((hy, wy)) < 0.2):
+        got = enc._check_mask(frame, pred, x, geometry, q, est, start.copy(), d_mask, d_code, r_code, lam)
+        assert got.shape == (hy, wy) and got.dtype == bool
+        candidates = [start, np.zeros_like(start), np.ones_like(start)]
+        assert any(np.array_equal(got, c) for c in candidates)
+        assert j(got) <= min(j(c) for c in candidates) + 1e-6

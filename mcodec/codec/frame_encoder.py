@@ -204,6 +204,9 @@ class FrameEncoder:
             # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
             if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
                 mask[:] = True
+            elif mask.any() and self.tuning.mask_check:
+                mask = self._check_mask(frame, pred, x, geometry, q, est, mask, d_mask, d_code, r_code,
+                                        lam_mask)
         else:
             mask = mask_worst_kept(d_mask - d_code, float(self.mask))
         if cut_suspect and self._key_is_cheaper(frame, q, lam, x, geometry, pred, est, d_mask, d_code,
@@ -217,6 +220,36 @@ class FrameEncoder:
                             analysis=est.analysis if est is not None else None)
         recon = add_residual(pred, to_planes(comp.x_hat, geometry))
         return FrameSyntax(types[0], latents=tuple(comp.strings), motion=mv, mask=mask), recon
+
+    def _check_mask(self, frame: Frame, pred, x, geometry, q: int, est, mask: np.ndarray,
+                    d_mask: np.ndarray, d_code: np.ndarray, r_code: np.ndarray, lam: float) -> np.ndarray:
+        """`EncoderTuning.mask_check`: the partial `mask` judged on its estimated output.
+
+        Per-patch choices see a masked patch as the prediction and a coded one as
+        the unmasked estimate; the decoder's synthesis instead fills masked
+        patches from their coded neighbours (and masked anchors change the
+        context). Here the mask is estimated as coded and the frame takes the
+        cheapest in J = D + lam * R of: this mask, (with mask_check 2) it with
+        the patches unmasked whose masked output is worse than coding them, no
+        mask, and motion only (every patch masked)."""
+        import torch
+
+        hy, wy = mask.shape
+        best_j, best = float(d_code.sum()) + lam * est.total_bits, np.zeros_like(mask)  # no mask
+        if float(d_mask.sum()) < best_j:
+            best_j, best = float(d_mask.sum()), np.ones_like(mask)                     # motion only
+        for round_ in range(self.tuning.mask_check):
+            masked = self.nets.inter.estimate(x, q, mask=torch.from_numpy(mask), analysis=est.analysis)
+            out = add_residual(pred, to_planes(masked.x_hat, geometry))
+            d_out = _pad_to(self.patch_distortion(frame, out), (hy, wy))
+            j = float(d_out.sum()) + lam * masked.total_bits
+            if j < best_j:
+                best_j, best = j, mask
+            worse = mask & (d_out > d_code + lam * r_code)   # masked, and coding it is cheaper
+            if round_ + 1 == self.tuning.mask_check or not worse.any() or worse.sum() == mask.sum():
+                break
+            mask = mask & ~worse
+        return best
 
     def _key_is_cheaper(self, frame: Frame, q: int, lam: float, x, geometry, pred, est, d_mask, d_code,
                         mask: np.ndarray, side_bits: float) -> bool:

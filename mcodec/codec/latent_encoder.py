@@ -100,7 +100,8 @@ class Estimate:
             The rANS size of the y strings is close to ``position_bits.sum() / 8``
             bytes; masking a position changes the other positions' bits only
             through the checkerboard context of its non-anchor neighbours.
-        total_bits: estimated bits of the whole unmasked frame (y estimate + real z string).
+        total_bits: estimated bits of the frame (y estimate of the visible positions +
+            the real z string): the whole frame when no mask was given.
         analysis: the front end, for `compress(..., analysis=)`.
     """
 
@@ -210,21 +211,46 @@ def compress(parts: EncoderParts, x: Tensor, quality: int, reconstruct: bool = T
 
 
 @torch.no_grad()
-def estimate(parts: EncoderParts, x: Tensor, quality: int) -> Estimate:
-    """What coding `x` unmasked would cost and give, for the encoder's decisions.
+def estimate(parts: EncoderParts, x: Tensor, quality: int, mask: Tensor | None = None,
+             analysis: Analysis | None = None) -> Estimate:
+    """What coding `x` would cost and give, for the encoder's decisions.
 
     One analysis and the exact entropy parameters (as `compress`), but no rANS
     coding of y and a float32 synthesis: the reconstruction is close to, not
-    bit-identical with, `compress(parts, x, q).x_hat`. Use it to choose a mask;
-    code the frame with `compress` (passing `analysis`).
+    bit-identical with, `compress(parts, x, q, mask=mask).x_hat`. Use it to choose
+    a mask; code the frame with `compress` (passing `analysis`).
+
+    Args:
+        mask: as in `compress`: (rows, cols) bool, True = masked. Masked positions
+            take the entropy model's mean and cost no bits (`position_bits` 0
+            there); None estimates the unmasked frame.
+        analysis: an earlier estimate's `analysis` of this same `x` (the analysis
+            and hyper networks do not run again; the entropy parameters neither,
+            unless the mask hides an anchor).
     """
     q = parts.check_frame(x, quality)
-    y, z_sym, hs64 = parts.analyse(x, q)
-    p, _ = ld.coding_params(parts, hs64, y)
-    analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, p)
+    if analysis is not None:
+        if analysis.quality != q or analysis.input_shape != tuple(x.shape):
+            raise ValueError("analysis of another frame or quality")
+        y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
+    else:
+        y, z_sym, hs64 = parts.analyse(x, q)
+    hy, wy = int(y.shape[2]), int(y.shape[3])
+    mk = check_mask(mask, hy, wy)
+    if mk is not None:
+        mk = mk.to(y.device)
+    if analysis is not None and not _mask_changes_params(parts, mk, hy, wy):
+        p = analysis.params
+    else:
+        p, _ = ld.coding_params(parts, hs64, y, mask=mk)
+    if analysis is None:
+        analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, p)
     _, y_hat = ent.quantize_to_tables(parts.y_tables(), y, p)
     lik = gaussian_likelihood(y_hat - p.means, p.scales).clamp_min(LIKELIHOOD_MIN)
     bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
+    if mk is not None:  # as the decoder has it: the mean, and no bits
+        y_hat = torch.where(mk, p.means, y_hat)
+        bits = torch.where(mk.reshape(hy, wy).cpu(), torch.zeros_like(bits), bits)
     z_bits = 8 * len(ent.encode_factorized(parts.z_tables(), z_sym[0]))
     x_hat = parts.approximate_synthesis(y_hat, q)
     return Estimate(x_hat=torch.round(x_hat * 255.0) / 255.0, position_bits=bits,
@@ -365,8 +391,9 @@ class LatentEncoder:
     def strings_per_frame(self, packed: bool) -> int:
         return self.decoder.strings_per_frame(packed)
 
-    def estimate(self, x: Tensor, quality: int) -> Estimate:
-        return estimate(self, x, quality)
+    def estimate(self, x: Tensor, quality: int, mask: Tensor | None = None,
+                 analysis: Analysis | None = None) -> Estimate:
+        return estimate(self, x, quality, mask, analysis)
 
     def compress(self, x: Tensor, quality: int, reconstruct: bool = True, mask: Tensor | None = None,
                  packed: bool = False, analysis: Analysis | None = None) -> Compressed:

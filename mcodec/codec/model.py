@@ -397,9 +397,10 @@ class IntraCodec(CompressionModel):
         return le.compress(self, x, quality, reconstruct, mask, packed, analysis)
 
     @torch.no_grad()
-    def estimate(self, x: Tensor, quality: int) -> Estimate:
-        """What coding `x` unmasked would cost and give: `latent_encoder.estimate`."""
-        return le.estimate(self, x, quality)
+    def estimate(self, x: Tensor, quality: int, mask: Tensor | None = None,
+                 analysis: Analysis | None = None) -> Estimate:
+        """What coding `x` (masked by `mask`) would cost and give: `latent_encoder.estimate`."""
+        return le.estimate(self, x, quality, mask, analysis)
 
     def synthesize(self, y_hat: Tensor, q: int) -> Tensor:
         """Decoder-side reconstruction, (1, 6, h, w) float32 on the 8-bit grid k/255.

@@ -40,6 +40,15 @@ class EncoderTuning:
             (mcodec-s2, 32 frames, q0..7): x2 gave -3.5 / -0.7 / -3.3 % BD-rate on
             carphone, bikes, bigbuckbunny but made rate non-monotonic in the quality
             level on the bench's synthetic clip, which the levels must never be: 1.
+        mask_check: how far the masking decision looks at what the decoder will
+            output. 0: per patch, a masked patch's distortion is the prediction's,
+            a coded one's the unmasked estimate's (with masking, the synthesis
+            fills a masked patch from its coded neighbours and the context
+            changes, so neither is what the decoder outputs). 1: the mask is then
+            estimated as coded, and the frame takes whichever of that mask, no
+            mask and motion only is cheapest in J = D + lambda R on those
+            outputs. 2: before that, one refinement: patches whose masked output
+            turned out worse than coding them are unmasked and re-estimated.
         search_range: integer motion search range, luma pixels at coding scale 1
             (recorded in the header; the decoder does not need it). The motion
             block size is not a knob: it is part of the frame syntax.
@@ -89,6 +98,7 @@ class EncoderTuning:
     key_quality_offset: int = 2
     motion_lambda_scale: float = 1.0
     mask_lambda_scale: float = 1.0
+    mask_check: int = 1
     search_range: int = 16
     obmc: bool = True
     scene_cut_psnr: float = 25.0
@@ -114,6 +124,8 @@ class EncoderTuning:
             raise ValueError(f"coding_scales must be a non-empty subset of (1, 2), got {self.coding_scales}")
         if not 1 <= self.search_range <= 255:
             raise ValueError(f"search_range must be in 1..255, got {self.search_range}")
+        if self.mask_check not in (0, 1, 2):
+            raise ValueError(f"mask_check must be 0, 1 or 2, got {self.mask_check}")
         if self.level_shift_2x < 0:
             raise ValueError(f"level_shift_2x must be >= 0, got {self.level_shift_2x}")
 
