@@ -37,7 +37,12 @@ def test_mask_check_keeps_the_cheapest_output(dev_cut, fine: bool) -> None:
     from mcodec.codec import zoo
     from mcodec.codec.frame_encoder import FrameEncoder, _pad_to
     from mcodec.codec.options import EncoderTuning
-    from mcodec.codec.reconstruct import add_residual, residual_planes, to_planes, to_tensor
+    from mcodec.codec.reconstruct import (
+        add_residual,
+        residual_planes,
+        to_planes,
+        to_tensor,
+    )
     from mcodec.codec.video_io import open_video
 
     with open_video(str(dev_cut(3))) as r:
