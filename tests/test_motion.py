@@ -172,12 +172,18 @@ def test_obmc_matches_its_per_sample_definition(shape: tuple[int, int]) -> None:
     y = textured(*shape, seed=8)
     u, v = chroma_of(y, 8)
     hb, wb = blocks_shape(*shape, 16)
-    vec = np.random.default_rng(8).integers(-40, 41, (hb, wb, 2)).astype(np.int16)
-    vec[0, 0] = (0, 0)                                     # never a uniform field
-    py, pu, pv = compensate_obmc(y, u, v, MotionField(16, vec))
-    assert np.array_equal(py, _obmc_reference(y, vec, 16, chroma=False))
-    assert np.array_equal(pu, _obmc_reference(u, vec, 8, chroma=True))
-    assert np.array_equal(pv, _obmc_reference(v, vec, 8, chroma=True))
+    rng = np.random.default_rng(8)
+    noisy = rng.integers(-40, 41, (hb, wb, 2)).astype(np.int16)
+    # regions of one vector: most neighbours agree (the half blocks OBMC can copy)
+    regions = np.repeat(np.repeat(rng.integers(-40, 41, (hb, wb, 2)), 2, 0), 2, 1)[:hb, :wb].astype(np.int16)
+    for vec in (noisy, regions):
+        vec[0, 0] = (0, 0)                                 # never a uniform field
+        if hb * wb > 1:
+            vec[-1, -1] = (5, -3)
+        py, pu, pv = compensate_obmc(y, u, v, MotionField(16, vec))
+        assert np.array_equal(py, _obmc_reference(y, vec, 16, chroma=False))
+        assert np.array_equal(pu, _obmc_reference(u, vec, 8, chroma=True))
+        assert np.array_equal(pv, _obmc_reference(v, vec, 8, chroma=True))
 
 
 def test_obmc_equals_plain_compensation_for_uniform_motion_and_smooths_block_edges() -> None:

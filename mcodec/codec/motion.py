@@ -189,11 +189,21 @@ def compensate_luma(ref_y: np.ndarray, field: MotionField) -> np.ndarray:
     if (hb, wb) != blocks_shape(h, w, B):
         raise ValueError(f"field has {hb}x{wb} blocks, frame {h}x{w} needs "
                          f"{blocks_shape(h, w, B)} blocks of {B}")
-    q = field.vectors.reshape(-1, 2).astype(np.int64)                    # (N, 2) quarter pel
-    by = np.repeat(np.arange(hb) * B, wb)                                # (N,) block origin
-    bx = np.tile(np.arange(wb) * B, hb)
+    by, bx = _block_origins(hb, wb, B)
+    return _blocks_to_plane(_luma_blocks(ref_y, field.vectors.reshape(-1, 2), by, bx, B), hb, wb, h, w)
+
+
+def _block_origins(hb: int, wb: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) top rows and left columns of the blocks of an hb x wb grid, raster order."""
+    return np.repeat(np.arange(hb) * size, wb), np.tile(np.arange(wb) * size, hb)
+
+
+def _luma_blocks(ref_y: np.ndarray, vectors: np.ndarray, by: np.ndarray, bx: np.ndarray,
+                 B: int) -> np.ndarray:
+    """(N, B, B) uint8 luma predictions of the blocks at (by, bx) with quarter-pel `vectors` (N, 2)."""
+    q = vectors.astype(np.int64)
     iy, fy, ix, fx = q[:, 0] >> 2, q[:, 0] & 3, q[:, 1] >> 2, q[:, 1] & 3
-    out = np.empty((hb * wb, B, B), np.uint8)
+    out = np.empty((len(q), B, B), np.uint8)
     full = (fy == 0) & (fx == 0)
     if full.any():
         out[full] = gather_window(ref_y, by[full] + iy[full], bx[full] + ix[full], B)
@@ -205,7 +215,7 @@ def compensate_luma(ref_y: np.ndarray, field: MotionField) -> np.ndarray:
         for ph in np.unique(phase):
             sel = phase == ph
             out[sub[sel]] = qpel_from_grid(g[sel], int(ph) >> 2, int(ph) & 3, B)
-    return _blocks_to_plane(out, hb, wb, h, w)
+    return out
 
 
 def compensate_chroma(ref_c: np.ndarray, field: MotionField) -> np.ndarray:
@@ -217,15 +227,20 @@ def compensate_chroma(ref_c: np.ndarray, field: MotionField) -> np.ndarray:
     if (hb, wb) != blocks_shape(hc, wc, bc):
         raise ValueError(f"field has {hb}x{wb} blocks, chroma {hc}x{wc} needs "
                          f"{blocks_shape(hc, wc, bc)} blocks of {bc}")
-    q = field.vectors.reshape(-1, 2).astype(np.int64)                    # (N, 2) eighth chroma pel
-    by = np.repeat(np.arange(hb) * bc, wb)
-    bx = np.tile(np.arange(wb) * bc, hb)
+    by, bx = _block_origins(hb, wb, bc)
+    return _blocks_to_plane(_chroma_blocks(ref_c, field.vectors.reshape(-1, 2), by, bx, bc), hb, wb, hc, wc)
+
+
+def _chroma_blocks(ref_c: np.ndarray, vectors: np.ndarray, by: np.ndarray, bx: np.ndarray,
+                   bc: int) -> np.ndarray:
+    """(N, bc, bc) chroma predictions of the blocks at (by, bx); `vectors` (N, 2) in
+    eighth chroma pels (the luma quarter-pel vectors)."""
+    q = vectors.astype(np.int64)
     win = gather_window(ref_c, by + (q[:, 0] >> 3), bx + (q[:, 1] >> 3), bc + 1).astype(np.int32)
     fy = (q[:, 0] & 7).astype(np.int32)[:, None, None]                   # (N, 1, 1)
     fx = (q[:, 1] & 7).astype(np.int32)[:, None, None]
-    pred = ((8 - fx) * (8 - fy) * win[:, :-1, :-1] + fx * (8 - fy) * win[:, :-1, 1:]
+    return ((8 - fx) * (8 - fy) * win[:, :-1, :-1] + fx * (8 - fy) * win[:, :-1, 1:]
             + (8 - fx) * fy * win[:, 1:, :-1] + fx * fy * win[:, 1:, 1:] + 32) >> 6
-    return _blocks_to_plane(pred, hb, wb, hc, wc)
 
 
 def compensate(ref_y: np.ndarray, ref_u: np.ndarray, ref_v: np.ndarray,
@@ -299,11 +314,30 @@ def compensate_obmc(ref_y: np.ndarray, ref_u: np.ndarray, ref_v: np.ndarray,
     if v.size == 0 or bool((v == v.reshape(-1, 2)[0]).all()):
         return compensate(ref_y, ref_u, ref_v, field)     # uniform field: no edges to blend
     h, w = ref_y.shape
-    shape = blocks_shape(h, w, field.block // 2)
-    preds = [compensate(ref_y, ref_u, ref_v, f) for f in _half_block_fields(field, shape)]
-    return (_obmc_plane([p[0] for p in preds], field.block),
-            _obmc_plane([p[1] for p in preds], field.block // 2),
-            _obmc_plane([p[2] for p in preds], field.block // 2))
+    half = field.block // 2
+    shape = blocks_shape(h, w, half)
+    fields = _half_block_fields(field, shape)
+    # Each neighbour prediction differs from the own one only in the half blocks whose
+    # neighbour vector differs: only those are interpolated (same samples, less work).
+    own = fields[0].vectors.reshape(-1, 2)
+    by, bx = _block_origins(*shape, half)
+    cby, cbx = by // 2, bx // 2
+    planes = ((ref_y, h, w), (ref_u, *ref_u.shape), (ref_v, *ref_v.shape))
+    blocks = [[_luma_blocks(ref_y, own, by, bx, half)],
+              [_chroma_blocks(ref_u, own, cby, cbx, half // 2)],
+              [_chroma_blocks(ref_v, own, cby, cbx, half // 2)]]
+    for f in fields[1:]:
+        vec = f.vectors.reshape(-1, 2)
+        diff = np.flatnonzero((vec != own).any(axis=1))
+        for k, (ref, _, _) in enumerate(planes):
+            b = blocks[k][0].copy()
+            if diff.size:
+                b[diff] = (_luma_blocks(ref, vec[diff], by[diff], bx[diff], half) if k == 0 else
+                           _chroma_blocks(ref, vec[diff], cby[diff], cbx[diff], half // 2))
+            blocks[k].append(b)
+    return tuple(_obmc_plane([_blocks_to_plane(b, *shape, ph, pw) for b in blocks[k]],
+                             field.block if k == 0 else half)
+                 for k, (_, ph, pw) in enumerate(planes))  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- prediction + rate
