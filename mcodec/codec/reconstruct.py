@@ -140,7 +140,6 @@ class FrameDecoder:
             raise BitstreamError(f"the stream's upper layer needs fine networks, which model "
                                  f"{nets.model_id!r} does not have")
         self.fine = fine
-        self._pool = None   # `_worker`
 
     @classmethod
     def for_stream(cls, nets: DecoderNetworks, header: bs.SequenceHeader, format_version: int) -> FrameDecoder:
@@ -297,30 +296,15 @@ class FrameDecoder:
         if syntax.frame_type == bs.FRAME_KEY:
             x_hat = nets.intra.decompress(syntax.latents, (hy, wy), quality, packed=self.packed)
             return Frame(*to_planes(x_hat, tensor_geometry(geo)))
+        pred = self.predict(syntax, refs)
         if syntax.frame_type in REBUILT_TYPES:
-            return Frame(*self.predict(syntax, refs))
+            return Frame(*pred)
         assert syntax.mask is not None
         import torch
 
-        # The prediction (numpy) and the residual (torch) do not depend on each other:
-        # the compensation runs on a second thread while the latents are decoded (both
-        # release the GIL in their array work). Same arithmetic, same output.
-        job = self._worker().submit(self.predict, syntax, refs)
-        try:
-            r_hat = nets.inter.decompress(syntax.latents, (hy, wy), quality,
-                                          mask=torch.from_numpy(syntax.mask), packed=self.packed)
-        except BaseException:
-            job.exception()   # never leave the compensation running; the decoding error wins
-            raise
-        return add_residual(job.result(), to_planes(r_hat, tensor_geometry(geo)))
-
-    def _worker(self):
-        """The thread that runs motion compensation beside the latent decoding (made once)."""
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcodec-mc")
-        return self._pool
+        r_hat = nets.inter.decompress(syntax.latents, (hy, wy), quality,
+                                           mask=torch.from_numpy(syntax.mask), packed=self.packed)
+        return add_residual(pred, to_planes(r_hat, tensor_geometry(geo)))
 
 
 def reference_distances(display: int, references: list[int]) -> tuple[int, int]:
