@@ -52,7 +52,8 @@ class EncoderTuning:
             maskcheck 0,1,2 (mcodec-s3f, random access, 16 frames, q 0,2,4,6,8):
             1 gave -1.5 / -7.4 / -1.5 % BD-rate on carphone, bikes, bigbuckbunny,
             2 gave -2.4 / -4.2 / -1.8 %: 1. With it, `--mask auto` against `off`
-            (mask 0,1): -2.5 / +0.2 / -3.9 % (before: masking cost rate).
+            (mask 0,1): -2.5 / +0.2 / -3.9 % (before: masking cost rate). masklam
+            1,1.5 on top of it: -1.0 / +1.2 / -0.2 %, so mask_lambda_scale stays 1.
         search_range: integer motion search range, luma pixels at coding scale 1
             (recorded in the header; the decoder does not need it). The motion
             block size is not a knob: it is part of the frame syntax.
