@@ -157,6 +157,13 @@ def test_masked_estimate_is_what_the_masked_stream_costs_and_gives(lite, dev_cut
         assert float((coded.x_hat - plain.x_hat).abs().max()) > 3 / 255   # the mask does matter
         real = 8 * len(coded.strings[0])
         assert abs(masked.total_bits - real) <= 0.05 * real + 64, (masked.total_bits, real)
+        # A masked estimate's analysis carries the unmasked parameters: reused for another
+        # mask (or none) it gives the stream a fresh compression gives.
+        fresh = net.estimate(x, q, mask=mask | anchor_mask(rows, cols))
+        for other in (None, mask):
+            want = net.compress(x, q, mask=other, packed=True)
+            got = net.compress(x, q, mask=other, packed=True, analysis=fresh.analysis)
+            assert got.strings == want.strings and torch.equal(got.x_hat, want.x_hat)
         non_anchor = mask & ~anchor_mask(rows, cols)
         na = net.estimate(x, q, mask=non_anchor, analysis=plain.analysis)
         visible = ~non_anchor

@@ -152,6 +152,31 @@ def _encode_y(y_tables: ent.Tables, symbols: Tensor, indexes: Tensor) -> bytes:
     return ent.encode_gaussian(y_tables, symbols, indexes)
 
 
+def _front_end(parts: EncoderParts, x: Tensor, quality: int, mask: Tensor | None,
+               analysis: Analysis | None) -> tuple[int, Tensor, Tensor, Tensor, Tensor | None,
+                                                    ent.EntropyParams]:
+    """What `compress` and `estimate` share: (q, y, z_sym, hs64, mask on y's device or None,
+    the entropy parameters under `mask`). `analysis` (of this same `x` and quality)
+    replaces the analysis and hyper networks, and its parameters are reused unless the
+    mask hides an anchor."""
+    q = parts.check_frame(x, quality)
+    if analysis is not None:
+        if analysis.quality != q or analysis.input_shape != tuple(x.shape):
+            raise ValueError("analysis of another frame or quality")
+        y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
+    else:
+        y, z_sym, hs64 = parts.analyse(x, q)
+    hy, wy = int(y.shape[2]), int(y.shape[3])
+    mk = check_mask(mask, hy, wy)
+    if mk is not None:
+        mk = mk.to(y.device)
+    if analysis is not None and not _mask_changes_params(parts, mk, hy, wy):
+        p = analysis.params
+    else:
+        p, _ = ld.coding_params(parts, hs64, y, mask=mk)
+    return q, y, z_sym, hs64, mk, p
+
+
 @torch.no_grad()
 def compress(parts: EncoderParts, x: Tensor, quality: int, reconstruct: bool = True,
              mask: Tensor | None = None, packed: bool = False,
@@ -176,21 +201,8 @@ def compress(parts: EncoderParts, x: Tensor, quality: int, reconstruct: bool = T
         `Compressed`; an all-True mask still returns the strings (the y strings are
         then near-empty rANS flushes).
     """
-    q = parts.check_frame(x, quality)
-    if analysis is not None:
-        if analysis.quality != q or analysis.input_shape != tuple(x.shape):
-            raise ValueError("analysis of another frame or quality")
-        y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
-    else:
-        y, z_sym, hs64 = parts.analyse(x, q)
+    q, y, z_sym, _, mk, p = _front_end(parts, x, quality, mask, analysis)
     hy, wy = int(y.shape[2]), int(y.shape[3])
-    mk = check_mask(mask, hy, wy)
-    if mk is not None:
-        mk = mk.to(y.device)
-    if analysis is not None and not _mask_changes_params(parts, mk, hy, wy):
-        p = analysis.params
-    else:
-        p, _ = ld.coding_params(parts, hs64, y, mask=mk)
     y_tab, z_tab = parts.y_tables(), parts.z_tables()
     y_sym, y_hat = ent.quantize_to_tables(y_tab, y, p)
     if mk is not None:  # symbol 0 at masked positions: y_hat = mean, as the decoder has it
@@ -228,23 +240,13 @@ def estimate(parts: EncoderParts, x: Tensor, quality: int, mask: Tensor | None =
             and hyper networks do not run again; the entropy parameters neither,
             unless the mask hides an anchor).
     """
-    q = parts.check_frame(x, quality)
-    if analysis is not None:
-        if analysis.quality != q or analysis.input_shape != tuple(x.shape):
-            raise ValueError("analysis of another frame or quality")
-        y, z_sym, hs64 = analysis.y, analysis.z_sym, analysis.hs64
-    else:
-        y, z_sym, hs64 = parts.analyse(x, q)
+    q, y, z_sym, hs64, mk, p = _front_end(parts, x, quality, mask, analysis)
     hy, wy = int(y.shape[2]), int(y.shape[3])
-    mk = check_mask(mask, hy, wy)
-    if mk is not None:
-        mk = mk.to(y.device)
-    if analysis is not None and not _mask_changes_params(parts, mk, hy, wy):
-        p = analysis.params
-    else:
-        p, _ = ld.coding_params(parts, hs64, y, mask=mk)
     if analysis is None:
-        analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, p)
+        # The analysis holds the unmasked parameters, whatever this estimate's mask
+        # (`compress` reuses them for another mask, or none).
+        plain = ld.coding_params(parts, hs64, y)[0] if _mask_changes_params(parts, mk, hy, wy) else p
+        analysis = Analysis(tuple(x.shape), q, y, z_sym, hs64, plain)
     _, y_hat = ent.quantize_to_tables(parts.y_tables(), y, p)
     lik = gaussian_likelihood(y_hat - p.means, p.scales).clamp_min(LIKELIHOOD_MIN)
     bits = (-torch.log2(lik)).sum(dim=1)[0].to(torch.float32).cpu()
