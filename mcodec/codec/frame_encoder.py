@@ -151,7 +151,9 @@ class FrameEncoder:
         key frame (only considered with `allow_cut`)."""
         geo = self.geo
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
-                                search=self._search, lam=self._motion_lambda(q))
+                                search=self._search, lam=self._motion_lambda(q),
+                                smooth=self.tuning.motion_predictive_coarse,
+                                exact=self.tuning.motion_exact)
         pred = self.recon.compensate(*ref.planes(), field)
         return self._code_predicted(frame, q, pred, field, (bs.FRAME_INTER, bs.FRAME_REBUILT), allow_cut)
 
@@ -163,7 +165,9 @@ class FrameEncoder:
         field = estimate_bi_motion(frame.y, past.frame.y, future.frame.y, block=geo.motion_block,
                                    search=self._search,
                                    lam=self._motion_lambda(q) * self.tuning.bi_motion_lambda_scale,
-                                   distances=distances, direct=direct)
+                                   distances=distances, direct=direct,
+                                   smooth=self.tuning.motion_predictive_coarse,
+                                   exact=self.tuning.bi_exact_modes)
         pred = motion.compensate_bi(past.frame.planes(), future.frame.planes(), field, self.recon.compensate)
         coded = self._code_predicted(frame, q, pred, field, (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT),
                                      allow_cut=False)

@@ -42,8 +42,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcodec.codec.rangecoder import (AdaptiveBitModel, RangeDecoder, RangeEncoder, decode_ueg,
-                                     encode_ueg, models)
+from mcodec.codec.rangecoder import (
+    AdaptiveBitModel,
+    RangeDecoder,
+    RangeEncoder,
+    decode_ueg,
+    encode_ueg,
+    models,
+)
 from mcodec.errors import BitstreamError
 
 # Largest decoded-vector magnitude difference: int16 vectors and int16 predictors
@@ -218,6 +224,13 @@ def _luma_blocks(ref_y: np.ndarray, vectors: np.ndarray, by: np.ndarray, bx: np.
     return out
 
 
+def predict_block(ref_y: np.ndarray, vector: np.ndarray, y0: int, x0: int, block: int) -> np.ndarray:
+    """(block, block) uint8 luma prediction of the block at (y0, x0) with one quarter-pel
+    `vector` (2,): the samples `compensate_luma` gives there (before any crop at the edge)."""
+    v = np.asarray(vector, np.int64).reshape(1, 2)
+    return _luma_blocks(ref_y, v, np.array([y0]), np.array([x0]), block)[0]
+
+
 def compensate_chroma(ref_c: np.ndarray, field: MotionField) -> np.ndarray:
     """Chroma prediction (Hc, Wc) uint8: luma quarter-pel vectors read as eighth
     chroma pixels, H.264 bilinear ((8-fx)(8-fy)A + fx(8-fy)B + (8-fx)fy C + fx fy D + 32) >> 6."""
@@ -371,15 +384,20 @@ def _scalar_pred(v: np.ndarray, r: int, c: int, wb: int) -> tuple[int, int]:
     """median_predictor for one block, from already decoded vectors (Python ints)."""
     if r == 0:
         return (int(v[0, c - 1, 0]), int(v[0, c - 1, 1])) if c > 0 else (0, 0)
-    top = v[r - 1, c]
-    a = v[r, c - 1] if c > 0 else top
-    if c + 1 < wb:
-        cc = v[r - 1, c + 1]
-    elif c > 0:
-        cc = v[r - 1, c - 1]
+    ty, tx = int(v[r - 1, c, 0]), int(v[r - 1, c, 1])
+    if c > 0:
+        ay, ax = int(v[r, c - 1, 0]), int(v[r, c - 1, 1])
     else:
-        cc = top
-    return tuple(sorted((int(a[k]), int(top[k]), int(cc[k])))[1] for k in range(2))  # type: ignore[return-value]
+        ay, ax = ty, tx
+    if c + 1 < wb:
+        cy, cx = int(v[r - 1, c + 1, 0]), int(v[r - 1, c + 1, 1])
+    elif c > 0:
+        cy, cx = int(v[r - 1, c - 1, 0]), int(v[r - 1, c - 1, 1])
+    else:
+        cy, cx = ty, tx
+    # median of three = the sum less the largest and the smallest
+    return (ay + ty + cy - max(ay, ty, cy) - min(ay, ty, cy),
+            ax + tx + cx - max(ax, tx, cx) - min(ax, tx, cx))
 
 
 def mv_bits(d: np.ndarray) -> np.ndarray:
@@ -423,6 +441,29 @@ def write_motion(enc: RangeEncoder, field: MotionField) -> None:
     for r in range(hb):
         for c in range(wb):
             _encode_difference(enc, *mvd[r][c], ctx, nonzero, r, c)
+
+
+class BlockCoder:
+    """The block-by-block state of `write_motion` (the vectors so far, the adaptive
+    contexts): `write` codes one block's vector against the median predictor of the
+    blocks before it, so that the encoder's search can cost a candidate exactly (into a
+    `BitCounter` that leaves the contexts alone) before committing one. Writing every
+    block in raster order gives `write_motion`'s bits."""
+
+    def __init__(self, shape_in_blocks: tuple[int, int]) -> None:
+        hb, wb = shape_in_blocks
+        self.wb = wb
+        self.v = np.zeros((hb, wb, 2), np.int64)
+        self.nonzero = [[False] * wb for _ in range(hb)]
+        self.ctx = _MVContexts()
+
+    def predictor(self, r: int, c: int) -> tuple[int, int]:
+        return _scalar_pred(self.v, r, c, self.wb)
+
+    def write(self, enc, r: int, c: int, vec) -> None:
+        py, px = _scalar_pred(self.v, r, c, self.wb)
+        self.v[r, c] = (int(vec[0]), int(vec[1]))
+        _encode_difference(enc, int(vec[0]) - py, int(vec[1]) - px, self.ctx, self.nonzero, r, c)
 
 
 def _checked_blocks(shape_in_blocks: tuple[int, int]) -> tuple[int, int]:
@@ -605,26 +646,55 @@ def write_bi_motion(enc: RangeEncoder, field: BiField, distances: tuple[int, int
     hb, wb = field.modes.shape
     modes = field.modes.tolist()
     src = (field.forward.vectors.astype(np.int64), field.backward.vectors.astype(np.int64))
-    v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
-    nonzero = [[[False] * wb for _ in range(hb)] for _ in range(2)]
-    ctx = _BiContexts()
+    coder = BiBlockCoder((hb, wb), distances, direct)
     for r in range(hb):
         for c in range(wb):
-            mode = modes[r][c]
-            enc.encode_bit(mode == BI_BOTH, ctx.both[_mode_context(modes, r, c, BI_BOTH)])
-            if mode != BI_BOTH:
-                enc.encode_bit(mode == BI_BACKWARD, ctx.backward[_mode_context(modes, r, c, BI_BACKWARD)])
-            for k in (0, 1):
-                pred = _scalar_pred(v[k], r, c, wb)
-                if mode == (BI_BACKWARD if k == 0 else BI_FORWARD):
-                    v[k][r, c] = pred
-                    continue
-                if mode == BI_BOTH:
-                    pred = mirrored(v[0][r, c], distances) if k else \
-                        pred if direct is None else (int(direct[r, c, 0]), int(direct[r, c, 1]))
-                dy, dx = int(src[k][r, c, 0]) - pred[0], int(src[k][r, c, 1]) - pred[1]
-                v[k][r, c] = src[k][r, c]
-                _encode_difference(enc, dy, dx, ctx.lists[k], nonzero[k], r, c)
+            coder.write(enc, r, c, modes[r][c], src[0][r, c], src[1][r, c])
+
+
+class BiBlockCoder:
+    """The block-by-block state of `write_bi_motion` (modes so far, the vectors both
+    sides hold, the adaptive contexts), so that the encoder's search can cost a
+    candidate for a block exactly as it would be coded (`write` into a bit-counting
+    encoder that leaves the contexts alone) before committing one (`write` into the
+    real encoder, or one that only updates the contexts)."""
+
+    def __init__(self, shape_in_blocks: tuple[int, int], distances: tuple[int, int] = (1, 1),
+                 direct: np.ndarray | None = None) -> None:
+        hb, wb = shape_in_blocks
+        self.wb, self.distances, self.direct = wb, distances, direct
+        self.modes = [[0] * wb for _ in range(hb)]
+        self.v = [np.zeros((hb, wb, 2), np.int64), np.zeros((hb, wb, 2), np.int64)]
+        self.nonzero = [[[False] * wb for _ in range(hb)] for _ in range(2)]
+        self.ctx = _BiContexts()
+
+    def predictor(self, k: int, r: int, c: int, mode: int) -> tuple[int, int]:
+        """The prediction of block (r, c)'s vector into reference k (0 past, 1 future) in
+        `mode`, given the blocks before it (a BI_BOTH block's backward predictor needs
+        its forward vector in `v[0][r, c]`)."""
+        if mode == BI_BOTH:
+            if k:
+                return mirrored(self.v[0][r, c], self.distances)
+            if self.direct is not None:
+                return int(self.direct[r, c, 0]), int(self.direct[r, c, 1])
+        return _scalar_pred(self.v[k], r, c, self.wb)
+
+    def write(self, enc, r: int, c: int, mode: int, fwd, bwd) -> None:
+        """Code block (r, c): its mode, then each vector it uses (`fwd`, `bwd`: (2,) quarter
+        pel) as a difference from its predictor; an unused vector becomes its predictor."""
+        modes, ctx = self.modes, self.ctx
+        modes[r][c] = mode
+        enc.encode_bit(mode == BI_BOTH, ctx.both[_mode_context(modes, r, c, BI_BOTH)])
+        if mode != BI_BOTH:
+            enc.encode_bit(mode == BI_BACKWARD, ctx.backward[_mode_context(modes, r, c, BI_BACKWARD)])
+        for k, vec in ((0, fwd), (1, bwd)):
+            if mode == (BI_BACKWARD if k == 0 else BI_FORWARD):
+                self.v[k][r, c] = _scalar_pred(self.v[k], r, c, self.wb)
+                continue
+            pred = self.predictor(k, r, c, mode)
+            dy, dx = int(vec[0]) - pred[0], int(vec[1]) - pred[1]
+            self.v[k][r, c] = (int(vec[0]), int(vec[1]))
+            _encode_difference(enc, dy, dx, ctx.lists[k], self.nonzero[k], r, c)
 
 
 def _encode_difference(enc: RangeEncoder, dy: int, dx: int, ctx: _MVContexts,

@@ -96,6 +96,18 @@ class EncoderTuning:
             level (deeper = more masking: those frames are referenced less).
         bi_motion_lambda_scale: extra multiplier on the motion lambda of bi frames
             (their vectors and modes fragment easily; a smoother field costs less).
+        motion_predictive_coarse: the motion search's coarsest level runs a second
+            exhaustive pass that costs each vector against the median predictor of
+            the first pass's field instead of against zero
+            (`motion_search.estimate_motion`, `smooth`).
+        bi_exact_modes: a bi frame's blocks take their mode and vectors in coding
+            order at the least SAD + lambda * the bits the block really costs given
+            the blocks before it (`motion_search.estimate_bi_motion`, `exact`),
+            instead of bits estimated against each searched field's own predictor.
+        motion_exact: a predicted frame's vectors get a last pass in coding order:
+            each block takes the least SAD + lambda * exact bits of its searched
+            vector, its predictor, its left and top neighbours' vectors and zero
+            (`motion_search.estimate_motion`, `exact`).
         motion_range_growth: the motion search range grows with the distance to
             the reference, up to this factor (an anchor 8 frames away moves 8x).
     """
@@ -117,6 +129,9 @@ class EncoderTuning:
     level_mask_lambda: tuple[float, ...] = (1.0,)
     motion_range_growth: int = 4
     bi_motion_lambda_scale: float = 1.0
+    motion_predictive_coarse: bool = True
+    bi_exact_modes: bool = True
+    motion_exact: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.bi_group <= 64:

@@ -27,6 +27,8 @@ identical on every machine.
 
 from __future__ import annotations
 
+import math
+
 from mcodec.errors import BitstreamError
 
 PROB_BITS = 16
@@ -241,3 +243,28 @@ def decode_ueg(dec: RangeDecoder, prefix: list[AdaptiveBitModel], max_prefix: in
     while k < max_prefix and dec.decode_bit(prefix[min(k, last)]):
         k += 1
     return (1 << k) | dec.decode_bits(k)
+
+
+class BitCounter:
+    """A stand-in for `RangeEncoder` that writes nothing: it adds up the ideal cost in
+    bits (-log2 of each decision's probability, 1 per bypass bit) in `bits`, and, with
+    `update`, adapts the contexts exactly as the real encoder would. The encoder's
+    searches cost a candidate with `update=False` (contexts untouched) and commit the
+    chosen one with `update=True`."""
+
+    def __init__(self, update: bool = False) -> None:
+        self.update = update
+        self.bits = 0.0
+
+    def encode_bit(self, bit: int | bool, model: AdaptiveBitModel) -> None:
+        b = 1 if bit else 0
+        p0 = model.p0
+        self.bits -= math.log2((PROB_ONE - p0 if b else p0) / PROB_ONE)
+        if self.update:
+            model.update(b)
+
+    def encode_bypass(self, bit: int | bool) -> None:
+        self.bits += 1.0
+
+    def encode_bits(self, value: int, nbits: int) -> None:
+        self.bits += nbits
