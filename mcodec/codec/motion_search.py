@@ -207,27 +207,34 @@ def _decide_exactly(cur_y: np.ndarray, ref_y: np.ndarray, vec: np.ndarray, block
     block sees the field the decoder will. vec: (Hb, Wb, 2) quarter pel."""
     hb, wb = vec.shape[:2]
     one = _OneBlock(cur_y, ref_y, block)
+    searched = _block_sad(cur_y, compensate_luma(ref_y, MotionField(block, vec.astype(np.int16))), block)
     coder = BlockCoder((hb, wb))
     commit = BitCounter(update=True)
     out = vec.astype(np.int64).copy()
     for r in range(hb):
         for c in range(wb):
-            options = [out[r, c], np.array(coder.predictor(r, c), np.int64), np.zeros(2, np.int64)]
+            own = (int(out[r, c, 0]), int(out[r, c, 1]))
+            counter = BitCounter()
+            coder.write(counter, r, c, own)
+            best, best_j = own, float(searched[r, c]) + lam * counter.bits
+            options = [coder.predictor(r, c), (0, 0)]
             if c:
-                options.append(out[r, c - 1])
+                options.append((int(out[r, c - 1, 0]), int(out[r, c - 1, 1])))
             if r:
-                options.append(out[r - 1, c])
-            best, best_j, seen = None, np.inf, set()
+                options.append((int(out[r - 1, c, 0]), int(out[r - 1, c, 1])))
+            seen = {own}
             for v in options:
-                key = (int(v[0]), int(v[1]))
-                if key in seen:
+                if v in seen:
                     continue
-                seen.add(key)
+                seen.add(v)
                 counter = BitCounter()
                 coder.write(counter, r, c, v)
-                j = one.sad(r, c, v) + lam * counter.bits
+                rate = lam * counter.bits
+                if rate >= best_j:       # SAD >= 0: it cannot win, skip its compensation
+                    continue
+                j = one.sad(r, c, np.array(v)) + rate
                 if j < best_j:
-                    best, best_j = key, j
+                    best, best_j = v, j
             coder.write(commit, r, c, best)
             out[r, c] = best
     return out
@@ -468,12 +475,6 @@ def _decide_bi_exactly(cands: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
                        for k, (sad, _, fk, bk) in enumerate(cands)]
             # Single-reference blocks on their predictor (a zero difference): the
             # merge a fragmented field lacks. Their SAD is computed here, one block.
-            for k, mode in ((0, BI_FORWARD), (1, BI_BACKWARD)):
-                pred = np.array(coder.predictor(k, r, c, mode), np.int64)
-                if not any(o[1] == mode and (o[2 + k] == pred).all() for o in options):
-                    vecs = [f_out[r, c], b_out[r, c]]
-                    vecs[k] = pred
-                    options.append((one[k].sad(r, c, pred), mode, vecs[0], vecs[1]))
             best, best_j = 0, np.inf
             for i, (sad, mode, fk, bk) in enumerate(options):
                 counter = BitCounter()
@@ -481,6 +482,20 @@ def _decide_bi_exactly(cands: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
                 j = sad + lam * counter.bits
                 if j < best_j:
                     best, best_j = i, j
+            for k, mode in ((0, BI_FORWARD), (1, BI_BACKWARD)):
+                pred = np.array(coder.predictor(k, r, c, mode), np.int64)
+                if any(o[1] == mode and (o[2 + k] == pred).all() for o in options):
+                    continue
+                vecs = [f_out[r, c], b_out[r, c]]
+                vecs[k] = pred
+                counter = BitCounter()
+                coder.write(counter, r, c, mode, vecs[0], vecs[1])
+                rate = lam * counter.bits
+                if rate >= best_j:       # SAD >= 0: it cannot win, skip its compensation
+                    continue
+                options.append((one[k].sad(r, c, pred), mode, vecs[0], vecs[1]))
+                if options[-1][0] + rate < best_j:
+                    best, best_j = len(options) - 1, options[-1][0] + rate
             _, mode, fk, bk = options[best]
             coder.write(commit, r, c, mode, fk, bk)
             modes[r, c], f_out[r, c], b_out[r, c] = mode, fk, bk
