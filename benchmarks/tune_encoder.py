@@ -21,6 +21,7 @@
     python benchmarks/tune_encoder.py biexact 0,1       # bi modes decided on their exact bits
     python benchmarks/tune_encoder.py pexact 0,1        # predicted frames' vectors: exact-bits pass
     python benchmarks/tune_encoder.py search 0,1        # 0: coarse, biexact, pexact all off; 1: all on
+    python benchmarks/tune_encoder.py maskbits 0,1      # masking decisions count the mask map's bits
     options: --structure lowdelay|randomaccess (default randomaccess)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
     options: --clips photo|video|all (default photo; video: 416x240 cuts of video_train)
@@ -72,6 +73,7 @@ MODES = {
     "coarse": ("motion_predictive_coarse", lambda v, d: bool(v)),
     "biexact": ("bi_exact_modes", lambda v, d: bool(v)),
     "pexact": ("motion_exact", lambda v, d: bool(v)),
+    "maskbits": ("mask_map_bits", lambda v, d: bool(v)),
 }
 # Not EncoderTuning fields: the GOP structure (0 = lowdelay, 1 = randomaccess) and the
 # --mask mode (0 = off, 1 = auto).

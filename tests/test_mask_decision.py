@@ -36,6 +36,7 @@ def test_mask_check_keeps_the_cheapest_output(dev_cut, fine: bool) -> None:
 
     from mcodec.codec import zoo
     from mcodec.codec.frame_encoder import FrameEncoder, _pad_to
+    from mcodec.codec.masking import encode_mask
     from mcodec.codec.options import EncoderTuning
     from mcodec.codec.reconstruct import (
         add_residual,
@@ -64,7 +65,8 @@ def test_mask_check_keeps_the_cheapest_output(dev_cut, fine: bool) -> None:
             return float(d_mask.sum())
         e = enc.nets.inter.estimate(x, q, mask=torch.from_numpy(mask), analysis=est.analysis)
         out = add_residual(pred, to_planes(e.x_hat, geometry))
-        return float(_pad_to(enc.patch_distortion(frame, out), geometry_shape).sum()) + lam * e.total_bits
+        map_bits = 8 * len(encode_mask(mask))   # EncoderTuning.mask_map_bits (0 for no mask)
+        return float(_pad_to(enc.patch_distortion(frame, out), geometry_shape).sum()) + lam * (e.total_bits + map_bits)
 
     rng = np.random.default_rng(1)
     for start in (rng.random((hy, wy)) < 0.9, rng.random((hy, wy)) < 0.2):
@@ -73,3 +75,35 @@ def test_mask_check_keeps_the_cheapest_output(dev_cut, fine: bool) -> None:
         candidates = [start, np.zeros_like(start), np.ones_like(start)]
         assert any(np.array_equal(got, c) for c in candidates)
         assert j(got) <= min(j(c) for c in candidates) + 1e-6
+
+
+def test_coded_mask_choice_counts_the_map_and_lowers_the_real_j() -> None:
+    from mcodec.codec.mask_decision import choose_mask_coded
+    from mcodec.codec.masking import MaskCoder, encode_mask
+    from mcodec.codec.rangecoder import RangeEncoder
+
+    rng = np.random.default_rng(3)
+    # Patches where masking and coding cost about the same: the per-patch rule
+    # flips a coin on noise, the coded rule keeps the map cheap.
+    d_code = rng.uniform(50, 150, (30, 40))
+    r_code = rng.uniform(5, 15, (30, 40))
+    lam = 10.0
+    d_mask = d_code + lam * r_code + rng.normal(0, 20, (30, 40))
+
+    def j(mask: np.ndarray) -> float:
+        return float(np.where(mask, d_mask, d_code + lam * r_code).sum()) + lam * 8 * len(encode_mask(mask))
+
+    plain = choose_mask(d_mask, d_code, r_code, lam)
+    coded = choose_mask_coded(d_mask, d_code, r_code, lam)
+    assert j(coded) < j(plain)
+    assert len(encode_mask(coded)) < len(encode_mask(plain))
+    # With lambda 0 the map is free: the same choice as per patch.
+    assert np.array_equal(choose_mask_coded(d_mask, d_code, r_code, 0.0), choose_mask(d_mask, d_code, r_code, 0.0))
+    # MaskCoder writes what write_mask writes.
+    enc, coder = RangeEncoder(), MaskCoder(coded.shape)
+    for r in range(coded.shape[0]):
+        for c in range(coded.shape[1]):
+            coder.write(enc, r, c, coded[r, c])
+    assert enc.finish() == encode_mask(coded)
+    with pytest.raises(ValueError):
+        choose_mask_coded(d_mask, d_code, r_code, -1.0)

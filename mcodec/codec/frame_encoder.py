@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import loopfilter, motion
+from mcodec.codec import loopfilter, masking, motion
 from mcodec.codec.distortion import LUMA_SHARE, frame_psnr_yuv, loss_patch_sse
 from mcodec.codec.frame import Frame
-from mcodec.codec.mask_decision import choose_mask, mask_worst_kept
+from mcodec.codec.mask_decision import choose_mask, choose_mask_coded, mask_worst_kept
 from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
 from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, reference_distances,
@@ -204,7 +204,8 @@ class FrameEncoder:
             mask = np.zeros((hy, wy), dtype=bool)
         elif self.mask == "auto":
             r_code = est.position_bits.numpy()                       # (hy, wy) bits
-            mask = choose_mask(d_mask, d_code, r_code, lam_mask)
+            decide = choose_mask_coded if self.tuning.mask_map_bits else choose_mask
+            mask = decide(d_mask, d_code, r_code, lam_mask)
             # Whole-frame choice: motion only, when that is cheaper in J = D + lam*R.
             if d_mask.sum() <= d_code.sum() + lam_mask * est.total_bits:
                 mask[:] = True
@@ -247,6 +248,8 @@ class FrameEncoder:
             out = add_residual(pred, to_planes(masked.x_hat, geometry))
             d_out = _pad_to(self.patch_distortion(frame, out), (hy, wy))
             j = float(d_out.sum()) + lam * masked.total_bits
+            if self.tuning.mask_map_bits:   # the map itself (no mask and motion only send none)
+                j += lam * 8 * len(masking.encode_mask(mask))
             if j < best_j:
                 best_j, best = j, mask
             worse = mask & (d_out > d_code + lam * r_code)   # masked, and coding it is cheaper

@@ -99,6 +99,22 @@ def write_mask(enc: RangeEncoder, mask: np.ndarray) -> None:
             enc.encode_bit(row[c], ctx[k])
 
 
+class MaskCoder:
+    """`write_mask` one flag at a time: the encoder's decision costs a patch's flag in
+    its real context (left and top flags already decided) with a `BitCounter` before
+    committing it. Writing every flag in raster order gives `write_mask`'s bits."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.bits = [[False] * shape[1] for _ in range(shape[0])]
+        self.ctx = models(4)
+
+    def write(self, enc, r: int, c: int, masked: bool) -> None:
+        row = self.bits[r]
+        k = (c > 0 and row[c - 1]) + 2 * (r > 0 and self.bits[r - 1][c])
+        row[c] = bool(masked)
+        enc.encode_bit(row[c], self.ctx[k])
+
+
 def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Inverse of `encode_mask` -> bool (Hp, Wp).
 

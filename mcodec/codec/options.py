@@ -121,6 +121,10 @@ class EncoderTuning:
             -24.7 / -12.8 / -16.0 % BD-rate on bigbuckbunny, bikes, carphone,
             flower, office, street (mean -16.7 %); at q0 the streams are 24-55 %
             smaller at -0.27..+0.37 dB.
+        mask_map_bits: the masking decisions count the mask map's own bits: per
+            patch its flag in its real context (`mask_decision.choose_mask_coded`),
+            and the whole-mask check (mask_check) adds the coded map to the masked
+            candidate's J.
         motion_range_growth: the motion search range grows with the distance to
             the reference, up to this factor (an anchor 8 frames away moves 8x).
     """
@@ -145,6 +149,7 @@ class EncoderTuning:
     motion_predictive_coarse: bool = False
     bi_exact_modes: bool = True
     motion_exact: bool = True
+    mask_map_bits: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.bi_group <= 64:
