@@ -124,7 +124,10 @@ class EncoderTuning:
         mask_map_bits: the masking decisions count the mask map's own bits: per
             patch its flag in its real context (`mask_decision.choose_mask_coded`),
             and the whole-mask check (mask_check) adds the coded map to the masked
-            candidate's J.
+            candidate's J. maskbits 0,1 (--clips all, random access, 16 frames,
+            q 0,2,4,6,8, with the exact motion passes): -3.1 / -4.9 / -2.2 / -3.9 /
+            -3.6 / -6.8 % BD-rate on bigbuckbunny, bikes, carphone, flower, office,
+            street (mean -4.1 %).
         motion_range_growth: the motion search range grows with the distance to
             the reference, up to this factor (an anchor 8 frames away moves 8x).
     """
