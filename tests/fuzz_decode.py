@@ -15,7 +15,7 @@ with one to three mutations:
 * structural mutations that re-compute every CRC afterwards (segment bytes,
   segment lengths and counts, frame and sequence-header fields, unit order,
   foreign units, crafted entropy-coder strings), so that mutated data gets
-  past the container and reaches `motion.decode_motion`, `masking.decode_mask`
+  past the container and reaches `mvcoding.decode_motion`, `masking.decode_mask`
   and compressai's rANS decoder (which does not bounds-check its input:
   CompressAI issue #300).
 

@@ -18,11 +18,10 @@ from mcodec.codec.motion import (
     compensate_chroma,
     compensate_luma,
     compensate_obmc,
-    decode_motion,
-    encode_motion,
     median_predictor,
 )
 from mcodec.codec.motion_search import estimate_motion
+from mcodec.codec.mvcoding import decode_motion, encode_motion
 from mcodec.errors import BitstreamError
 
 from .conftest import textured
@@ -379,19 +378,20 @@ def _random_bi(rng, hb: int, wb: int, block: int = 16):
 @pytest.mark.parametrize("distances", [(1, 1), (2, 1), (1, 3)])
 def test_bi_motion_round_trip_keeps_every_used_vector(direct, distances) -> None:
     from mcodec.codec import motion as m
+    from mcodec.codec import mvcoding as mv
 
     rng = np.random.default_rng(7)
     field = _random_bi(rng, 6, 9)
     d = rng.integers(-30, 30, (6, 9, 2)) if direct else None
-    data = m.encode_bi_motion(field, distances, d)
-    out = m.decode_bi_motion(data, (6, 9), 16, distances, d)
+    data = mv.encode_bi_motion(field, distances, d)
+    out = mv.decode_bi_motion(data, (6, 9), 16, distances, d)
     assert np.array_equal(out.modes, field.modes)
     fwd_used, bwd_used = field.modes != m.BI_BACKWARD, field.modes != m.BI_FORWARD
     assert np.array_equal(out.forward.vectors[fwd_used], field.forward.vectors[fwd_used])
     assert np.array_equal(out.backward.vectors[bwd_used], field.backward.vectors[bwd_used])
     # Decoding with other side information gives another field (or an error), never a crash.
     try:
-        other = m.decode_bi_motion(data, (6, 9), 16, (distances[0] + 1, distances[1]), d)
+        other = mv.decode_bi_motion(data, (6, 9), 16, (distances[0] + 1, distances[1]), d)
         assert not (np.array_equal(other.forward.vectors, out.forward.vectors)
                     and np.array_equal(other.backward.vectors, out.backward.vectors)) or not fwd_used.any()
     except BitstreamError:
@@ -400,6 +400,7 @@ def test_bi_motion_round_trip_keeps_every_used_vector(direct, distances) -> None
 
 def test_steady_motion_costs_almost_nothing_with_direct_and_mirrored_prediction() -> None:
     from mcodec.codec import motion as m
+    from mcodec.codec import mvcoding as mv
 
     hb, wb = 15, 20
     colocated = m.MotionField(16, np.tile(np.array([12, -20], np.int16), (hb, wb, 1)))  # 8 frames back
@@ -407,8 +408,8 @@ def test_steady_motion_costs_almost_nothing_with_direct_and_mirrored_prediction(
     assert (direct == [6, -10]).all()
     back = m.scaled(direct, -4, 4)
     field = m.BiField(np.full((hb, wb), m.BI_BOTH), m.MotionField(16, direct), m.MotionField(16, back))
-    with_direct = m.encode_bi_motion(field, (4, 4), direct)
-    without = m.encode_bi_motion(field, (4, 4))
+    with_direct = mv.encode_bi_motion(field, (4, 4), direct)
+    without = mv.encode_bi_motion(field, (4, 4))
     assert len(with_direct) <= 4 < len(without) or len(with_direct) < len(without)
     assert m.mirrored((3, -5), (2, 1)) == (-2, 3)          # -v * 1/2, halves away from zero
 
@@ -468,7 +469,7 @@ def _j(cur: np.ndarray, ref: np.ndarray, field: MotionField, lam: float) -> floa
 
 
 def test_block_coder_writes_what_write_motion_writes() -> None:
-    from mcodec.codec.motion import BlockCoder
+    from mcodec.codec.mvcoding import BlockCoder
     from mcodec.codec.rangecoder import RangeEncoder
 
     rng = np.random.default_rng(4)
@@ -543,6 +544,7 @@ def test_predictive_coarse_pass_finds_a_pan_the_zero_biased_one_misses() -> None
 
 def test_bi_modes_decided_on_exact_bits_lower_the_real_j() -> None:
     from mcodec.codec import motion as m
+    from mcodec.codec import mvcoding as mv
     from mcodec.codec.motion_search import estimate_bi_motion
 
     base = textured(160, 256, seed=31)
@@ -555,9 +557,9 @@ def test_bi_modes_decided_on_exact_bits_lower_the_real_j() -> None:
 
     def j(field: m.BiField) -> float:
         pred = m.compensate_bi((past, *chroma), (future, *chroma), field)[0]
-        return float(np.abs(cur.astype(int) - pred).sum()) + lam * 8 * len(m.encode_bi_motion(field, dist))
+        return float(np.abs(cur.astype(int) - pred).sum()) + lam * 8 * len(mv.encode_bi_motion(field, dist))
 
     est = estimate_bi_motion(cur, past, future, lam=lam, distances=dist, exact=False)
     exact = estimate_bi_motion(cur, past, future, lam=lam, distances=dist, exact=True)
     assert j(exact) < j(est)
-    assert len(m.encode_bi_motion(exact, dist)) < len(m.encode_bi_motion(est, dist))
+    assert len(mv.encode_bi_motion(exact, dist)) < len(mv.encode_bi_motion(est, dist))

@@ -20,14 +20,23 @@ from __future__ import annotations
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import loopfilter, masking, motion
+from mcodec.codec import loopfilter, masking, motion, mvcoding
 from mcodec.codec.distortion import LUMA_SHARE, frame_psnr_yuv, loss_patch_sse
 from mcodec.codec.frame import Frame
 from mcodec.codec.mask_decision import choose_mask, choose_mask_coded, mask_worst_kept
 from mcodec.codec.motion_search import estimate_bi_motion, estimate_motion
 from mcodec.codec.options import EncoderTuning
-from mcodec.codec.reconstruct import (FrameDecoder, Picture, add_residual, forward_field, reference_distances,
-                                      residual_planes, source_at, to_planes, to_tensor)
+from mcodec.codec.reconstruct import (
+    FrameDecoder,
+    Picture,
+    add_residual,
+    forward_field,
+    reference_distances,
+    residual_planes,
+    source_at,
+    to_planes,
+    to_tensor,
+)
 from mcodec.codec.syntax import FrameSyntax, Motion
 from mcodec.codec.zoo import CodecNetworks
 
@@ -215,7 +224,7 @@ class FrameEncoder:
         else:
             mask = mask_worst_kept(d_mask - d_code, float(self.mask))
         if cut_suspect and self._key_is_cheaper(frame, q, lam, x, geometry, pred, est, d_mask, d_code,
-                                                mask, 8 * len(motion.encode_motion(mv))):
+                                                mask, 8 * len(mvcoding.encode_motion(mv))):
             return None
         self.patches_total += hy * wy
         self.patches_masked += int(mask.sum())

@@ -14,7 +14,7 @@ bits of the vector difference. Those passes cost a block against predictors
 from the field of the previous pass (a Jacobi approximation), which leaves
 fields fragmented; with `exact` a last pass in coding order costs each block's
 candidates with the bits the coder will really spend given the blocks before it
-(`motion.BlockCoder` writing into a `rangecoder.BitCounter`), and
+(`mvcoding.BlockCoder` writing into a `rangecoder.BitCounter`), and
 `estimate_bi_motion(exact=True)` decides a bi frame's modes the same way. On
 training frames this halves the bytes of a bi frame's vectors at a lower J. Work is bounded: (2*ceil(search/4)+1)^2 shifts
 of a 1/16-size frame, then at most ~190 block-cost evaluations per block
@@ -36,14 +36,10 @@ from mcodec.codec.motion import (
     BI_BACKWARD,
     BI_BOTH,
     BI_FORWARD,
-    BiBlockCoder,
     BiField,
-    BlockCoder,
     MotionField,
     blocks_shape,
     compensate_luma,
-    decode_bi_motion,
-    encode_bi_motion,
     gather_window,
     half_grid,
     median_predictor,
@@ -51,6 +47,12 @@ from mcodec.codec.motion import (
     predict_block,
     qpel_from_grid,
     scaled,
+)
+from mcodec.codec.mvcoding import (
+    BiBlockCoder,
+    BlockCoder,
+    decode_bi_motion,
+    encode_bi_motion,
 )
 from mcodec.codec.rangecoder import BitCounter
 
@@ -105,7 +107,7 @@ def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, searc
             one's field, and the field's median vector as one more full-resolution
             candidate: a pan far from zero stays one coherent field.
         exact: a last pass in coding order in which every block takes the least
-            SAD + lam * exact bits (`motion.BlockCoder`) of its vector, its real
+            SAD + lam * exact bits (`mvcoding.BlockCoder`) of its vector, its real
             predictor, its left and top neighbours' vectors and zero.
 
     Returns:
@@ -200,7 +202,7 @@ def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, searc
 
 def _decide_exactly(cur_y: np.ndarray, ref_y: np.ndarray, vec: np.ndarray, block: int,
                     lam: float) -> np.ndarray:
-    """Per block in coding order, the least SAD + lam * exact bits (`motion.BlockCoder`)
+    """Per block in coding order, the least SAD + lam * exact bits (`mvcoding.BlockCoder`)
     of: its searched vector, its predictor given the blocks already decided (a zero
     difference), its left and top neighbours' final vectors and zero. The search
     costs vectors against a Jacobi approximation of the predictors; here each

@@ -21,7 +21,7 @@ Versions 1-3 (still read): one segment per part, three latent strings:
     rebuilt frame:   (motion,                         [loop filter])
 
 the loop filter present exactly when the frame's FRAME_FLAG_FILTER is set. Bi
-frames code their motion with `motion.write_bi_motion`. Also here: the format's
+frames code their motion with `mvcoding.write_bi_motion`. Also here: the format's
 geometry constants (patch and motion-block sizes) and the sizes of a coded
 frame, which both sides derive alike.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcodec.codec import bitstream as bs
-from mcodec.codec import loopfilter, masking, motion
+from mcodec.codec import loopfilter, masking, motion, mvcoding
 from mcodec.codec.rangecoder import RangeDecoder, RangeEncoder
 from mcodec.errors import BitstreamError
 
@@ -124,9 +124,9 @@ class FrameSyntax:
         """The version-4 side-information stream (motion, mask, loop filter: those present)."""
         enc = RangeEncoder()
         if isinstance(self.motion, motion.BiField):
-            motion.write_bi_motion(enc, self.motion, distances, direct)
+            mvcoding.write_bi_motion(enc, self.motion, distances, direct)
         elif self.motion is not None:
-            motion.write_motion(enc, self.motion)
+            mvcoding.write_motion(enc, self.motion)
         if self.mask is not None:
             masking.write_mask(enc, self.mask)
         if self.loop_filter is not None:
@@ -156,7 +156,7 @@ class FrameSyntax:
                       distances: tuple[int, int] = (1, 1), direct: np.ndarray | None = None) -> FrameSyntax:
         """Read `unit`'s segments (a network with `latent_strings` strings per frame; format
         `version`) and decode its side information for a frame of geometry `geo` (bi
-        frames: predicted with `distances` and `direct`, see `motion.write_bi_motion`).
+        frames: predicted with `distances` and `direct`, see `mvcoding.write_bi_motion`).
 
         Raises:
             BitstreamError: the segment count does not fit the frame type and flags, or
@@ -181,9 +181,9 @@ class FrameSyntax:
         if has_side:
             dec = RangeDecoder(seg[0])
             if t in _BI:
-                mv = motion.read_bi_motion(dec, geo.motion_shape, geo.motion_block, distances, direct)
+                mv = mvcoding.read_bi_motion(dec, geo.motion_shape, geo.motion_block, distances, direct)
             elif t != bs.FRAME_KEY:
-                mv = motion.read_motion(dec, geo.motion_shape, geo.motion_block)
+                mv = mvcoding.read_motion(dec, geo.motion_shape, geo.motion_block)
             if t in _WITH_RESIDUAL:
                 mask = masking.read_mask(dec, geo.latent_shape)
             if filtered:
@@ -199,7 +199,7 @@ class FrameSyntax:
         body = seg[:-1] if filtered else seg
         if unit.frame_type == bs.FRAME_KEY:
             return cls(bs.FRAME_KEY, latents=tuple(body), loop_filter=filt)
-        mv = motion.decode_motion(body[0], geo.motion_shape, geo.motion_block)
+        mv = mvcoding.decode_motion(body[0], geo.motion_shape, geo.motion_block)
         if unit.frame_type == bs.FRAME_REBUILT:
             return cls(bs.FRAME_REBUILT, motion=mv, loop_filter=filt)
         return cls(bs.FRAME_INTER, latents=tuple(body[2:]), motion=mv,
