@@ -337,8 +337,10 @@ def test_scene_cut_is_coded_as_a_key_frame(shipped, cut_clip, tmp_path, mask, st
                       options=replace(opts, tuning=EncoderTuning(scene_cut_psnr=0.0)), networks=shipped)
     assert s0.scene_cuts == 0
     # (Random access: without the cut the new scene is bi-predicted across it, cheaply and
-    # badly: measured +3.4 dB for +20 % bytes with the cut.)
-    limit = 1.1 if structure == "lowdelay" else 1.3
+    # badly: measured +3.4 dB for +20 % bytes with the cut; since the exact-bits motion
+    # decisions made the uncut stream cheaper, +3.5 dB for +31 %, still far better than
+    # the ~15-20 % a dB costs on the RD curve.)
+    limit = 1.1 if structure == "lowdelay" else 1.4
     assert s.psnr_yuv > s0.psnr_yuv + 1.0 and s.bytes < limit * s0.bytes, (s.line(), s0.line())
 
 
