@@ -563,3 +563,26 @@ def test_bi_modes_decided_on_exact_bits_lower_the_real_j() -> None:
     exact = estimate_bi_motion(cur, past, future, lam=lam, distances=dist, exact=True)
     assert j(exact) < j(est)
     assert len(mv.encode_bi_motion(exact, dist)) < len(mv.encode_bi_motion(est, dist))
+
+
+def test_bi_block_coder_state_after_trials_is_that_of_a_fresh_writer() -> None:
+    """A block written several times (the search's trials) then committed leaves the
+    coder exactly as writing only the committed value would: its later blocks cost
+    what they will cost in the stream."""
+    from mcodec.codec import motion as m
+    from mcodec.codec import mvcoding as mv
+    from mcodec.codec.rangecoder import BitCounter, RangeEncoder
+
+    rng = np.random.default_rng(7)
+    hb, wb = 5, 6
+    modes = rng.integers(0, 3, (hb, wb))
+    fwd, bwd = rng.integers(-20, 20, (hb, wb, 2)), rng.integers(-20, 20, (hb, wb, 2))
+    plain, tried = RangeEncoder(), RangeEncoder()
+    a, b = mv.BiBlockCoder((hb, wb), (1, 1)), mv.BiBlockCoder((hb, wb), (1, 1))
+    for r in range(hb):
+        for c in range(wb):
+            a.write(plain, r, c, int(modes[r, c]), fwd[r, c], bwd[r, c])
+            for trial in (m.BI_BOTH, m.BI_FORWARD, m.BI_BACKWARD):   # trials leave no trace
+                b.write(BitCounter(), r, c, trial, rng.integers(-9, 9, 2), rng.integers(-9, 9, 2))
+            b.write(tried, r, c, int(modes[r, c]), fwd[r, c], bwd[r, c])
+    assert tried.finish() == plain.finish()

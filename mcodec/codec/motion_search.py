@@ -464,43 +464,49 @@ def _decide_bi_exactly(cands: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """
     hb, wb = cands[0][0].shape
     mode_of = [min(k, BI_BOTH) for k in range(len(cands))]
+    lists = [(sad.tolist(), f.tolist(), b.tolist()) for sad, _, f, b in cands]   # Python scalars: fast
     coder = BiBlockCoder((hb, wb), distances, direct)
     one = [_OneBlock(cur_y, refs[0], block), _OneBlock(cur_y, refs[1], block)]
     modes = np.zeros((hb, wb), np.uint8)
     f_out = np.zeros((hb, wb, 2), np.int64)
     b_out = np.zeros((hb, wb, 2), np.int64)
-    commit = BitCounter(update=True)
+    commit, counter = BitCounter(update=True), BitCounter()
     for r in range(hb):
         for c in range(wb):
-            best, best_j = 0, np.inf
-            options = [(float(sad[r, c]), mode_of[k], fk[r, c], bk[r, c])
-                       for k, (sad, _, fk, bk) in enumerate(cands)]
-            # Single-reference blocks on their predictor (a zero difference): the
-            # merge a fragmented field lacks. Their SAD is computed here, one block.
-            best, best_j = 0, np.inf
-            for i, (sad, mode, fk, bk) in enumerate(options):
-                counter = BitCounter()
-                coder.write(counter, r, c, mode, fk, bk)
-                j = sad + lam * counter.bits
-                if j < best_j:
-                    best, best_j = i, j
-            for k, mode in ((0, BI_FORWARD), (1, BI_BACKWARD)):
-                pred = np.array(coder.predictor(k, r, c, mode), np.int64)
-                if any(o[1] == mode and (o[2 + k] == pred).all() for o in options):
+            best, best_j = None, np.inf
+            tried = set()
+            for k, (sad, fk, bk) in enumerate(lists):
+                mode, sad_k, f, b = mode_of[k], sad[r][c], tuple(fk[r][c]), tuple(bk[r][c])
+                key = (mode, f if mode != BI_BACKWARD else None, b if mode != BI_FORWARD else None)
+                if sad_k >= best_j or key in tried:   # rate >= 0: it cannot win
                     continue
-                vecs = [f_out[r, c], b_out[r, c]]
+                tried.add(key)
+                counter.bits = 0.0
+                coder.write(counter, r, c, mode, f, b)
+                j = sad_k + lam * counter.bits
+                if j < best_j:
+                    best, best_j = (mode, f, b), j
+            # Single-reference blocks on their predictor (a zero difference): the merge a
+            # fragmented field lacks. Their SAD is computed here, one block, when the
+            # rate alone leaves them a chance.
+            for k, mode in ((0, BI_FORWARD), (1, BI_BACKWARD)):
+                pred = coder.predictor(k, r, c, mode)
+                vecs = [(0, 0), (0, 0)]
                 vecs[k] = pred
-                counter = BitCounter()
+                key = (mode, vecs[0] if k == 0 else None, vecs[1] if k == 1 else None)
+                if key in tried:
+                    continue
+                counter.bits = 0.0
                 coder.write(counter, r, c, mode, vecs[0], vecs[1])
                 rate = lam * counter.bits
-                if rate >= best_j:       # SAD >= 0: it cannot win, skip its compensation
+                if rate >= best_j:
                     continue
-                options.append((one[k].sad(r, c, pred), mode, vecs[0], vecs[1]))
-                if options[-1][0] + rate < best_j:
-                    best, best_j = len(options) - 1, options[-1][0] + rate
-            _, mode, fk, bk = options[best]
-            coder.write(commit, r, c, mode, fk, bk)
-            modes[r, c], f_out[r, c], b_out[r, c] = mode, fk, bk
+                j = one[k].sad(r, c, np.array(pred)) + rate
+                if j < best_j:
+                    best, best_j = (mode, vecs[0], vecs[1]), j
+            mode, f, b = best
+            coder.write(commit, r, c, mode, f, b)
+            modes[r, c], f_out[r, c], b_out[r, c] = mode, f, b
     return modes, f_out, b_out
 
 

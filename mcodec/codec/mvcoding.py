@@ -237,6 +237,8 @@ class BiBlockCoder:
         for k, vec in ((0, fwd), (1, bwd)):
             if mode == (BI_BACKWARD if k == 0 else BI_FORWARD):
                 self.v[k][r, c] = scalar_predictor(self.v[k], r, c, self.wb)
+                # As in a fresh coder (a trial write of another mode may have set it).
+                self.nonzero[k][r][c] = False
                 continue
             pred = self.predictor(k, r, c, mode)
             dy, dx = int(vec[0]) - pred[0], int(vec[1]) - pred[1]

@@ -27,6 +27,7 @@ identical on every machine.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from mcodec.errors import BitstreamError
@@ -245,6 +246,12 @@ def decode_ueg(dec: RangeDecoder, prefix: list[AdaptiveBitModel], max_prefix: in
     return (1 << k) | dec.decode_bits(k)
 
 
+@functools.lru_cache(maxsize=1)
+def _cost_table() -> tuple[float, ...]:
+    """-log2(p / PROB_ONE) for every p in [0, PROB_ONE) (index 0 unused: p >= 1)."""
+    return (0.0, *(-math.log2(p / PROB_ONE) for p in range(1, PROB_ONE)))
+
+
 class BitCounter:
     """A stand-in for `RangeEncoder` that writes nothing: it adds up the ideal cost in
     bits (-log2 of each decision's probability, 1 per bypass bit) in `bits`, and, with
@@ -259,7 +266,7 @@ class BitCounter:
     def encode_bit(self, bit: int | bool, model: AdaptiveBitModel) -> None:
         b = 1 if bit else 0
         p0 = model.p0
-        self.bits -= math.log2((PROB_ONE - p0 if b else p0) / PROB_ONE)
+        self.bits += _cost_table()[PROB_ONE - p0 if b else p0]
         if self.update:
             model.update(b)
 
