@@ -17,10 +17,9 @@
     python benchmarks/tune_encoder.py levellam 1,1.5    # masking lambda x v^level
     python benchmarks/tune_encoder.py maskcheck 0,1,2   # the mask judged on its estimated output
     python benchmarks/tune_encoder.py mask 0,1          # --mask off / auto
-    python benchmarks/tune_encoder.py coarse 0,1        # predictive second pass of the coarse motion search
     python benchmarks/tune_encoder.py biexact 0,1       # bi modes decided on their exact bits
     python benchmarks/tune_encoder.py pexact 0,1        # predicted frames' vectors: exact-bits pass
-    python benchmarks/tune_encoder.py search 0,1        # 0: coarse, biexact, pexact all off; 1: all on
+    python benchmarks/tune_encoder.py search 0,1        # 0: biexact and pexact off; 1: both on
     python benchmarks/tune_encoder.py maskbits 0,1      # masking decisions count the mask map's bits
     options: --structure lowdelay|randomaccess (default randomaccess)
     options: --frames N (default 32, one full GOP) --qualities 0,1,...,7 (default all)
@@ -70,7 +69,6 @@ MODES = {
     "cascade": ("level_offsets", lambda v, d: (0, *(-int(c) for c in str(int(v)).zfill(3)))),
     "levellam": ("level_mask_lambda", lambda v, d: (1.0, v, v * v, v * v * v)),
     "maskcheck": ("mask_check", lambda v, d: int(v)),
-    "coarse": ("motion_predictive_coarse", lambda v, d: bool(v)),
     "biexact": ("bi_exact_modes", lambda v, d: bool(v)),
     "pexact": ("motion_exact", lambda v, d: bool(v)),
     "maskbits": ("mask_map_bits", lambda v, d: bool(v)),
@@ -80,7 +78,7 @@ MODES = {
 STRUCTURE = ("lowdelay", "randomaccess")
 MASK = ("off", "auto")
 # "search": the motion-search refinements of 2026-12-03, together.
-SEARCH = ("motion_predictive_coarse", "bi_exact_modes", "motion_exact")
+SEARCH = ("bi_exact_modes", "motion_exact")
 
 
 def training_clips(workdir: Path, count: int) -> list[str]:

@@ -534,14 +534,6 @@ def test_exact_pass_keeps_a_noisy_pan_on_its_true_vector() -> None:
     assert len(encode_motion(exact)) <= 8
 
 
-def test_predictive_coarse_pass_finds_a_pan_the_zero_biased_one_misses() -> None:
-    cur, ref = _noisy_pan(23, (8, -10), sigma=4.0)
-    lam = 200.0   # a rate weight at which the zero-biased coarse search settles on small vectors
-    plain = estimate_motion(cur, ref, lam=lam, smooth=False, exact=True)
-    smooth = estimate_motion(cur, ref, lam=lam, smooth=True, exact=True)
-    assert _j(cur, ref, smooth, lam) < _j(cur, ref, plain, lam)
-
-
 def test_bi_modes_decided_on_exact_bits_lower_the_real_j() -> None:
     from mcodec.codec import motion as m
     from mcodec.codec import mvcoding as mv

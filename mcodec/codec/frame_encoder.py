@@ -161,7 +161,6 @@ class FrameEncoder:
         geo = self.geo
         field = estimate_motion(frame.y, ref.y, block=geo.motion_block,
                                 search=self._search, lam=self._motion_lambda(q),
-                                smooth=self.tuning.motion_predictive_coarse,
                                 exact=self.tuning.motion_exact)
         pred = self.recon.compensate(*ref.planes(), field)
         return self._code_predicted(frame, q, pred, field, (bs.FRAME_INTER, bs.FRAME_REBUILT), allow_cut)
@@ -175,8 +174,7 @@ class FrameEncoder:
                                    search=self._search,
                                    lam=self._motion_lambda(q) * self.tuning.bi_motion_lambda_scale,
                                    distances=distances, direct=direct,
-                                   smooth=self.tuning.motion_predictive_coarse,
-                                   exact=self.tuning.bi_exact_modes)
+                                      exact=self.tuning.bi_exact_modes)
         pred = motion.compensate_bi(past.frame.planes(), future.frame.planes(), field, self.recon.compensate)
         coded = self._code_predicted(frame, q, pred, field, (bs.FRAME_BI_INTER, bs.FRAME_BI_REBUILT),
                                      allow_cut=False)

@@ -90,8 +90,7 @@ class _Level:
 
 
 def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, search: int = 16,
-                    subpel: int = 4, lam: float = 4.0, smooth: bool = False,
-                    exact: bool = False) -> MotionField:
+                    subpel: int = 4, lam: float = 4.0, exact: bool = False) -> MotionField:
     """Block motion of `cur_y` (H, W) uint8 relative to `ref_y` (H, W) uint8.
 
     Args:
@@ -102,10 +101,6 @@ def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, searc
             the vector difference from its median predictor (keeps fields smooth
             and cheap). For a codec running at SSE-lambda L (SSE per bit), H.264's
             rule of thumb is lam = sqrt(L). 0 gives pure SAD matching.
-        smooth: after the coarsest level's exhaustive search (rate costed against
-            zero), a second one costed against the median predictor of the first
-            one's field, and the field's median vector as one more full-resolution
-            candidate: a pan far from zero stays one coherent field.
         exact: a last pass in coding order in which every block takes the least
             SAD + lam * exact bits (`mvcoding.BlockCoder`) of its vector, its real
             predictor, its left and top neighbours' vectors and zero.
@@ -173,8 +168,6 @@ def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, searc
             better = cost < best
             best[better] = cost[better]
             vec[better] = (dy, dx)
-    if smooth:
-        vec = _coarse_predictive_pass(cL, rL, pL, sL, bL, hb, wb, vmask, vec, unit, lam)
     vec = vec.reshape(n, 2)
 
     # Finer pyramid levels: double and refine +-1.
@@ -190,7 +183,7 @@ def estimate_motion(cur_y: np.ndarray, ref_y: np.ndarray, block: int = 16, searc
         vec = 2 * vec
 
     L0 = _Level(cur, ref, pad, block, hb, wb, valid)
-    vec = _refine_integer(L0, vec, hb, wb, search, lam, dominant=smooth)
+    vec = _refine_integer(L0, vec, hb, wb, search, lam)
     q = (vec * 4).astype(np.int64)
     if subpel > 1:
         q = _refine_subpel(cur, ref, pad, block, hb, wb, valid, vec, subpel, lam)
@@ -242,37 +235,13 @@ def _decide_exactly(cur_y: np.ndarray, ref_y: np.ndarray, vec: np.ndarray, block
     return out
 
 
-def _coarse_predictive_pass(cL: np.ndarray, rL: np.ndarray, pL: int, sL: int, bL: int, hb: int, wb: int,
-                            vmask: np.ndarray | None, vec: np.ndarray, unit: int, lam: float) -> np.ndarray:
-    """A second exhaustive pass on the coarsest level, each shift's rate costed against
-    the median predictor of the first pass's field (in full-resolution quarter pel)
-    rather than against zero: a pan far from zero is then kept as one coherent field
-    instead of the zero-biased, fragmented one. vec: (Hb, Wb, 2) coarse vectors."""
-    pred = median_predictor(vec * (4 * unit))                           # (Hb, Wb, 2) quarter pel
-    hL, wL = cL.shape
-    best = np.full((hb, wb), np.inf)
-    out = vec.copy()
-    for dy in range(-sL, sL + 1):
-        for dx in range(-sL, sL + 1):
-            d = np.abs(cL - rL[pL + dy:pL + dy + hL, pL + dx:pL + dx + wL])
-            if vmask is not None:
-                d *= vmask
-            shift = np.array([dy, dx]) * (4 * unit)
-            cost = d.reshape(hb, bL, wb, bL).sum(axis=(1, 3)) * float(unit * unit) \
-                + lam * mv_bits(shift - pred).sum(axis=2)
-            better = cost < best
-            best[better] = cost[better]
-            out[better] = (dy, dx)
-    return out
-
-
 def _rate(vec_q: np.ndarray, pred_q: np.ndarray) -> np.ndarray:
     """Estimated bits of quarter-pel vectors vec_q (n, 2) against predictors (n, 2)."""
     return mv_bits(vec_q - pred_q).sum(axis=1)
 
 
 def _refine_integer(L: _Level, vec: np.ndarray, hb: int, wb: int, search: int,
-                    lam: float, dominant: bool = False) -> np.ndarray:
+                    lam: float) -> np.ndarray:
     """Full-resolution integer search: predictive candidates, then +-1 square steps.
 
     vec: (N, 2) integer-pel starting vectors. Predictors come from the current
@@ -290,9 +259,7 @@ def _refine_integer(L: _Level, vec: np.ndarray, hb: int, wb: int, search: int,
         cands = [vec, np.zeros_like(vec), (pred + 2) >> 2,
                  padded[1:-1, :-2].reshape(n, 2), padded[1:-1, 2:].reshape(n, 2),
                  padded[:-2, 1:-1].reshape(n, 2), padded[2:, 1:-1].reshape(n, 2)]
-        if dominant:  # the field's median vector: a pan, if there is one
-            cands.append(np.broadcast_to(np.median(vec, axis=0).astype(np.int64), vec.shape))
-        cands = np.clip(np.stack(cands), -search, search)                          # (7 or 8, N, 2)
+        cands = np.clip(np.stack(cands), -search, search)                          # (7, N, 2)
         costs = np.stack([L.sad(c) + lam * _rate(c * 4, pred) for c in cands])
         vec = cands[np.argmin(costs, axis=0), ar]
         cost = costs.min(axis=0)
@@ -391,8 +358,7 @@ def _block_sad(a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
 
 def estimate_bi_motion(cur_y: np.ndarray, past_y: np.ndarray, future_y: np.ndarray, block: int = 16,
                        search: int = 16, lam: float = 4.0, distances: tuple[int, int] = (1, 1),
-                       direct: np.ndarray | None = None, smooth: bool = False,
-                       exact: bool = False) -> BiField:
+                       direct: np.ndarray | None = None, exact: bool = False) -> BiField:
     """Bi-directional motion of `cur_y` (H, W) uint8 between a past and a future reference
     `distances` = (df, db) frames away; `direct`: the temporal direct forward vectors
     (`motion.direct_vectors`, (Hb, Wb, 2)) when the future reference has a field.
@@ -404,13 +370,12 @@ def estimate_bi_motion(cur_y: np.ndarray, past_y: np.ndarray, future_y: np.ndarr
     (two flags, see `encode_bi_motion`). Bits are estimated from each field's
     median predictor plus the mode flags; with `exact` they are the bits each
     block really costs in coding order, and a single-reference block may also
-    take its predictor (`_decide_bi_exactly`). `smooth`: as in
-    `estimate_motion`. Returns the field as the decoder will see it (vectors a
-    block does not use set to their predictors).
+    take its predictor (`_decide_bi_exactly`). Returns the field as the decoder
+    will see it (vectors a block does not use set to their predictors).
     """
     df, db = distances
-    fwd = estimate_motion(cur_y, past_y, block=block, search=search, lam=lam, smooth=smooth)
-    bwd = estimate_motion(cur_y, future_y, block=block, search=search, lam=lam, smooth=smooth)
+    fwd = estimate_motion(cur_y, past_y, block=block, search=search, lam=lam)
+    bwd = estimate_motion(cur_y, future_y, block=block, search=search, lam=lam)
     fv, bv = fwd.vectors.astype(np.int64), bwd.vectors.astype(np.int64)
     mir_v = scaled(fv, -db, df)                                           # = motion.mirrored per block
     p0, p1 = compensate_luma(past_y, fwd), compensate_luma(future_y, bwd)

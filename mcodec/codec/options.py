@@ -96,15 +96,6 @@ class EncoderTuning:
             level (deeper = more masking: those frames are referenced less).
         bi_motion_lambda_scale: extra multiplier on the motion lambda of bi frames
             (their vectors and modes fragment easily; a smoother field costs less).
-        motion_predictive_coarse: the motion search's coarsest level runs a second
-            exhaustive pass that costs each vector against the median predictor of
-            the first pass's field instead of against zero, plus the field's median
-            vector as a candidate (`motion_search.estimate_motion`, `smooth`).
-            Before the exact passes it found better-predicting fields; on top of
-            them (tune_encoder.py coarse 0,1 --clips all, random access, 16
-            frames, q 0,2,4,6,8) it gave +1.5 / -0.3 / +1.3 / -0.6 / +1.3 / -2.0 %
-            BD-rate on bigbuckbunny, bikes, carphone, flower, office, street
-            (mean +0.2 %) for a second exhaustive pass: off.
         bi_exact_modes: a bi frame's blocks take their mode and vectors in coding
             order at the least SAD + lambda * the bits the block really costs given
             the blocks before it, a single-reference block also its predictor
@@ -117,7 +108,8 @@ class EncoderTuning:
             vector, its predictor, its left and top neighbours' vectors and zero
             (`motion_search.estimate_motion`, `exact`). With bi_exact_modes
             (tune_encoder.py search 0,1 --clips all, random access, 16 frames,
-            q 0,2,4,6,8; the coarse pass on in both): -7.9 / -29.9 / -8.9 /
+            q 0,2,4,6,8, measured with a predictive second coarse-search pass on in
+            both, since removed: it added +0.2 % on top, docs/model.md): -7.9 / -29.9 / -8.9 /
             -24.7 / -12.8 / -16.0 % BD-rate on bigbuckbunny, bikes, carphone,
             flower, office, street (mean -16.7 %); at q0 the streams are 24-55 %
             smaller at -0.27..+0.37 dB.
@@ -149,7 +141,6 @@ class EncoderTuning:
     level_mask_lambda: tuple[float, ...] = (1.0,)
     motion_range_growth: int = 4
     bi_motion_lambda_scale: float = 1.0
-    motion_predictive_coarse: bool = False
     bi_exact_modes: bool = True
     motion_exact: bool = True
     mask_map_bits: bool = True
