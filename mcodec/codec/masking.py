@@ -90,19 +90,16 @@ def write_mask(enc: RangeEncoder, mask: np.ndarray) -> None:
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (Hp, Wp), got shape {m.shape}")
     bits = m.astype(bool).tolist()
-    hp, wp = m.shape
-    ctx = models(4)
-    for r in range(hp):
-        row, up = bits[r], bits[r - 1] if r else None
-        for c in range(wp):
-            k = (c > 0 and row[c - 1]) + 2 * (up is not None and up[c])
-            enc.encode_bit(row[c], ctx[k])
+    coder = MaskCoder(m.shape)
+    for r, row in enumerate(bits):
+        for c, bit in enumerate(row):
+            coder.write(enc, r, c, bit)
 
 
 class MaskCoder:
-    """`write_mask` one flag at a time: the encoder's decision costs a patch's flag in
-    its real context (left and top flags already decided) with a `BitCounter` before
-    committing it. Writing every flag in raster order gives `write_mask`'s bits."""
+    """The mask map's syntax one flag at a time (context: the left and top flags): what
+    `write_mask` writes in raster order, and what the encoder's decision costs a patch's
+    flag with (a `BitCounter`) before committing it."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.bits = [[False] * shape[1] for _ in range(shape[0])]

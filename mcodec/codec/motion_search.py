@@ -431,7 +431,8 @@ def _decide_bi_exactly(cands: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.
     mode_of = [min(k, BI_BOTH) for k in range(len(cands))]
     lists = [(sad.tolist(), f.tolist(), b.tolist()) for sad, _, f, b in cands]   # Python scalars: fast
     coder = BiBlockCoder((hb, wb), distances, direct)
-    one = [_OneBlock(cur_y, refs[0], block), _OneBlock(cur_y, refs[1], block)]
+    cur64 = cur_y.astype(np.int64)                     # shared by both references' blocks
+    one = [_OneBlock(cur64, refs[0], block), _OneBlock(cur64, refs[1], block)]
     modes = np.zeros((hb, wb), np.uint8)
     f_out = np.zeros((hb, wb, 2), np.int64)
     b_out = np.zeros((hb, wb, 2), np.int64)
@@ -481,7 +482,7 @@ class _OneBlock:
     only their pixels inside the frame)."""
 
     def __init__(self, cur_y: np.ndarray, ref_y: np.ndarray, block: int) -> None:
-        self.cur, self.ref, self.block = cur_y.astype(np.int64), ref_y, block
+        self.cur, self.ref, self.block = np.asarray(cur_y, np.int64), ref_y, block   # no copy if int64
 
     def sad(self, r: int, c: int, vec: np.ndarray) -> float:
         b = self.block

@@ -27,7 +27,6 @@ from mcodec.codec.motion import (
     BI_FORWARD,
     BiField,
     MotionField,
-    median_predictor,
     mirrored,
     scalar_predictor,
 )
@@ -70,22 +69,20 @@ def encode_motion(field: MotionField) -> bytes:
 def write_motion(enc: RangeEncoder, field: MotionField) -> None:
     """`encode_motion` into an open range coder (format version 4 codes a frame's side
     information in one stream)."""
-    v = field.vectors.astype(np.int64)
     hb, wb = field.shape_in_blocks
-    mvd = (v - median_predictor(v)).tolist()                             # (Hb, Wb, 2) lists
-    ctx = _MVContexts()
-    nonzero = [[False] * wb for _ in range(hb)]
+    vectors = field.vectors.tolist()                                     # (Hb, Wb, 2) lists
+    coder = BlockCoder((hb, wb))
     for r in range(hb):
         for c in range(wb):
-            _encode_difference(enc, *mvd[r][c], ctx, nonzero, r, c)
+            coder.write(enc, r, c, vectors[r][c])
 
 
 class BlockCoder:
     """The block-by-block state of `write_motion` (the vectors so far, the adaptive
     contexts): `write` codes one block's vector against the median predictor of the
     blocks before it, so that the encoder's search can cost a candidate exactly (into a
-    `BitCounter` that leaves the contexts alone) before committing one. Writing every
-    block in raster order gives `write_motion`'s bits."""
+    `BitCounter` that leaves the contexts alone) before committing one; `write_motion`
+    is every block written in raster order."""
 
     def __init__(self, shape_in_blocks: tuple[int, int]) -> None:
         hb, wb = shape_in_blocks
