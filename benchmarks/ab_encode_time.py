@@ -2,10 +2,10 @@
 shared machine): the same clip, quality and structure, `--reps` runs each.
 
     python benchmarks/ab_encode_time.py CLIP --quality 4 --frames 9 \\
-        --a "bi_exact_modes=0,motion_exact=0,mask_map_bits=0" --b ""
+        --a "bi_exact_modes=False, motion_exact=False, mask_map_bits=False" --b ""
 
-`--a` / `--b`: comma-separated EncoderTuning overrides (name=number; empty = the
-shipped tuning). Prints each run's seconds, the medians and the ratio b / a, and the
+`--a` / `--b`: EncoderTuning fields as Python keywords, as in `one_encode.py` (empty =
+the shipped tuning). Prints each run's seconds, the medians and the ratio b / a, and the
 two streams' sizes.
 """
 
@@ -20,27 +20,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tuning_from(text: str):
-    """EncoderTuning with `text`'s overrides (bools and numbers by the field's type)."""
-    from mcodec.codec.options import EncoderTuning
-
-    base = EncoderTuning()
-    changes = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        name, value = item.split("=")
-        kind = type(getattr(base, name))
-        changes[name] = bool(float(value)) if kind is bool else kind(float(value))
-    return dataclasses.replace(base, **changes)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
     import torch
+    from tune_encoder import tuning_keywords
 
     from mcodec.codec import codec, zoo
-    from mcodec.codec.options import EncodeOptions
+    from mcodec.codec.options import EncodeOptions, EncoderTuning
 
     ap = argparse.ArgumentParser()
     ap.add_argument("clip")
@@ -60,7 +49,9 @@ def main() -> None:
         for rep in range(args.reps + 1):          # the first round warms up, not counted
             for name in ("a", "b"):
                 opts = EncodeOptions(quality=args.quality, gop=32, frames=args.frames,
-                                     structure=args.structure, tuning=tuning_from(getattr(args, name)))
+                                     structure=args.structure,
+                                     tuning=dataclasses.replace(EncoderTuning(),
+                                                                **tuning_keywords(getattr(args, name))))
                 t0 = time.perf_counter()
                 stats = codec.encode(args.clip, str(Path(tmp) / f"{name}.bin"), options=opts,
                                      networks=nets, overwrite=True)

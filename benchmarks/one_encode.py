@@ -22,12 +22,12 @@ def main() -> None:
 
     from mcodec.codec import codec, zoo
     from mcodec.codec.options import EncodeOptions, EncoderTuning
-    from tune_encoder import training_clips
+    from tune_encoder import training_clips, tuning_keywords
 
     torch.set_num_threads(1)
     nets = zoo.load_networks()
     clip, q, settings = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else ""
-    kw = eval("dict(" + settings + ")")  # a developer's tool: the settings are Python keywords
+    kw = tuning_keywords(settings)
     structure = kw.pop("structure", "randomaccess")
     with tempfile.TemporaryDirectory() as tmp:
         clips = {Path(c).stem: c for c in training_clips(Path(tmp), 17)}

@@ -103,6 +103,12 @@ def training_clips(workdir: Path, count: int) -> list[str]:
     return out
 
 
+def tuning_keywords(settings: str) -> dict:
+    """`settings` such as "bi_group=4, motion_exact=False" as keyword arguments (a
+    developer's tool: the settings are Python keywords, evaluated)."""
+    return eval("dict(" + settings + ")")
+
+
 def video_clips(workdir: Path, count: int) -> list[str]:
     """416x240 centre cuts of video_train's flower, office and street (`count` frames) as
     y4m files in `workdir` (the cuts benchmarks/model_compare.py measures on); their paths."""
